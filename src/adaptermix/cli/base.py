@@ -1,0 +1,35 @@
+"""Shared CLI plumbing: the command registry and common options.
+
+Each subcommand is a thin module: parse -> validate config -> call one library function -> print.
+Library code never reads ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adaptermix.registry import Registry
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: help line, argument definitions and the function that runs it (returns exit code)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def register_command(cmd: Command) -> Command:
+    return COMMANDS.register(cmd.name, cmd)
+
+
+def add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=2 (repeatable)")

@@ -1,0 +1,93 @@
+"""``adaptermix list [WHAT]``: registered methods, presets, datasets, models, architectures, metrics, rules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+from adaptermix.cli.base import Command, register_command
+
+
+def _methods() -> list[str]:
+    from adaptermix.methods import METHODS
+
+    return [f"{n:10s} {m.description}" for n, m in METHODS.items()]
+
+
+def _presets() -> list[str]:
+    from adaptermix.methods import METHOD_PRESETS
+
+    return [f"{n:14s} {v}" for n, v in sorted(METHOD_PRESETS.items())]
+
+
+def _datasets() -> list[str]:
+    from adaptermix.data.config import resolve_data_dir
+    from adaptermix.data.datapack import list_datapack
+
+    root = resolve_data_dir(None)
+    return [f"{t.name:20s} {t.task:6s} {t.problem:14s} {t.metric:22s} {t.domain}" for t in list_datapack(root)]
+
+
+def _models() -> list[str]:
+    from adaptermix.backbone.loading import PACKAGED_MODELS
+
+    out = []
+    for name, finder in PACKAGED_MODELS.items():
+        local = finder()
+        out.append(f"{name:42s} {'packaged: ' + str(local) if local else 'hub only (not installed offline)'}")
+    out.append("(any Hugging Face BERT / RoBERTa / DistilBERT / ELECTRA / XLM-R id or local path also works)")
+    return out
+
+
+def _architectures() -> list[str]:
+    from adaptermix.backbone.specs import ENCODER_SPECS
+
+    return ENCODER_SPECS.names()
+
+
+def _metrics() -> list[str]:
+    from adaptermix.training.metrics import METRICS
+
+    return METRICS.names()
+
+
+def _rules() -> list[str]:
+    from adaptermix.merging import MERGE_RULES
+
+    return [f"{n:16s} [{r.space}] {r.reference}" for n, r in MERGE_RULES.items()]
+
+
+LISTINGS: dict[str, Callable[[], list[str]]] = {
+    "methods": _methods,
+    "presets": _presets,
+    "datasets": _datasets,
+    "models": _models,
+    "architectures": _architectures,
+    "metrics": _metrics,
+    "rules": _rules,
+}
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", choices=sorted(LISTINGS), help="what to list (default: all)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from adaptermix.errors import AdapterMixError
+
+    for what in [args.what] if args.what else sorted(LISTINGS):
+        print(f"{what}:")
+        try:
+            lines = LISTINGS[what]()
+        except (AdapterMixError, ImportError) as exc:
+            if args.what:
+                raise
+            lines = [f"(unavailable: {exc})"]
+        for line in lines:
+            print(f"  {line}")
+    os.sys.stdout.flush()
+    return 0
+
+
+register_command(Command("list", "list registered methods, presets, datasets, models, metrics, rules", _args, _run))

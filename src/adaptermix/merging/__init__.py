@@ -1,0 +1,34 @@
+"""Mixing adapters in weight space: pure functions on stacked tensors, rules registered by name.
+
+``merge(rule, stacked, **params)`` mixes a :class:`~adaptermix.deltas.StackedDeltas`; ``merge_flat`` is
+the sweep fast path on a pre-stacked pool. Rules (``MERGE_RULES``): ``average`` (AdapterSoup / Eq. 1),
+``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties`` (configurations of one sparsify x sign
+consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) and ``sparse_fsd``
+(Alg. 4). Every rule works in the space of its input stack ("raw" or "dw", see ``deltas.to_dw``);
+``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.
+"""
+
+from adaptermix.merging import fsd_rules, generalized  # noqa: F401  (registers the rules)
+from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule, merge, merge_flat, rule_table
+from adaptermix.merging.compat import check_mixable, require_same
+from adaptermix.merging.fsd_rules import greedy_selection, select_by_fsd
+from adaptermix.merging.heads import HEAD_MODES, mix_heads
+from adaptermix.merging.lora import average_lora_dw
+from adaptermix.merging.steps import generalized_merge
+
+__all__ = [
+    "HEAD_MODES",
+    "MERGE_RULES",
+    "MergeContext",
+    "MergeRule",
+    "average_lora_dw",
+    "check_mixable",
+    "generalized_merge",
+    "greedy_selection",
+    "merge",
+    "merge_flat",
+    "mix_heads",
+    "require_same",
+    "rule_table",
+    "select_by_fsd",
+]

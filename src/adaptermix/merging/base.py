@@ -1,0 +1,122 @@
+"""Merge-rule records, their registry and the two entry points ``merge`` and ``merge_flat``.
+
+Every rule is a pure function ``fn(x, ctx, **params) -> Tensor[P]`` on the stacked adapters ``x`` [k, P]
+(one row per adapter), in the style of arcee-ai/mergekit and peft ``utils/merge_utils.py``: no model code,
+no Python loop over parameters. Rules work in whatever space the stack is in: raw parameters (the
+paper's Eq. 1) or LoRA effective updates (stack deltas made by :func:`adaptermix.deltas.to_dw`); the
+result carries the stack's space.
+
+Permutation invariance by construction: ``merge_flat`` puts the selected adapters in a canonical order
+(sorted by their keys = adapter names) before calling a rule, reordering per-adapter parameters such as
+``weights`` with them. Float sums then run in the same order whatever order the user listed the adapters
+in, and seeded randomness (DARE) is derived from seed + adapter key, never from a position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adaptermix.deltas import AdapterDelta, ParamLayout, StackedDeltas
+from adaptermix.diagnostics.fsd import fsd_matrix_flat
+from adaptermix.errors import ConfigError
+from adaptermix.pruning.base import resolve_params
+from adaptermix.registry import Registry
+
+
+@dataclass(frozen=True)
+class MergeContext:
+    """What a rule may need besides the rows: layout (for per-layer rules), adapter keys, FSD matrix."""
+
+    keys: tuple[str, ...]
+    layout: ParamLayout | None = None
+    fsd: Tensor | None = None  # [k, k] FSD of the rows, when the caller pre-computed the pool's matrix
+
+    def fsd_of(self, x: Tensor) -> Tensor:
+        return self.fsd if self.fsd is not None else fsd_matrix_flat(x)
+
+    def require_layout(self, rule: str) -> ParamLayout:
+        if self.layout is None:
+            raise ConfigError(f"merge rule {rule!r} needs the adapters' parameter layout")
+        return self.layout
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """A named merge rule: what it computes, where it comes from and which parameters it takes."""
+
+    name: str
+    reference: str
+    description: str  # one line, for ``adaptermix list rules`` and the README
+    fn: Callable[..., Tensor]
+    params: Mapping[str, Any] = field(default_factory=dict)  # every parameter with its default
+    space: str = "raw parameters"  # the space the rule is defined in by its paper
+    per_adapter: tuple[str, ...] = ()  # parameters holding one value per input adapter (reordered with them)
+    idempotent: bool = True  # mixing copies of one adapter returns it (false for sums)
+    identity_params: Mapping[str, Any] | None = field(default_factory=dict)
+    # ^ parameters under which mixing a single adapter returns it unchanged (None: no such setting)
+
+
+MERGE_RULES: Registry[MergeRule] = Registry("merge rule")
+
+
+def merge_flat(
+    rule: str | MergeRule,
+    pool_flat: Tensor,
+    idx: Sequence[int] | Tensor,
+    *,
+    layout: ParamLayout | None = None,
+    keys: Sequence[str] | None = None,
+    fsd: Tensor | None = None,
+    **params: Any,
+) -> Tensor:
+    """Mix rows ``idx`` of a pre-stacked pool [N, P] into one vector [P] (the fast path for sweeps).
+
+    ``keys`` name the pool rows (default: their indices) and seed per-adapter randomness; ``fsd`` is the
+    pool's [N, N] FSD matrix, computed once per pool instead of once per trial; ``layout`` is needed by
+    per-layer rules (``sparse_fsd``).
+    """
+    rule = MERGE_RULES.get(rule) if isinstance(rule, str) else rule
+    params = resolve_params("merge rule", rule.name, rule.params, params)
+    index = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+    if index.numel() == 0:
+        raise ConfigError("cannot mix an empty set of adapters")
+    pool_keys = tuple(keys) if keys is not None else tuple(str(i) for i in range(pool_flat.shape[0]))
+    selected = [pool_keys[i] for i in index.tolist()]
+    order = sorted(range(len(selected)), key=selected.__getitem__)
+    index = index[order]
+    for name in rule.per_adapter:
+        if params[name] is not None:
+            values = list(params[name])
+            if len(values) != len(order):
+                raise ConfigError(f"{name} has {len(values)} values for {len(order)} adapters")
+            params[name] = [values[i] for i in order]
+    sub_fsd = fsd.index_select(0, index).index_select(1, index) if fsd is not None else None
+    ctx = MergeContext(tuple(selected[i] for i in order), layout, sub_fsd)
+    return rule.fn(pool_flat.index_select(0, index), ctx, **params)
+
+
+def merge(rule_name: str, stacked: StackedDeltas, **params: Any) -> AdapterDelta:
+    """Mix all adapters of ``stacked`` with the registered rule ``rule_name``; same layout and space."""
+    out = merge_flat(
+        rule_name, stacked.matrix, range(len(stacked)), layout=stacked.layout, keys=stacked.names, **params
+    )
+    return AdapterDelta.unflatten(out, stacked.layout, stacked.space)
+
+
+def rule_table() -> list[dict[str, Any]]:
+    """One row per registered rule (name, reference, space, parameters, description) for docs and the CLI."""
+    return [
+        {
+            "name": r.name,
+            "reference": r.reference,
+            "space": r.space,
+            "params": dict(r.params),
+            "description": r.description,
+        }
+        for _, r in MERGE_RULES.items()
+    ]

@@ -1,0 +1,96 @@
+"""Rules from Nguyen & Le 2024 that use FSD to choose and prune adapters (Alg. 1 and Alg. 4).
+
+Alg. 1 (greedy adapter mixing): rank the k input adapters by the row means of their FSD matrix S
+(``mean(S, axis=1)``, zero diagonal included as in the paper) and average the l with the smallest mean;
+``greedy_fsd_max`` takes the l largest (the control of Fig. 7). Ties go to the adapter whose name sorts
+first. ``l=None`` mixes all k (plain ``average``); set l to make the rule select.
+
+Alg. 4 (mixing sparse adapters): select l adapters as in Alg. 1, prune each selected adapter's m groups
+(layers by default) with the highest mean FSD against the other *selected* adapters to sparsity s by
+exact magnitude pruning (Alg. 2, see :mod:`adaptermix.pruning`), then average. The paper does not give
+m or say whether "layer" means a transformer layer or a state-dict item; ``by`` chooses, ``m=None``
+prunes every group (the "mix sparse adapters" setting of Fig. 8b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from adaptermix.deltas import StackedDeltas
+from adaptermix.diagnostics.fsd import fsd_matrix_flat
+from adaptermix.errors import ConfigError
+from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
+from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat
+
+
+def select_by_fsd(fsd_values: Tensor, l: int | None, keys: Sequence[str], largest: bool = False) -> list[int]:  # noqa: E741 (Alg. 1's l)
+    """Indices (ascending) of the l adapters with the smallest (or largest) row-mean FSD (Alg. 1 l. 3-6)."""
+    k = fsd_values.shape[0]
+    n = k if l is None else l
+    if not isinstance(n, int) or not 1 <= n <= k:
+        raise ConfigError(f"l must be an integer in [1, {k}] (the number of adapters given), got {n}")
+    means = fsd_values.mean(dim=1).tolist()
+    sign = -1.0 if largest else 1.0
+    ranked = sorted(range(k), key=lambda i: (sign * means[i], keys[i]))
+    return sorted(ranked[:n])
+
+
+def greedy_selection(stacked: StackedDeltas, l: int | None, largest: bool = False) -> tuple[str, ...]:  # noqa: E741 (Alg. 1's l)
+    """Names of the adapters Alg. 1 would mix (for provenance and reports)."""
+    chosen = select_by_fsd(fsd_matrix_flat(stacked.matrix), l, stacked.names, largest)
+    return tuple(stacked.names[i] for i in chosen)
+
+
+def _greedy(x: Tensor, ctx: MergeContext, l: int | None, largest: bool) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    chosen = select_by_fsd(ctx.fsd_of(x), l, ctx.keys, largest)
+    return x[torch.tensor(chosen)].mean(dim=0)
+
+
+def greedy_fsd(x: Tensor, ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    return _greedy(x, ctx, l, largest=False)
+
+
+def greedy_fsd_max(x: Tensor, ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    return _greedy(x, ctx, l, largest=True)
+
+
+def sparse_fsd(x: Tensor, ctx: MergeContext, l: int | None, m: int | None, s: float, by: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    layout = ctx.require_layout("sparse_fsd")
+    chosen = torch.tensor(select_by_fsd(ctx.fsd_of(x), l, ctx.keys))
+    return fsd_guided_prune_flat(x[chosen], layout, m, s, by).mean(dim=0)
+
+
+MERGE_RULES.register(
+    "greedy_fsd",
+    MergeRule(
+        name="greedy_fsd",
+        reference="Nguyen & Le 2024 Alg. 1",
+        description="average the l adapters with the smallest mean FSD to the others",
+        fn=greedy_fsd,
+        params={"l": None},
+    ),
+)
+MERGE_RULES.register(
+    "greedy_fsd_max",
+    MergeRule(
+        name="greedy_fsd_max",
+        reference="Nguyen & Le 2024 Sec. 6 (control of Alg. 1)",
+        description="average the l adapters with the largest mean FSD to the others",
+        fn=greedy_fsd_max,
+        params={"l": None},
+    ),
+)
+MERGE_RULES.register(
+    "sparse_fsd",
+    MergeRule(
+        name="sparse_fsd",
+        reference="Nguyen & Le 2024 Alg. 4 + Alg. 2",
+        description="select l adapters by FSD, prune each one's m most conflicting layers to sparsity s, average",
+        fn=sparse_fsd,
+        params={"l": None, "m": None, "s": 0.9, "by": "layer"},
+        identity_params={"s": 0.0},
+    ),
+)

@@ -1,0 +1,167 @@
+"""Shared merge steps on stacked rows x [k, P]: sparsify, weight, elect a sign, aggregate.
+
+The generalized task-arithmetic pipeline of arcee-ai/mergekit (``GeneralizedTaskArithmeticMerge``):
+
+    y_i   = w_i * sparsify(x_i)                       (per adapter)
+    gamma = elect_sign(y)                             (optional sign consensus, per parameter)
+    out   = lam * aggregate(y, mask = sign(y_i) == gamma)
+
+Each step is picked from a small table by name (no if/elif chains); the named rules in
+:mod:`adaptermix.merging.generalized` are configurations of these tables.
+
+Weights convention: ``mean`` divides by sum(|w_i|) (not sum(w_i)), so positive weights give the usual
+weighted mean while signed combinations stay defined: weights [1, -1] of one adapter give zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+from adaptermix.errors import ConfigError
+from adaptermix.pruning.magnitude import prune_rows
+
+T = TypeVar("T")
+
+
+def pick(table: Mapping[str, T], kind: str, name: str) -> T:
+    """Look up a step by name; an unknown name is a one-line ConfigError listing the valid ones."""
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(table)}")
+    return table[name]
+
+
+def adapter_weights(weights: Sequence[float] | None, k: int) -> Tensor:
+    """Per-adapter weights as float32 [k] (default: all ones)."""
+    if weights is None:
+        return torch.ones(k)
+    w = torch.as_tensor([float(v) for v in weights], dtype=torch.float32)
+    if w.numel() != k:
+        raise ConfigError(f"weights has {w.numel()} values for {k} adapters")
+    if not bool(w.abs().sum() > 0):
+        raise ConfigError("weights must not all be zero")
+    return w
+
+
+def adapter_seed(seed: int, key: str) -> int:
+    """A 63-bit seed from the run seed and the adapter's identity (never its position in the input)."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+# -- sparsification (per adapter row) -------------------------------------------------------------
+def no_sparsify(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    return x
+
+
+def magnitude_trim(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    """TIES "trim" (Yadav et al. 2023): keep exactly round(density * P) largest |x| of each row."""
+    if not 0.0 < density <= 1.0:
+        raise ConfigError(f"density must be in (0, 1], got {density}")
+    return prune_rows(x, None, 1.0 - density, "global")
+
+
+def dare_drop(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    """DARE (Yu et al. 2023): drop each entry with probability p, rescale survivors by 1 / (1 - p).
+
+    The mask of each adapter comes from a generator seeded by (seed, adapter key), so it does not depend
+    on the adapter's position in the input; the loop runs over the few adapters, not over parameters.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"drop probability p must be in [0, 1), got {p}")
+    if p == 0.0:
+        return x
+    masks = []
+    for key in keys:
+        generator = torch.Generator().manual_seed(adapter_seed(seed, key))
+        masks.append(torch.rand(x.shape[1], generator=generator) >= p)
+    return x * torch.stack(masks) / (1.0 - p)
+
+
+SPARSIFIERS: dict[str, Callable[..., Tensor]] = {
+    "none": no_sparsify,
+    "magnitude": magnitude_trim,
+    "random": dare_drop,
+}
+
+
+# -- sign consensus (per parameter) ---------------------------------------------------------------
+def elect_by_sum(y: Tensor) -> Tensor:
+    """TIES "elect": the sign with the larger total magnitude, i.e. sign(sum_i y_i) (0 on exact balance)."""
+    return torch.sign(y.sum(dim=0))
+
+
+def elect_by_count(y: Tensor) -> Tensor:
+    """Majority of signs by count (mergekit's ``consensus_method: count``)."""
+    return torch.sign(torch.sign(y).sum(dim=0))
+
+
+CONSENSUS: dict[str, Callable[[Tensor], Tensor] | None] = {
+    "none": None,
+    "sum": elect_by_sum,
+    "count": elect_by_count,
+}
+
+
+# -- aggregation ----------------------------------------------------------------------------------
+def _safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """num / den, 0 where den == 0 (no adapter contributes to that parameter)."""
+    positive = den > 0
+    return torch.where(
+        positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num)
+    )
+
+
+def aggregate_sum(y: Tensor, w: Tensor, mask: Tensor | None) -> Tensor:
+    return (y if mask is None else y * mask).sum(dim=0)
+
+
+def aggregate_mean(y: Tensor, w: Tensor, mask: Tensor | None) -> Tensor:
+    """Weighted mean sum_i y_i / sum_i |w_i| (y already carries the weights)."""
+    return aggregate_sum(y, w, mask) / w.abs().sum()
+
+
+def aggregate_disjoint_mean(y: Tensor, w: Tensor, mask: Tensor | None) -> Tensor:
+    """TIES "disjoint merge": mean over the adapters whose sign agrees with the elected one only."""
+    if mask is None:
+        return aggregate_mean(y, w, mask)
+    den = (mask * w.abs()[:, None]).sum(dim=0)
+    return _safe_divide((y * mask).sum(dim=0), den)
+
+
+AGGREGATORS: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
+    "sum": aggregate_sum,
+    "mean": aggregate_mean,
+    "disjoint_mean": aggregate_disjoint_mean,
+}
+
+
+def generalized_merge(
+    x: Tensor,
+    keys: Sequence[str],
+    *,
+    sparsify: str = "none",
+    consensus: str = "none",
+    aggregate: str = "mean",
+    weights: Sequence[float] | None = None,
+    lam: float = 1.0,
+    density: float = 1.0,
+    p: float = 0.0,
+    seed: int = 0,
+) -> Tensor:
+    """sparsify x sign consensus x aggregate over rows ``x`` [k, P] -> [P] (see the module docstring)."""
+    w = adapter_weights(weights, x.shape[0])
+    y = pick(SPARSIFIERS, "sparsification", sparsify)(x, keys, density, p, seed)
+    if weights is not None:  # skip a [k, P] multiply on the common unweighted path
+        y = y * w[:, None]
+    elect = pick(CONSENSUS, "sign consensus", consensus)
+    mask = None
+    if elect is not None:
+        gamma = elect(y)
+        mask = (torch.sign(y) == gamma) & (y != 0)
+    out = pick(AGGREGATORS, "aggregation", aggregate)(y, w, mask)
+    return out if lam == 1.0 else lam * out

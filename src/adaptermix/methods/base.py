@@ -1,0 +1,92 @@
+"""What every adapter method shares: a body of per-layer site modules attached to the encoder by hooks.
+
+An :class:`AdapterBody` owns ``layers[i][site]`` modules whose state-dict names follow the project-wide
+convention ``layers.{i}.{site}.{param}``. :meth:`AdapterBody.attach` registers one forward hook per site on
+the module the encoder spec names; no upstream ``forward`` is copied and no class is swapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptermix.backbone.loading import Encoder
+from adaptermix.methods.config import MethodConfig
+from adaptermix.registry import Registry
+
+
+class SiteModule(nn.Module):
+    """An adapter at one site. :meth:`hook` maps the hooked module's (inputs, output) to a new output."""
+
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AdapterBody(nn.Module):
+    """All adapter site modules of one adapter, indexed ``layers[i][site]``."""
+
+    def __init__(self, num_layers: int, sites: tuple[str, ...], make: Callable[[int, str], SiteModule]) -> None:
+        super().__init__()
+        self.sites = sites
+        self.layers = nn.ModuleList(nn.ModuleDict({s: make(i, s) for s in sites}) for i in range(num_layers))
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def attach(self, encoder: Encoder) -> None:
+        """Register the forward hooks on ``encoder``; attaching twice is an error."""
+        if self._handles:
+            raise RuntimeError("adapter body is already attached")
+        for i, layer in enumerate(self.layers):
+            for site, mod in layer.items():
+                target = encoder.spec.site_module(encoder.model, i, site)
+                self._handles.append(target.register_forward_hook(mod.hook))
+
+    def detach(self) -> None:
+        """Remove the hooks; the encoder is back to its original function."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def site_modules(self) -> list[tuple[int, str, SiteModule]]:
+        return [(i, s, m) for i, layer in enumerate(self.layers) for s, m in layer.items()]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered adapter method: its family, the sites it adapts, and how to build its body."""
+
+    name: str
+    family: str
+    sites: tuple[str, ...]
+    description: str
+    build: Callable[[Method, MethodConfig, int, int], AdapterBody]
+
+    def build_body(self, cfg: MethodConfig, hidden_size: int, num_layers: int) -> AdapterBody:
+        """Build a freshly initialised body; the init is a function of ``cfg.init_seed`` only."""
+        return self.build(self, cfg, hidden_size, num_layers)
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register_method(method: Method) -> Method:
+    """Register ``method`` under its name (one line per method, where it is defined)."""
+    return METHODS.register(method.name, method)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator for deterministic adapter initialisation independent of the global RNG."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "swish": nn.SiLU,
+}

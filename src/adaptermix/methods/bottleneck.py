@@ -1,0 +1,64 @@
+"""Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2021) as presets of one module.
+
+``h <- h + up(act(down(dropout(h))))`` applied to the output of a sub-layer's output projection, before
+that sub-layer's dropout, residual connection and LayerNorm. Houlsby adapts both sub-layers (attention
+and feed-forward); Pfeiffer only the feed-forward one.
+
+Deviation (documented): AdapterHub's Pfeiffer config (``SeqBnConfig``) additionally applies the block's
+LayerNorm before the adapter (``original_ln_before=True``); here both presets use the Houlsby placement so
+one hook per site suffices for every architecture. Importing AdapterHub adapters accounts for this.
+The up-projection is zero-initialised, so a fresh adapter is the identity; the down-projection is drawn
+from ``N(0, init_std)`` with a generator seeded by ``init_seed`` (shared across domains by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptermix.methods.base import ACTIVATIONS, AdapterBody, Method, SiteModule, register_method, seeded_generator
+from adaptermix.methods.config import MethodConfig
+
+
+class Bottleneck(SiteModule):
+    """One bottleneck adapter: down-projection, non-linearity, zero-initialised up-projection."""
+
+    def __init__(self, hidden: int, bottleneck: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.down = nn.Linear(hidden, bottleneck)
+        self.act = ACTIVATIONS[activation]()
+        self.up = nn.Linear(bottleneck, hidden)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def reset(self, gen: torch.Generator, std: float) -> None:
+        with torch.no_grad():
+            self.down.weight.copy_(torch.randn(self.down.weight.shape, generator=gen) * std)
+            self.down.bias.zero_()
+            self.up.weight.zero_()
+            self.up.bias.zero_()
+
+    def delta(self, h: torch.Tensor) -> torch.Tensor:
+        return self.up(self.act(self.down(self.drop(h))))
+
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        return output + self.delta(output)
+
+
+def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:
+    size = cfg.bottleneck_for(hidden)
+    gen = seeded_generator(cfg.init_seed)
+
+    def make(_layer: int, _site: str) -> Bottleneck:
+        mod = Bottleneck(hidden, size, cfg.activation, cfg.dropout)
+        mod.reset(gen, cfg.init_std)
+        return mod
+
+    return AdapterBody(num_layers, method.sites, make)
+
+
+register_method(Method("houlsby", "bottleneck", ("attn", "ffn"),
+                       "Houlsby et al. 2019: bottleneck adapters after attention and feed-forward", build_bottleneck))
+register_method(Method("pfeiffer", "bottleneck", ("ffn",),
+                       "Pfeiffer et al. 2021: one bottleneck adapter after the feed-forward block", build_bottleneck))

@@ -1,0 +1,75 @@
+"""Configuration of adapter methods, with the paper's settings as named presets."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from adaptermix.config import StrictModel
+from adaptermix.errors import ConfigError
+
+Activation = Literal["relu", "gelu", "tanh", "swish"]
+
+
+class AdaMixOptions(StrictModel):
+    """AdaMix (Wang et al. 2022) options; used only by the ``adamix`` method."""
+
+    num_experts: int = Field(4, ge=1, description="M adapter copies per projection and layer")
+    sharing: Literal["up", "down", "none"] = Field(
+        "up", description="share one projection across experts (paper default: up)"
+    )
+    consistency_weight: float = Field(1.0, ge=0.0, description="weight of the symmetric-KL term; 0 disables")
+    placement: Literal["houlsby", "pfeiffer"] = "houlsby"
+
+
+# The paper's settings (Nguyen & Le 2024, Sec. 4.1 / App. A.3): bottleneck 256 on BERT-base, 64 on
+# RoBERTa-large, LoRA rank 4 (Hu et al. 2022). A preset fills every field it names unless the config
+# sets that field explicitly.
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    "houlsby-256": {"name": "houlsby", "bottleneck_size": 256},
+    "houlsby-64": {"name": "houlsby", "bottleneck_size": 64},
+    "pfeiffer-256": {"name": "pfeiffer", "bottleneck_size": 256},
+    "pfeiffer-64": {"name": "pfeiffer", "bottleneck_size": 64},
+    "lora-r4": {"name": "lora", "rank": 4, "alpha": 8.0},
+    "adamix-64": {"name": "adamix", "bottleneck_size": 64},
+}
+
+
+class MethodConfig(StrictModel):
+    """Which adapter method to train and its shape; everything here is saved in ``adapter.json``."""
+
+    name: str = "pfeiffer"
+    preset: str | None = None
+    bottleneck_size: int | None = Field(None, ge=1, description="bottleneck width; default hidden/reduction")
+    reduction_factor: float = Field(16.0, gt=0)
+    activation: Activation = "relu"
+    rank: int = Field(4, ge=1, description="LoRA rank r")
+    alpha: float = Field(8.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the adapter input")
+    init_seed: int = Field(
+        0,
+        description="seed of the adapter initialisation; shared by default across domains so that "
+        "adapters start from one init and their weights are comparable unit by unit",
+    )
+    init_std: float = Field(0.02, gt=0)
+    adamix: AdaMixOptions = AdaMixOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            preset = METHOD_PRESETS.get(data["preset"])
+            if preset is None:
+                valid = ", ".join(sorted(METHOD_PRESETS))
+                raise ConfigError(f"unknown method preset {data['preset']!r}; valid: {valid}")
+            merged = dict(preset)
+            merged.update({k: v for k, v in data.items() if k != "name" or "name" not in preset})
+            return merged
+        return data
+
+    def bottleneck_for(self, hidden_size: int) -> int:
+        """The bottleneck width for an encoder of ``hidden_size``."""
+        if self.bottleneck_size is not None:
+            return self.bottleneck_size
+        return max(1, int(round(hidden_size / self.reduction_factor)))

@@ -1,0 +1,104 @@
+"""The model users train and evaluate: a frozen encoder + one adapter body + a task head.
+
+Only the adapter body and the head hold trainable parameters; :meth:`AdapterModel.assert_frozen`
+checks that the encoder stayed frozen. The body can be swapped or overwritten in place (a sweep writes
+each mixture into one live body), and the head is per domain.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from adaptermix.backbone.loading import Encoder
+from adaptermix.config import StrictModel
+from adaptermix.methods.base import AdapterBody
+
+
+class HeadConfig(StrictModel):
+    """Classification / regression head on a pooled sentence representation."""
+
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = 0.1
+
+
+class Head(nn.Module):
+    """Pooling + dropout + linear layer; ``num_labels`` = 1 for regression."""
+
+    def __init__(self, hidden: int, num_labels: int, cfg: HeadConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.pooling = cfg.pooling
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(hidden, num_labels)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.out.weight.copy_(torch.randn(self.out.weight.shape, generator=gen) * 0.02)
+            self.out.bias.zero_()
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.pool(hidden, mask)))
+
+
+class AdapterModel(nn.Module):
+    """Frozen encoder with an attached adapter body and a head."""
+
+    def __init__(self, encoder: Encoder, body: AdapterBody, head: Head) -> None:
+        super().__init__()
+        # The encoder module is registered so .train()/.eval() reach its dropout; its parameters are frozen.
+        self.encoder_model = encoder.model
+        self.encoder = encoder
+        self.body = body
+        self.head = head
+        body.attach(encoder)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits [batch, num_labels]. Pass ``inputs_embeds`` (word embeddings) instead of ids for FGSM."""
+        kwargs = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        else:
+            kwargs["input_ids"] = input_ids
+        hidden = self.encoder_model(**kwargs).last_hidden_state
+        mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2])
+        return self.head(hidden, mask)
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.encoder_model.get_input_embeddings()
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Adapter body (``layers.*``) and head (``head.*``) tensors: what an artefact stores."""
+        state = {k: v for k, v in self.body.state_dict().items()}
+        state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
+        return state
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load body and head tensors (strict: names and shapes must match exactly)."""
+        body = {k: v for k, v in state.items() if not k.startswith("head.")}
+        head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        self.body.load_state_dict(body, strict=True)
+        self.head.load_state_dict(head, strict=True)
+
+    def assert_frozen(self) -> None:
+        """Raise if any encoder parameter requires grad (only adapter and head may train)."""
+        bad = [n for n, p in self.encoder_model.named_parameters() if p.requires_grad]
+        if bad:
+            raise AssertionError(f"encoder parameters require grad: {bad[:3]}")
+
+    def detach_body(self) -> None:
+        self.body.detach()

@@ -1,0 +1,368 @@
+"""Sweep spec (YAML) -> frozen trials, each keyed by a hash of its canonical JSON.
+
+Pattern from the architecture guide ("Sweeps: expand, then run"): a :class:`SweepSpec` says *what* to
+compute; :func:`expand` turns it into a flat list of immutable :class:`Trial` values before anything runs;
+:func:`describe_expansion` reports the size from closed forms (no enumeration); the runner skips every
+trial whose key the results store already holds, so a rerun or a resume does no work twice, and
+``--shard i/n`` (:func:`shard`) splits the trials by key between processes or machines.
+
+How the sweep runs (batch size, data directory, backend) is kept out of the trial key; everything that
+can change a metric (subset, rule and params, split, evaluation and attack params, example cap, seed,
+max length, generator tag) is in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt, field_validator, model_validator
+
+from adaptermix.config import StrictModel, load_config
+from adaptermix.errors import ConfigError
+from adaptermix.sweep.subsets import (
+    SUBSET_GENERATORS,
+    SubsetRequest,
+    check_fsd_matrix,
+    count_subsets_by_k,
+    generate_subsets,
+)
+
+#: Bumped whenever the canonical trial JSON changes meaning; part of every key.
+TRIAL_FORMAT = 1
+#: Length of a trial key in hex characters: the first 16 hex digits (64 bits) of the SHA-256. The chance
+#: of any collision among a million trials is ~3e-8, and a collision with different metrics is caught
+#: when shard stores are merged.
+KEY_HEX_CHARS = 16
+#: Expansions larger than this are refused (they would not fit in memory as a list); use ``sample``.
+MAX_TRIALS = 2_000_000
+
+Evaluation = Literal["clean", "fgsm", "textfooler"]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(name: str, what: str) -> str:
+    """A domain/adapter name usable as a label and a path part: no separators, no '..', not empty."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise ConfigError(f"invalid {what} name {name!r}: use letters, digits, '_', '-', '.', '+'")
+    return name
+
+
+def canonical_json(obj: Any) -> str:
+    """Compact, key-sorted, ASCII JSON; NaN/Inf are rejected so equal values always hash equally."""
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"value is not plain JSON data: {exc}") from None
+
+
+def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(json.loads(canonical_json(dict(params or {}))))
+
+
+# --------------------------------------------------------------------------------------------- spec
+
+
+class RuleSpec(StrictModel):
+    """A mixing rule by registered name (checked by the runner against the merging registry)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubsetSpec(StrictModel):
+    """Which subsets to evaluate: one generator name or a list of them (e.g. ``[all, greedy, greedy_max]``)."""
+
+    generator: tuple[str, ...] = ("all",)
+    per_k: PositiveInt | None = None
+    seed: int = 0
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> SubsetSpec:
+        if not self.generator:
+            raise ValueError("at least one generator is needed")
+        if len(set(self.generator)) != len(self.generator):
+            raise ValueError("a generator is listed twice")
+        unknown = [g for g in self.generator if g not in SUBSET_GENERATORS]
+        if unknown:
+            raise ValueError(
+                f"unknown generator {unknown[0]!r}; valid: {', '.join(SUBSET_GENERATORS.names())}"
+            )
+        gens = [SUBSET_GENERATORS.get(g) for g in self.generator]
+        if sum(1 for g in gens if not g.tag) > 1:
+            raise ValueError("'all' already contains every 'sample' subset; list only one of them")
+        if any(g.needs_per_k for g in gens) and self.per_k is None:
+            raise ValueError("per_k is required by generator 'sample'")
+        return self
+
+
+class SweepSpec(StrictModel):
+    """A combinatorial in-domain sweep (Section 3.4), loaded from YAML; see docs/results-store.md."""
+
+    pool: tuple[str, ...] | dict[str, str]
+    targets: tuple[str, ...] | None = None
+    rules: tuple[RuleSpec, ...] = (RuleSpec(name="average"),)
+    subsets: SubsetSpec = SubsetSpec()
+    split: str = "test"
+    # Capped with adaptermix.data.sampling.stratified_sample(examples, cap, seed): it depends only on the
+    # split, the cap and the seed, so every mixture of a target sees the same examples.
+    max_eval_examples: PositiveInt | None = None
+    evaluations: tuple[Evaluation, ...] = ("clean",)
+    fgsm: dict[str, Any] = Field(default_factory=lambda: {"epsilon": 0.01})  # Section 4.1
+    textfooler: dict[str, Any] = Field(default_factory=dict)  # placeholder until the attack config lands
+    seed: int = 0
+    data: str | None = None
+    batch_size: PositiveInt = 32
+    max_length: PositiveInt | None = None
+    fsd_space: str = "raw"
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        names = list(self.pool_dirs())
+        if not names:
+            raise ValueError("the adapter pool is empty")
+        for name in names:
+            if not _NAME_RE.match(name) or ".." in name:
+                raise ValueError(f"invalid pool name {name!r}")
+        if len(set(names)) != len(names):
+            raise ValueError("two pool adapters have the same name; use a mapping name -> directory")
+        if self.targets is not None and (not self.targets or len(set(self.targets)) != len(self.targets)):
+            raise ValueError("targets must be a non-empty list without repeats")
+        if not self.rules or len({canonical_json(r.model_dump()) for r in self.rules}) != len(self.rules):
+            raise ValueError("rules must be a non-empty list without repeats")
+        if not self.evaluations or len(set(self.evaluations)) != len(self.evaluations):
+            raise ValueError("evaluations must be a non-empty list without repeats")
+        return self
+
+    def pool_dirs(self) -> dict[str, Path]:
+        """Pool name -> adapter directory; a plain list is named by each directory's basename."""
+        if isinstance(self.pool, dict):
+            return {name: Path(path) for name, path in self.pool.items()}
+        return {Path(path).name: Path(path) for path in self.pool}
+
+    def eval_params(self, evaluation: str) -> dict[str, Any]:
+        """The attack parameters of one evaluation (``clean`` has none)."""
+        return {"clean": {}, "fgsm": self.fgsm, "textfooler": self.textfooler}[evaluation]
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Load a sweep spec; relative pool and data paths are resolved against the spec file's folder."""
+    spec = load_config(SweepSpec, path, tuple(overrides))
+    base = Path(path).resolve().parent
+    pool = {name: str(base / d) for name, d in spec.pool_dirs().items()}
+    data = str(base / spec.data) if spec.data is not None else None
+    return spec.model_copy(update={"pool": pool, "data": data})
+
+
+# -------------------------------------------------------------------------------------------- trial
+
+
+@dataclass(frozen=True, eq=False)
+class Trial:
+    """One mixture evaluation. Identity (``==``, ``hash``) is the content :attr:`key`."""
+
+    target: str
+    subset: tuple[str, ...]
+    rule: str
+    split: str
+    evaluation: str
+    seed: int
+    rule_params: Mapping[str, Any] = field(default_factory=dict)
+    eval_params: Mapping[str, Any] = field(default_factory=dict)
+    max_eval_examples: int | None = None
+    max_length: int | None = None
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        subset = tuple(sorted(self.subset))
+        if len(set(subset)) != len(subset) or self.target not in subset:
+            raise ConfigError(f"trial subset {subset} must hold distinct names including {self.target!r}")
+        object.__setattr__(self, "subset", subset)
+        object.__setattr__(self, "rule_params", _frozen(self.rule_params))
+        object.__setattr__(self, "eval_params", _frozen(self.eval_params))
+        _ = self.canonical  # fail now, not later, on parameters that are not JSON
+
+    @property
+    def k(self) -> int:
+        return len(self.subset)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form of the trial (the hashed content, plus k for readers)."""
+        return {
+            "v": TRIAL_FORMAT,
+            "target": self.target,
+            "subset": list(self.subset),
+            "k": self.k,
+            "rule": self.rule,
+            "rule_params": dict(self.rule_params),
+            "split": self.split,
+            "evaluation": self.evaluation,
+            "eval_params": dict(self.eval_params),
+            "max_eval_examples": self.max_eval_examples,
+            "seed": self.seed,
+            "max_length": self.max_length,
+            "tag": self.tag,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """Inverse of :meth:`to_dict` (the ``trial_json`` column of the store)."""
+        fields = {k: v for k, v in data.items() if k not in ("v", "k")}
+        fields["subset"] = tuple(fields["subset"])
+        return cls(**fields)
+
+    @cached_property
+    def canonical(self) -> str:
+        return canonical_json(self.to_dict())
+
+    @cached_property
+    def key(self) -> str:
+        """First 16 hex digits of SHA-256(canonical JSON): sort_keys, separators (',', ':'), ASCII."""
+        return hashlib.sha256(self.canonical.encode("ascii")).hexdigest()[:KEY_HEX_CHARS]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trial) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+# ---------------------------------------------------------------------------------------- expansion
+
+
+def _pool_order(pool_names: Sequence[str]) -> list[int]:
+    names = [check_name(n, "pool") for n in pool_names]
+    if not names:
+        raise ConfigError("the adapter pool is empty")
+    if len(set(names)) != len(names):
+        raise ConfigError("two pool adapters have the same name")
+    return sorted(range(len(names)), key=lambda i: names[i])
+
+
+def _targets(spec: SweepSpec, names: Sequence[str]) -> list[str]:
+    if spec.targets is None:
+        return sorted(names)
+    unknown = [t for t in spec.targets if t not in names]
+    if unknown:
+        raise ConfigError(f"unknown target {unknown[0]!r}; pool: {', '.join(sorted(names))}")
+    return list(spec.targets)
+
+
+@dataclass(frozen=True)
+class ExpansionSummary:
+    """How many trials a spec expands to, from closed forms (nothing is enumerated or run)."""
+
+    total: int
+    per_target: dict[str, int]
+    subsets_per_k: dict[int, int]
+    rules: int
+    evaluations: int
+    generators: tuple[str, ...]
+
+    def __str__(self) -> str:
+        per_k = ", ".join(f"k={k}: {n}" for k, n in self.subsets_per_k.items())
+        return (
+            f"{self.total} trials = {len(self.per_target)} targets x {sum(self.subsets_per_k.values())} "
+            f"subsets ({'+'.join(self.generators)}) x {self.rules} rules x {self.evaluations} evaluations; "
+            f"subsets per target by k: {per_k}"
+        )
+
+
+def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionSummary:
+    """The size of :func:`expand` (per target and per k) before anything runs."""
+    _pool_order(pool_names)
+    targets = _targets(spec, pool_names)
+    per_k: dict[int, int] = {}
+    for gen in spec.subsets.generator:
+        for k, n in count_subsets_by_k(gen, len(pool_names), spec.subsets.per_k).items():
+            per_k[k] = per_k.get(k, 0) + n
+    per_target = sum(per_k.values()) * len(spec.rules) * len(spec.evaluations)
+    return ExpansionSummary(
+        total=per_target * len(targets),
+        per_target={t: per_target for t in targets},
+        subsets_per_k=per_k,
+        rules=len(spec.rules),
+        evaluations=len(spec.evaluations),
+        generators=spec.subsets.generator,
+    )
+
+
+def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | None = None) -> list[Trial]:
+    """Every trial of the spec, ordered target -> evaluation -> rule -> generator -> k.
+
+    ``pool_names`` is the pool in the order of ``fsd_matrix``'s rows (needed only by the greedy
+    generators). Subsets are generated over the pool sorted by name, so the trials (and ``sample``'s
+    draws) do not depend on the order the pool was listed in.
+    """
+    summary = describe_expansion(spec, pool_names)
+    if summary.total > MAX_TRIALS:
+        raise ConfigError(
+            f"the spec expands to {summary.total} trials (limit {MAX_TRIALS}); use generator 'sample'"
+        )
+    order = _pool_order(pool_names)
+    names = [pool_names[i] for i in order]
+    fsd = None
+    if fsd_matrix is not None:
+        fsd = check_fsd_matrix(fsd_matrix, len(names), "greedy")[np.ix_(order, order)]
+    trials: dict[str, Trial] = {}
+    for target in _targets(spec, names):
+        request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd)
+        tagged = [
+            (SUBSET_GENERATORS.get(gen).tag, subset)
+            for gen in spec.subsets.generator
+            for subset in generate_subsets(gen, request)
+        ]
+        for evaluation in spec.evaluations:
+            for rule in spec.rules:
+                for tag, subset in tagged:
+                    trial = Trial(
+                        target=target,
+                        subset=tuple(names[i] for i in subset),
+                        rule=rule.name,
+                        rule_params=rule.params,
+                        split=spec.split,
+                        evaluation=evaluation,
+                        eval_params=spec.eval_params(evaluation),
+                        max_eval_examples=spec.max_eval_examples,
+                        seed=spec.seed,
+                        max_length=spec.max_length,
+                        tag=tag,
+                    )
+                    trials.setdefault(trial.key, trial)
+    return list(trials.values())
+
+
+# ------------------------------------------------------------------------------------------ sharding
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard i/n`` (1-based: shards 1/3, 2/3, 3/3)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ConfigError(f"--shard {text!r} must look like i/n with 1 <= i <= n")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_of(key: str, n: int) -> int:
+    """The 1-based shard of a trial key: ``int(key, 16) % n + 1``."""
+    return int(key, 16) % n + 1
+
+
+def shard(trials: Sequence[Trial], i: int, n: int) -> list[Trial]:
+    """The trials of shard ``i`` of ``n`` (1-based). Shards partition the trials, by key, for any n."""
+    if not 1 <= i <= n:
+        raise ConfigError(f"shard {i}/{n} must satisfy 1 <= i <= n")
+    return [t for t in trials if shard_of(t.key, n) == i]

@@ -1,0 +1,1 @@
+"""One training loop and one evaluation path for every adapter method."""

@@ -1,0 +1,94 @@
+"""End-to-end jobs behind ``adaptermix train`` and ``adaptermix eval``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from adaptermix.artefact import AdapterMeta, load_adapter, model_from_adapter, new_model, save_adapter, task_to_dict
+from adaptermix.backbone.loading import Encoder, load_encoder
+from adaptermix.config import dump_config, validate
+from adaptermix.data import load_task
+from adaptermix.data.config import DataConfig
+from adaptermix.data.schema import TaskData
+from adaptermix.training.batching import tokenize
+from adaptermix.training.config import TrainRunConfig
+from adaptermix.training.evaluate import evaluate
+from adaptermix.training.loop import train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOutcome:
+    path: Path
+    metrics: dict[str, dict[str, float]]
+
+
+def train_adapter(cfg: TrainRunConfig, encoder: Encoder | None = None, task: TaskData | None = None) -> TrainOutcome:
+    """Train one adapter as configured, evaluate it on ``cfg.eval_splits``, write the artefact.
+
+    ``encoder`` / ``task`` may be passed in to reuse an already loaded model or dataset (e.g. when a
+    pipeline trains many adapters); otherwise they are loaded from the config.
+    """
+    encoder = encoder or load_encoder(cfg.model.name)
+    splits = tuple(dict.fromkeys(("train", "validation", *cfg.eval_splits)))
+    task = task or load_task(cfg.data, splits=splits)
+    info = task.info
+    regression = info.problem == "regression"
+    tok = {s: tokenize(encoder.tokenizer, task.split(s), cfg.model.max_length, regression) for s in splits}
+    model = new_model(encoder, cfg.method, cfg.head, info, head_seed=cfg.train.seed)
+    try:
+        result = train(model, tok["train"], tok.get("validation"), info, cfg.train)
+        metrics = {s: evaluate(model, tok[s], info, cfg.train.eval_batch_size) for s in cfg.eval_splits}
+        meta = AdapterMeta(
+            method=cfg.method.model_dump(mode="json"),
+            head=cfg.head.model_dump(mode="json"),
+            base_model=AdapterMeta.describe_base(encoder),
+            task=task_to_dict(info),
+            training={
+                **cfg.train.model_dump(mode="json"),
+                "data": cfg.data.model_dump(mode="json", exclude_defaults=True),
+                "train_examples": len(tok["train"]),
+                "best_step": result.best_step,
+                "steps": result.steps,
+                "stopped_early": result.stopped_early,
+                "history": result.history,
+            },
+            metrics=metrics,
+        )
+        path = save_adapter(cfg.output_dir, model.trainable_state(), meta, {"config.yaml": dump_config(cfg)})
+    finally:
+        model.detach_body()
+    return TrainOutcome(path, metrics)
+
+
+def eval_adapter(
+    adapter_dir: str | Path,
+    split: str = "test",
+    data: DataConfig | None = None,
+    encoder: Encoder | None = None,
+    batch_size: int = 64,
+    max_length: int = 128,
+) -> dict[str, float]:
+    """Evaluate an artefact on ``split`` of its own dataset (or of ``data`` if given)."""
+    adapter = load_adapter(adapter_dir)
+    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
+    if data is None:
+        data = validate(DataConfig, (adapter.meta.training or {}).get("data") or {"name": adapter.name}, "data")
+    task = load_task(data, splits=(split,))
+    info = adapter.meta.task_info
+    if task.info.num_labels != info.num_labels:
+        from adaptermix.errors import DataError
+
+        raise DataError(
+            f"dataset {task.info.name!r} has {task.info.num_labels} labels but adapter {adapter.name!r} "
+            f"has a head for {info.num_labels}"
+        )
+    model = model_from_adapter(adapter, encoder)
+    try:
+        tset = tokenize(encoder.tokenizer, task.split(split), max_length, info.problem == "regression")
+        return evaluate(model, tset, info, batch_size)
+    finally:
+        model.detach_body()

