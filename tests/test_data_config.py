@@ -12,7 +12,7 @@ from adaptermix.errors import ConfigError
 def test_defaults() -> None:
     cfg = DataConfig(name="sst2")
     assert cfg.source == "datapack" and cfg.sample_seed == 13 and cfg.format == "auto"
-    assert cfg.columns.text == "text" and cfg.columns.text_pair is None and cfg.columns.label == "label"
+    assert cfg.columns.keys() == ("text", None, "label")
     assert cfg.caps() == {"train": None, "validation": None, "test": None}
     assert cfg.resolved_task == "single" and cfg.resolved_problem == "classification"
 

@@ -90,7 +90,7 @@ def read_pairs(paths: Iterable[Path], index: dict[str, int]) -> np.ndarray:
     return np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
 
 
-def close_pairs(vectors: np.ndarray, rho: float, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def close_pairs(vectors: np.ndarray, rho: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """All directed pairs ``(i, j)``, i != j, with cosine distance <= ``rho``, and those distances.
 
     ``vectors`` must be unit rows. Computed block by block (``chunk`` rows at a time) so memory stays at

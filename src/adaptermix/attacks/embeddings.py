@@ -101,30 +101,29 @@ class WordVectors:
 
 
 def compute_neighbours(
-    vectors: np.ndarray, n: int, min_cos: float, chunk: int = 2048
+    vectors: np.ndarray, n: int, min_cos: float, chunk: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``[V, n]`` (int32, -1 = none) and cosines ``[V, n]`` of each row's nearest other rows.
 
-    Rows must be unit length. Only neighbours with cosine >= ``min_cos`` are kept, nearest first. Blocked:
-    ``chunk`` rows against the whole matrix at a time.
+    Rows must be unit length. Only neighbours with cosine >= ``min_cos`` are kept, nearest first (ties in
+    index order). Blocked: ``chunk`` rows against the whole matrix at a time; the threshold is applied
+    before sorting, so only the few close pairs of each block are sorted.
     """
     total = len(vectors)
-    k = min(n, max(total - 1, 0))
     idx = np.full((total, n), -1, dtype=np.int32)
     sims = np.zeros((total, n), dtype=np.float32)
-    if k == 0:
-        return idx, sims
     for start in range(0, total, chunk):
         block = vectors[start : start + chunk] @ vectors.T
         rows = np.arange(len(block))
         block[rows, rows + start] = -np.inf  # a word is not its own neighbour
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
-        top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
-        keep = top_sims >= min_cos
-        idx[start : start + len(block), :k] = np.where(keep, top, -1)
-        sims[start : start + len(block), :k] = np.where(keep, top_sims, 0.0)
+        r, c = np.nonzero(block >= min_cos)
+        s = block[r, c]
+        order = np.lexsort((c, -s, r))  # by row, then nearest first, then index
+        r, c, s = r[order], c[order], s[order]
+        rank = np.arange(len(r)) - np.searchsorted(r, r)  # position within its row
+        keep = rank < n
+        idx[r[keep] + start, rank[keep]] = c[keep]
+        sims[r[keep] + start, rank[keep]] = s[keep]
     return idx, sims
 
 

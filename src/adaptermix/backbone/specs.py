@@ -31,10 +31,25 @@ class EncoderSpec:
     query: str
     value: str
     hidden_size_attr: str = "hidden_size"
+    # Optional: the whole output sub-block (dense -> dropout -> LayerNorm(x + residual)) and its LayerNorm,
+    # for AdapterHub's "LayerNorm before the adapter" placement (SeqBnConfig, original_ln_before=True).
+    # The block's forward must take (hidden_states, residual) positionally, as BERT/RoBERTa's do.
+    attn_block: str | None = None
+    ffn_block: str | None = None
+    block_norm: str = "LayerNorm"
 
     def blocks(self, encoder: nn.Module) -> nn.ModuleList:
         """The transformer blocks of ``encoder``."""
         return encoder.get_submodule(self.layers)  # type: ignore[return-value]
+
+    def block_module(self, encoder: nn.Module, layer: int, site: str) -> nn.Module:
+        """The output sub-block of ``site`` (attn or ffn) in block ``layer``, if the spec names one."""
+        path = {"attn": self.attn_block, "ffn": self.ffn_block}.get(site)
+        if path is None:
+            from adaptermix.errors import ConfigError
+
+            raise ConfigError(f"architecture {self.model_type!r} does not support original_ln_before adapters")
+        return self.blocks(encoder)[layer].get_submodule(path)
 
     def site_module(self, encoder: nn.Module, layer: int, site: str) -> nn.Module:
         """The module for ``site`` (attn, ffn, query, value) in block ``layer``."""
@@ -50,6 +65,8 @@ _BERT_LIKE = dict(
     ffn_out="output.dense",
     query="attention.self.query",
     value="attention.self.value",
+    attn_block="attention.output",
+    ffn_block="output",
 )
 ENCODER_SPECS.register("bert", EncoderSpec(model_type="bert", **_BERT_LIKE))
 ENCODER_SPECS.register("roberta", EncoderSpec(model_type="roberta", **_BERT_LIKE))

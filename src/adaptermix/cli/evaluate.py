@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     base = dict((adapter.meta.training or {}).get("data") or {"name": adapter.name})
     if args.dataset:
         base = {"name": args.dataset}
-    if args.data_dir:
+    if args.data_dir and base.get("source", "datapack") == "datapack":
         base["data_dir"] = args.data_dir
     for k in ("max_train", "max_validation", "max_test"):
         base.pop(k, None)

@@ -13,7 +13,14 @@ from adaptermix.cli.base import COMMANDS
 from adaptermix.errors import AdapterMixError
 
 # Subcommand modules; importing one registers its command.
-COMMAND_MODULES = ("train", "evaluate", "listing")
+COMMAND_MODULES = (
+    "train",
+    "evaluate",
+    "listing",
+    "mixing",
+    "reproduce",
+    "adamix",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

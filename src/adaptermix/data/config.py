@@ -31,11 +31,21 @@ _SOURCE_FIELDS: dict[str, frozenset[str]] = {
 
 
 class ColumnMap(StrictModel):
-    """Which column (CSV/TSV header or JSONL key) holds the text, the optional second text and the label."""
+    """Which column (CSV/TSV header, JSONL key or Hub column) holds the text, the optional second text
+    and the label.
 
-    text: str = "text"
+    Unset (None) means "the source's default": ``text`` / no second text / ``label`` for files and other
+    Hub datasets, the table's columns for a built-in Hub dataset. Defaults are None rather than the names
+    so that a column set explicitly is told apart from the default even after a dump-and-reload.
+    """
+
+    text: str | None = None
     text_pair: str | None = None
-    label: str = "label"
+    label: str | None = None
+
+    def keys(self) -> tuple[str, str | None, str]:
+        """(text, text_pair or None, label) column names with the defaults filled in."""
+        return self.text or "text", self.text_pair, self.label or "label"
 
 
 class DataConfig(StrictModel):
@@ -67,7 +77,7 @@ class DataConfig(StrictModel):
     def _check_source_fields(self) -> DataConfig:
         own = _SOURCE_FIELDS[self.source]
         for other, fields in _SOURCE_FIELDS.items():
-            for key in sorted((fields - own) & self.model_fields_set):
+            for key in sorted((fields - own) & self.non_default_fields()):
                 raise ValueError(f"data.{key} applies to source {other!r}, not {self.source!r}")
         if self.source == "files":
             if not self.files:
@@ -82,6 +92,15 @@ class DataConfig(StrictModel):
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             raise ValueError("data.label_names has duplicates")
         return self
+
+    def non_default_fields(self) -> set[str]:
+        """Names of the fields whose value differs from the default.
+
+        Used instead of pydantic's ``model_fields_set`` so that a dumped config (every field written out,
+        as saved beside each artefact) validates and behaves exactly like the original.
+        """
+        fields = type(self).model_fields
+        return {k for k, f in fields.items() if getattr(self, k) != f.get_default(call_default_factory=True)}
 
     @property
     def resolved_task(self) -> TaskKind:

@@ -80,7 +80,8 @@ def _label_names(cfg: DataConfig, raw: dict[str, list[Row]]) -> tuple[tuple[str,
         return tuple(cfg.label_names), False
     if "train" not in raw:
         raise DataError("data.label_names is required when data.files has no 'train' file to infer them from")
-    names = infer_label_names(row.get(cfg.columns.label) for _, row in raw["train"])
+    label_key = cfg.columns.keys()[2]
+    names = infer_label_names(row.get(label_key) for _, row in raw["train"])
     if not names:
         raise DataError(f"{cfg.files['train']}: no labels found to infer label names from")  # type: ignore[index]
     return names, True
@@ -94,8 +95,10 @@ def load_files(cfg: DataConfig, splits: tuple[str, ...]) -> TaskData:
             have = ", ".join(sorted(files)) or "none"
             raise DataError(f"dataset {cfg.name!r} has no {split!r} split (data.files has: {have})")
     problem = cfg.resolved_problem
-    pair = cfg.columns.text_pair if cfg.resolved_task == "pair" else None
-    needed = [c for c in (cfg.columns.text, pair, cfg.columns.label) if c is not None]
+    text_key, pair_key, label_key = cfg.columns.keys()
+    pair = pair_key if cfg.resolved_task == "pair" else None
+    columns = (text_key, pair, label_key)
+    needed = [c for c in columns if c is not None]
     to_read = list(splits)
     if (
         problem == "classification"
@@ -119,7 +122,6 @@ def load_files(cfg: DataConfig, splits: tuple[str, ...]) -> TaskData:
         metric=cfg.metric or default_metric(problem),
     )
     codec = LabelCodec(problem=problem, names=names, mode=mode)
-    columns = (cfg.columns.text, pair, cfg.columns.label)
     data = TaskData(info=info)
     for split in splits:
         rows = [make_example(row, columns, codec, where) for where, row in raw[split]]

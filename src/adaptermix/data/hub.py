@@ -125,13 +125,14 @@ def hub_spec(cfg: DataConfig) -> HubSpec:
         known = ", ".join(sorted(HUB_DATASETS))
         raise DataError(f"unknown Hugging Face dataset {cfg.name!r}; built-in: {known} (or set data.hf_name)")
     problem = cfg.resolved_problem
+    text, pair, label = cfg.columns.keys()
     return HubSpec(
         cfg.hf_name,
         cfg.hf_config,
-        cfg.columns.text,
-        cfg.columns.label,
+        text,
+        label,
         tuple(cfg.label_names or ()),
-        cfg.columns.text_pair if cfg.resolved_task == "pair" else None,
+        pair if cfg.resolved_task == "pair" else None,
         problem=problem,
         metric=cfg.metric or default_metric(problem),
         splits={s: (s,) for s in SPLITS},
@@ -139,17 +140,15 @@ def hub_spec(cfg: DataConfig) -> HubSpec:
 
 
 def _explicit_overrides(cfg: DataConfig) -> dict[str, Any]:
-    """Fields the config sets explicitly override a built-in entry (e.g. a mirror with other columns)."""
-    given = cfg.model_fields_set
-    out: dict[str, Any] = {k: getattr(cfg, k) for k in ("hf_name", "hf_config") if k in given}
-    if "columns" in given:
-        out.update({k: getattr(cfg.columns, k) for k in cfg.columns.model_fields_set})
-    if "label_names" in given and cfg.label_names is not None:
-        out["label_names"] = tuple(cfg.label_names)
-    if "problem" in given and cfg.problem is not None:
-        out["problem"] = cfg.problem
-    if "metric" in given and cfg.metric is not None:
-        out["metric"] = cfg.metric
+    """Fields the config sets (to a non-default value) override a built-in entry, e.g. a mirror with
+    other columns; a column left at its default keeps the entry's column."""
+    given = cfg.non_default_fields()
+    out: dict[str, Any] = {
+        k: getattr(cfg, k) for k in ("hf_name", "hf_config", "metric", "problem") if k in given
+    }
+    out.update({k: v for k, v in cfg.columns.model_dump().items() if v is not None})
+    if "label_names" in given:
+        out["label_names"] = tuple(cfg.label_names or ())
     return out
 
 

@@ -4,7 +4,7 @@ Every result records the space it was computed in: "raw" parameters (the paper) 
 updates, see :func:`adaptermix.deltas.to_dw`).
 """
 
-from adaptermix.diagnostics.fsd import (
+from adaptermix.diagnostics.conflicts import (
     FSDMatrix,
     GroupedFSD,
     conflict_counts,

@@ -8,7 +8,7 @@ Definitions (the paper does not spell them out; these are ours and are used ever
 * ``zeroed`` = #{p : target[p] != 0 and mixture[p] == 0} / P — parameters nullified exactly (rare for dense
   mixtures, common after pruning); reported separately, not included in ``flipped``.
 
-Both compare signs, not float products, like :mod:`adaptermix.diagnostics.fsd`.
+Both compare signs, not float products, like :mod:`adaptermix.diagnostics.conflicts`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adaptermix.diagnostics.fsd import FSDMatrix
+from adaptermix.diagnostics.conflicts import FSDMatrix
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from adaptermix.deltas import AdapterDelta, ParamLayout, StackedDeltas
-from adaptermix.diagnostics.fsd import fsd_matrix_flat
+from adaptermix.diagnostics.conflicts import fsd_matrix_flat
 from adaptermix.errors import ConfigError
 from adaptermix.pruning.base import resolve_params
 from adaptermix.registry import Registry

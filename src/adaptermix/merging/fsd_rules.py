@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from adaptermix.deltas import StackedDeltas
-from adaptermix.diagnostics.fsd import fsd_matrix_flat
+from adaptermix.diagnostics.conflicts import fsd_matrix_flat
 from adaptermix.errors import ConfigError
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat

@@ -20,7 +20,13 @@ from adaptermix.registry import Registry
 
 
 class SiteModule(nn.Module):
-    """An adapter at one site. :meth:`hook` maps the hooked module's (inputs, output) to a new output."""
+    """An adapter at one site. :meth:`hook` maps the hooked module's (inputs, output) to a new output.
+
+    ``hooks_block`` = True hooks the site's whole output sub-block (see ``EncoderSpec.block_module``)
+    instead of its output projection.
+    """
+
+    hooks_block: bool = False
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -41,7 +47,8 @@ class AdapterBody(nn.Module):
             raise RuntimeError("adapter body is already attached")
         for i, layer in enumerate(self.layers):
             for site, mod in layer.items():
-                target = encoder.spec.site_module(encoder.model, i, site)
+                get = encoder.spec.block_module if mod.hooks_block else encoder.spec.site_module
+                target = get(encoder.model, i, site)
                 self._handles.append(target.register_forward_hook(mod.hook))
 
     def detach(self) -> None:

@@ -5,8 +5,10 @@ that sub-layer's dropout, residual connection and LayerNorm. Houlsby adapts both
 and feed-forward); Pfeiffer only the feed-forward one.
 
 Deviation (documented): AdapterHub's Pfeiffer config (``SeqBnConfig``) additionally applies the block's
-LayerNorm before the adapter (``original_ln_before=True``); here both presets use the Houlsby placement so
-one hook per site suffices for every architecture. Importing AdapterHub adapters accounts for this.
+LayerNorm before the adapter (``original_ln_before=True``): ``h = LN(x + r); LN(h + f(h) + r)``. By default
+both presets here use the Houlsby placement (one hook on the output projection, every architecture);
+``original_ln_before: true`` selects AdapterHub's placement exactly (a hook on the whole output sub-block,
+BERT/RoBERTa), which is what importing an AdapterHub ``seq_bn`` adapter uses.
 The up-projection is zero-initialised, so a fresh adapter is the identity; the down-projection is drawn
 from ``N(0, init_std)`` with a generator seeded by ``init_seed`` (shared across domains by default).
 """
@@ -46,12 +48,35 @@ class Bottleneck(SiteModule):
         return output + self.delta(output)
 
 
+class BlockBottleneck(Bottleneck):
+    """AdapterHub ``original_ln_before`` placement: hooks the output sub-block ``LN(dense(x) + r)``.
+
+    Given the block output ``h = LN(x + r)`` and the residual ``r`` (the block's second positional input),
+    returns ``LN(h + f(h) + r)`` with the block's own LayerNorm, as AdapterHub's ``bottleneck_layer_forward``
+    does for ``SeqBnConfig`` (residual_before_ln=True, original_ln_after=True).
+    """
+
+    hooks_block = True
+
+    def __init__(self, hidden: int, bottleneck: int, activation: str, dropout: float, norm_name: str) -> None:
+        super().__init__(hidden, bottleneck, activation, dropout)
+        self.norm_name = norm_name
+
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        residual = args[1]
+        norm = getattr(module, self.norm_name)
+        return norm(output + self.delta(output) + residual)
+
+
 def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:
     size = cfg.bottleneck_for(hidden)
     gen = seeded_generator(cfg.init_seed)
 
     def make(_layer: int, _site: str) -> Bottleneck:
-        mod = Bottleneck(hidden, size, cfg.activation, cfg.dropout)
+        if cfg.original_ln_before:
+            mod: Bottleneck = BlockBottleneck(hidden, size, cfg.activation, cfg.dropout, "LayerNorm")
+        else:
+            mod = Bottleneck(hidden, size, cfg.activation, cfg.dropout)
         mod.reset(gen, cfg.init_std)
         return mod
 

@@ -53,6 +53,11 @@ class MethodConfig(StrictModel):
         "adapters start from one init and their weights are comparable unit by unit",
     )
     init_std: float = Field(0.02, gt=0)
+    original_ln_before: bool = Field(
+        False,
+        description="AdapterHub SeqBn placement: apply the block's LayerNorm(x + residual) before the adapter "
+        "and again after it (BERT/RoBERTa only); default False is the Houlsby placement",
+    )
     adamix: AdaMixOptions = AdaMixOptions()
 
     @model_validator(mode="before")

@@ -127,11 +127,12 @@ class SweepSpec(StrictModel):
     data: str | None = None
     batch_size: PositiveInt = 32
     max_length: PositiveInt | None = None
+    # One of adaptermix.deltas.SPACES ("raw" | "dw"); checked by the runner so specs load without torch.
     fsd_space: str = "raw"
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
-        names = list(self.pool_dirs())
+        names = list(self.pool) if isinstance(self.pool, dict) else [Path(p).name for p in self.pool]
         if not names:
             raise ValueError("the adapter pool is empty")
         for name in names:

@@ -129,15 +129,21 @@ class SweepStats:
 
 
 def _setting_labels(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], str]:
-    """Short labels: ``evaluation/rule/split`` plus only those other fields that vary in this store."""
-    settings = {tuple(r[f] for f in SETTING_FIELDS) for r in rows}
-    varying = [i for i in range(len(SETTING_FIELDS)) if len({s[i] for s in settings}) > 1]
-    base = {0, 2, 4}
-    return {
-        s: "/".join(str(s[i]) for i in sorted(base))
-        + "".join(f" {SETTING_FIELDS[i].removesuffix('_json')}={s[i]}" for i in varying if i not in base)
-        for s in settings
-    }
+    """Short labels: ``evaluation/rule/split``, plus any other field that tells apart two settings which
+    would otherwise get the same label (e.g. ``seed=1`` when a store holds two seeds)."""
+    base = (0, 2, 4)
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for s in {tuple(r[f] for f in SETTING_FIELDS) for r in rows}:
+        groups[tuple(s[i] for i in base)].append(s)
+    labels = {}
+    for head, settings in groups.items():
+        varying = [
+            i for i in range(len(SETTING_FIELDS)) if i not in base and len({s[i] for s in settings}) > 1
+        ]
+        for s in settings:
+            extra = "".join(f" {SETTING_FIELDS[i].removesuffix('_json')}={s[i]}" for i in varying)
+            labels[s] = "/".join(map(str, head)) + extra
+    return labels
 
 
 def _nan(x: float | None) -> float:
@@ -226,6 +232,8 @@ def _correlations(
             for stat, x in fsd.items():
                 for name, in_range in K_RANGES.items():
                     mask = in_target & in_range(ks) & ~np.isnan(x)
+                    if not mask.any():
+                        continue
                     corr = _correlate(x[mask], metric[mask])
                     out.append(
                         CorrelationRow(label[setting], setting[0], target, stat, name, int(mask.sum()), *corr)

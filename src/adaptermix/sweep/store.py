@@ -278,6 +278,7 @@ class ResultsStore:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.run_id: str | None = None
         self._conn = self._open()
 
     # -- opening -------------------------------------------------------------------------------------
@@ -296,10 +297,10 @@ class ResultsStore:
         conn = self._connect(target)
         try:
             with self._errors("open"):
+                self._check_schema(conn)  # first, so a file that is not a store is never written to
                 if not self.readonly:
                     conn.execute("PRAGMA journal_mode = WAL")
                     conn.execute("PRAGMA synchronous = FULL")
-                self._check_schema(conn)
         except BaseException:
             conn.close()
             raise
@@ -348,13 +349,17 @@ class ResultsStore:
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not TABLES.keys() <= tables or "meta" not in tables:
+        if "meta" not in tables:
             raise ArtefactError(f"{self.path} is empty or not an adaptermix results store")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None or row[0] != str(SCHEMA_VERSION):
             found = row[0] if row else "missing"
             raise ArtefactError(
                 f"results store {self.path} has schema version {found}; this adaptermix reads version {SCHEMA_VERSION}"
+            )
+        if not TABLES.keys() <= tables:
+            raise ArtefactError(
+                f"results store {self.path} lacks the tables {sorted(TABLES.keys() - tables)}"
             )
 
     def close(self) -> None:
@@ -397,14 +402,16 @@ class ResultsStore:
                 "use a new store"
             )
         self._insert("provenance", [provenance.row()], "record the run's provenance")
+        self.run_id = provenance.run_id
 
     def record(self, results: Sequence[TrialResult], run_id: str | None = None) -> int:
         """Insert a batch of results in one transaction; returns how many were new.
 
         ``INSERT OR IGNORE`` on the key: a trial already stored is left as it was, never duplicated.
+        ``run_id`` defaults to the run started with :meth:`begin_run`.
         """
         now = utc_now()
-        rows = [r.row(run_id, now) for r in results]
+        rows = [r.row(run_id or self.run_id, now) for r in results]
         examples = [
             {"trial_key": r.trial.key, **_plain(vars(ex)), "success": int(ex.success)}
             for r in results

@@ -117,12 +117,26 @@ def unrank_combination(rank: int, n: int, r: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _distinct_ranks(rng: random.Random, total: int, m: int) -> set[int]:
+    """``m`` distinct integers drawn uniformly from ``range(total)``, for any size of ``total``.
+
+    When ``m <= total / 2``: draw with a seen-set and redraw repeats (fewer than 2 draws per rank on
+    average; works for totals beyond 2**63, where ``random.sample(range(total))`` cannot take ``len``).
+    Otherwise ``total < 2m`` is small and :func:`random.sample` picks directly.
+    """
+    if 2 * m > total:
+        return set(rng.sample(range(total), m))
+    seen: set[int] = set()
+    while len(seen) < m:
+        seen.add(rng.randrange(total))
+    return seen
+
+
 def _generate_sample(req: SubsetRequest) -> list[Subset]:
     """Per k, up to ``per_k`` distinct subsets drawn uniformly without replacement.
 
-    Distinct combination ranks are drawn with :func:`random.sample` over a ``range`` (which handles
-    arbitrarily large populations without materialising them) and unranked, so the draw is exactly
-    uniform, never repeats, and costs O(per_k * N) whatever C(N-1, k-1) is. Each (seed, pool size,
+    Distinct combination ranks are drawn uniformly (:func:`_distinct_ranks`) and unranked, so the draw is
+    exactly uniform, never repeats, and costs O(per_k * N) whatever C(N-1, k-1) is: nothing is enumerated. Each (seed, pool size,
     target, k) has its own string-seeded RNG (SHA-512 based, independent of PYTHONHASHSEED), so adding
     a k or a target never changes the draws of the others.
     """
@@ -134,7 +148,7 @@ def _generate_sample(req: SubsetRequest) -> list[Subset]:
     for k in range(1, req.n_pool + 1):
         total = math.comb(len(others), k - 1)
         rng = random.Random(f"adaptermix-sample:{req.seed}:{req.n_pool}:{req.target}:{k}")
-        ranks = sorted(rng.sample(range(total), min(req.per_k, total)))
+        ranks = sorted(_distinct_ranks(rng, total, min(req.per_k, total)))
         out.extend(
             _with_target(req.target, [others[j] for j in unrank_combination(rank, len(others), k - 1)])
             for rank in ranks

@@ -26,7 +26,9 @@ class TrainOutcome:
     metrics: dict[str, dict[str, float]]
 
 
-def train_adapter(cfg: TrainRunConfig, encoder: Encoder | None = None, task: TaskData | None = None) -> TrainOutcome:
+def train_adapter(
+    cfg: TrainRunConfig, encoder: Encoder | None = None, task: TaskData | None = None, config_hash: str | None = None
+) -> TrainOutcome:
     """Train one adapter as configured, evaluate it on ``cfg.eval_splits``, write the artefact.
 
     ``encoder`` / ``task`` may be passed in to reuse an already loaded model or dataset (e.g. when a
@@ -55,10 +57,15 @@ def train_adapter(cfg: TrainRunConfig, encoder: Encoder | None = None, task: Tas
                 "steps": result.steps,
                 "stopped_early": result.stopped_early,
                 "history": result.history,
+                "config_hash": config_hash,
             },
             metrics=metrics,
         )
         path = save_adapter(cfg.output_dir, model.trainable_state(), meta, {"config.yaml": dump_config(cfg)})
+        # Extension point: a method with a deployable form of its artefact (AdaMix: the merged adapter).
+        export_merged = getattr(model.body, "export_merged", None)
+        if export_merged is not None:
+            export_merged(path)
     finally:
         model.detach_body()
     return TrainOutcome(path, metrics)

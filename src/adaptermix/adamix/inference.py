@@ -1,0 +1,108 @@
+"""Evaluate an unmerged AdaMix checkpoint under each inference mode of the paper's Table 3.
+
+MERGED (averaged experts, what the merged artefact computes), RANDOM (one random route per batch, as in
+training), FIXED (the first expert of every projection) and ENSEMBLE (Eq. 7: the mean of the softmax over
+``routes`` random routes per example; for regression, the mean prediction). The ensemble's outputs are
+the log of the averaged probabilities, so every metric that takes logits (argmax) works unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adaptermix.artefact import load_adapter, model_from_adapter
+from adaptermix.backbone.loading import Encoder, load_encoder
+from adaptermix.data import load_task
+from adaptermix.data.config import DataConfig
+from adaptermix.data.schema import TaskInfo
+from adaptermix.errors import ArtefactError, DataError
+from adaptermix.methods.adamix import AdaMixBody, AdaMixInference
+from adaptermix.model import AdapterModel
+from adaptermix.training.batching import TokenizedSet, tokenize
+from adaptermix.training.evaluate import metrics_from_outputs, predict
+
+
+def adamix_body(model: AdapterModel) -> AdaMixBody:
+    """The model's body, which must be an unmerged AdaMix body."""
+    if not isinstance(model.body, AdaMixBody):
+        raise ArtefactError("inference modes need an unmerged 'adamix' adapter (a merged one has no experts)")
+    return model.body
+
+
+def ensemble_outputs(outputs: list[np.ndarray], regression: bool) -> np.ndarray:
+    """Eq. 7: log of the mean softmax over the members (classification) or the mean prediction."""
+    stacked = torch.from_numpy(np.stack(outputs))
+    if regression:
+        return stacked.mean(0).numpy()
+    return torch.log(torch.softmax(stacked, dim=-1).mean(0)).numpy()
+
+
+def predict_mode(
+    model: AdapterModel,
+    tset: TokenizedSet,
+    mode: AdaMixInference,
+    regression: bool,
+    routes: int = 4,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Outputs of ``model`` on ``tset`` under inference ``mode`` (random routes seeded with ``seed``)."""
+    body = adamix_body(model)
+    with body.inference_mode(mode, seed):
+        if mode is not AdaMixInference.ENSEMBLE:
+            return predict(model, tset, batch_size)
+        members = [predict(model, tset, batch_size) for _ in range(max(1, routes))]
+    return ensemble_outputs(members, regression)
+
+
+def evaluate_mode(
+    model: AdapterModel,
+    tset: TokenizedSet,
+    info: TaskInfo,
+    mode: AdaMixInference,
+    routes: int = 4,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Task metrics of ``model`` on ``tset`` under inference ``mode``."""
+    regression = info.problem == "regression"
+    return metrics_from_outputs(predict_mode(model, tset, mode, regression, routes, seed, batch_size), tset, info)
+
+
+def eval_adamix(
+    adapter_dir: str | Path,
+    mode: AdaMixInference,
+    routes: int = 4,
+    seed: int = 0,
+    split: str = "test",
+    data: DataConfig | None = None,
+    encoder: Encoder | None = None,
+    batch_size: int = 64,
+    max_length: int = 128,
+) -> dict[str, float]:
+    """Evaluate the unmerged AdaMix artefact ``adapter_dir`` on ``split`` of its dataset under ``mode``."""
+    adapter = load_adapter(adapter_dir)
+    if adapter.meta.method.get("name") != "adamix":
+        raise ArtefactError(
+            f"adapter {adapter_dir} is a {adapter.meta.method.get('name')!r} adapter; inference modes need an "
+            "unmerged 'adamix' adapter (evaluate merged ones with 'adaptermix eval')"
+        )
+    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
+    if data is None:
+        data = DataConfig.model_validate((adapter.meta.training or {}).get("data") or {"name": adapter.name})
+    task = load_task(data, splits=(split,))
+    info = adapter.meta.task_info
+    if task.info.num_labels != info.num_labels:
+        raise DataError(
+            f"dataset {task.info.name!r} has {task.info.num_labels} labels but adapter {adapter.name!r} "
+            f"has a head for {info.num_labels}"
+        )
+    model = model_from_adapter(adapter, encoder)
+    try:
+        tset = tokenize(encoder.tokenizer, task.split(split), max_length, info.problem == "regression")
+        return evaluate_mode(model, tset, info, mode, routes, seed, batch_size)
+    finally:
+        model.detach_body()

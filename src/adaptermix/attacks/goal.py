@@ -1,0 +1,66 @@
+"""Goal function: untargeted misclassification, with the query budget of one example.
+
+Score of a text = 1 - p(gold label): the greedy search maximises it; the attack succeeds as soon as the
+victim's top class is no longer the gold label. Queries are counted as Jin et al. count them — every
+input whose score the attack asks for — so the number does not depend on caching; ``model_calls`` (from
+the :class:`CachedVictim`) says how many of them actually reached the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from adaptermix.attacks.victim import CachedVictim, Input, QueryStats
+
+
+class UntargetedClassification:
+    """Ask a victim for class probabilities within a per-example query budget."""
+
+    def __init__(self, victim: CachedVictim, *, batch: bool = True, max_queries: int | None = None) -> None:
+        self.victim = victim
+        self.batch = batch
+        self.max_queries = max_queries
+        self.label = 0
+        self.queries = 0
+        self.exhausted = False
+        self._start = QueryStats()
+
+    def start(self, label: int) -> None:
+        """Begin a new example with gold ``label``: reset the budget and the counters."""
+        self.label = int(label)
+        self.queries = 0
+        self.exhausted = False
+        self._start = QueryStats(**vars(self.victim.stats))
+
+    @property
+    def model_calls(self) -> int:
+        return (self.victim.stats - self._start).model_calls
+
+    def remaining(self) -> int | None:
+        return None if self.max_queries is None else max(self.max_queries - self.queries, 0)
+
+    def query(self, inputs: Sequence[Input]) -> np.ndarray:
+        """Probabilities ``[m, C]`` for the first ``m <= len(inputs)`` inputs the budget allows.
+
+        When the budget cuts the batch, :attr:`exhausted` is set and the search stops after this step.
+        """
+        left = self.remaining()
+        if left is not None and left < len(inputs):
+            inputs = list(inputs)[:left]
+            self.exhausted = True
+        self.queries += len(inputs)
+        if not inputs:
+            return np.zeros((0, self.victim.num_labels))
+        if self.batch:
+            return self.victim.predict_proba(list(inputs))
+        return np.concatenate([self.victim.predict_proba([x]) for x in inputs])
+
+    def score(self, probs: np.ndarray) -> np.ndarray:
+        """1 - p(gold) per row: what the search maximises."""
+        return 1.0 - probs[:, self.label]
+
+    def succeeded(self, probs: np.ndarray) -> np.ndarray:
+        """True per row where the predicted class is not the gold label."""
+        return probs.argmax(axis=1) != self.label

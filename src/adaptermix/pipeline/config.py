@@ -1,0 +1,130 @@
+"""The study config behind ``adaptermix reproduce``: which domains, methods and stages to run.
+
+What to compute (domains, methods, sweeps, attacks, pruning) is kept apart from how to run it (backend,
+threads), as in mergekit. Per-domain training overrides express the paper's per-task epochs (Table 17).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from adaptermix.config import StrictModel
+from adaptermix.data.config import DataConfig
+from adaptermix.methods.config import MethodConfig
+from adaptermix.model import HeadConfig
+from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
+
+
+class DataDefaults(StrictModel):
+    """Data settings applied to every domain (a domain entry may override any of them)."""
+
+    source: Literal["datapack", "files", "hf"] = "datapack"
+    data_dir: str | None = None
+    max_train: int | None = Field(None, ge=1)
+    max_validation: int | None = Field(None, ge=1)
+    max_test: int | None = Field(None, ge=1)
+    sample_seed: int = 13
+
+
+class SweepStage(StrictModel):
+    """The combinatorial in-domain sweep (Sec. 3.4)."""
+
+    enabled: bool = True
+    generator: Literal["all", "sample"] = "all"
+    per_k: int | None = Field(None, ge=1, description="subsets per k for generator=sample")
+    rules: list[dict[str, Any]] = [{"name": "average"}]
+    max_eval_examples: int | None = Field(None, ge=1)
+    evaluations: list[Literal["clean", "fgsm", "textfooler"]] = ["clean"]
+    fgsm: dict[str, Any] = {}
+    textfooler: dict[str, Any] = {}
+    textfooler_max_k_trials: int | None = Field(
+        None, ge=1, description="run TextFooler on at most this many trials per target (a sample); FGSM/clean on all"
+    )
+    batch_size: int = 64
+
+
+class PruningStage(StrictModel):
+    """Sec. 7: single sparse adapters vs sparsity (Fig. 8a) and mixtures of sparse adapters (Fig. 8b)."""
+
+    enabled: bool = True
+    sparsities: list[float] = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    mix_sparsities: list[float] = [0.8, 0.9]
+    fsd_layers: int | None = Field(None, ge=0, description="Alg. 4: prune only the m most conflicting layers")
+
+
+class AnalysisStage(StrictModel):
+    """Dataset similarity (Fig. 2a) and LDA topics (Fig. 2b / Tables 4–16)."""
+
+    enabled: bool = True
+    docs_per_dataset: int = 1000
+    n_topics: int = 10
+    top_words: int = 15
+
+
+class StudyConfig(StrictModel):
+    """One study: train every (method, domain) adapter, then FSD, sweeps, greedy mixing, pruning, report."""
+
+    name: str = "study"
+    output_dir: str = "runs/study"
+    model: ModelConfig = ModelConfig()
+    data: DataDefaults = DataDefaults()
+    domains: list[str | dict[str, Any]]
+    methods: list[MethodConfig] = [MethodConfig()]
+    head: HeadConfig = HeadConfig()
+    train: TrainConfig = TrainConfig()
+    train_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-domain TrainConfig fields, e.g. {mnli: {epochs: 20}}"
+    )
+    method_train_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-method TrainConfig fields, e.g. {lora: {learning_rate: 3.0e-3}}"
+    )
+    sweep: SweepStage = SweepStage()
+    greedy: bool = True
+    pruning: PruningStage = PruningStage()
+    analysis: AnalysisStage = AnalysisStage()
+
+    @field_validator("domains")
+    @classmethod
+    def _unique_domains(cls, v: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
+        names = [d if isinstance(d, str) else d.get("name") for d in v]
+        if not v:
+            raise ValueError("at least one domain is required")
+        if len(set(names)) != len(names):
+            raise ValueError("domain names must be unique")
+        return v
+
+    def domain_names(self) -> list[str]:
+        return [d if isinstance(d, str) else str(d["name"]) for d in self.domains]
+
+    def method_label(self, method: MethodConfig) -> str:
+        """Directory name of a method: its name, plus the bottleneck/rank if several share a name."""
+        same = [m for m in self.methods if m.name == method.name]
+        if len(same) == 1:
+            return method.name
+        return f"{method.name}-{method.bottleneck_size or method.rank}"
+
+    def data_config(self, domain: str | dict[str, Any]) -> DataConfig:
+        base = {k: v for k, v in self.data.model_dump().items() if v is not None}
+        entry = {"name": domain} if isinstance(domain, str) else dict(domain)
+        return DataConfig.model_validate({**base, **entry})
+
+    def train_run(self, method: MethodConfig, domain: str | dict[str, Any], output_dir: str) -> TrainRunConfig:
+        data = self.data_config(domain)
+        update = {**self.method_train_overrides.get(method.name, {}), **self.train_overrides.get(data.name, {})}
+        train = TrainConfig.model_validate({**self.train.model_dump(), **update})
+        return TrainRunConfig(model=self.model, data=data, method=method, head=self.head, train=train,
+                              output_dir=output_dir)
+
+
+def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> str:
+    """A stable hash of what a config computes (``output_dir`` and progress flags excluded)."""
+    data = cfg.model_dump(mode="json")
+    for key in ignore:
+        data.pop(key, None)
+    if isinstance(data.get("train"), dict):
+        data["train"].pop("progress", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
