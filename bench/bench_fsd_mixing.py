@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from adaptermix.deltas import bottleneck_shapes, random_delta, stack
-from adaptermix.diagnostics import fsd_matrix, grouped_fsd, literal_fsd
+from adaptermix.diagnostics import fsd_matrix, grouped_fsd, literal_fsd, subset_stats
 from adaptermix.merging import merge_flat
 
 N_ADAPTERS, N_LAYERS, HIDDEN, BOTTLENECK = 13, 6, 384, 64
@@ -50,8 +50,12 @@ def main() -> None:
     stacked = stack(deltas, names)
     n_params = stacked.layout.size
     pairs = list(itertools.combinations(range(N_ADAPTERS), 2))
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")
-    print(f"{N_ADAPTERS} adapters x {n_params:,} params ({len(stacked.layout.names)} tensors), {len(pairs)} pairs")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"{N_ADAPTERS} adapters x {n_params:,} params ({len(stacked.layout.names)} tensors), {len(pairs)} pairs"
+    )
 
     # Correctness first: the vectorised matrix equals the literal algorithm on every pair.
     matrix = fsd_matrix(stacked).values
@@ -86,10 +90,19 @@ def main() -> None:
 
     t_flat = median_seconds(via_merge_flat, args.repeats)
     t_sums = median_seconds(via_delta_sums, args.repeats)
-    print(f"\nMixing throughput, `average` of {args.trials} random subsets (k = 2..13), median of {args.repeats}")
-    print(f"  merge_flat (index-select + mean)  {args.trials / t_flat:9.1f} mixtures/s")
+    print(
+        f"\nMixing throughput, `average` of {args.trials} random subsets (k = 2..13), median of {args.repeats}"
+    )
+    print(f"  merge_flat (fused row sum)        {args.trials / t_flat:9.1f} mixtures/s")
     print(f"  AdapterDelta sum(...) / k         {args.trials / t_sums:9.1f} mixtures/s")
     print(f"  speed-up merge_flat / deltas      {t_sums / t_flat:9.1f} x")
+
+    def per_trial_stats() -> None:
+        for idx in subsets:
+            subset_stats(stacked.matrix, matrix, idx, target_pos=idx[0])
+
+    t_stats = median_seconds(per_trial_stats, args.repeats)
+    print(f"  subset_stats (mix + sign change)  {args.trials / t_stats:9.1f} trials/s")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,14 @@ from adaptermix.data.schema import TaskInfo
 from adaptermix.methods import MethodConfig
 from adaptermix.model import HeadConfig
 
+TOY_PACK = Path(__file__).parent / "data" / "pack"
+TOY_SENTIMENT = TaskInfo("toy_sentiment", "single", "classification", ("negative", "positive"))
+
+
+def toy_data(name: str = "toy_sentiment") -> dict:
+    """The data config of a dataset of the tiny test data pack."""
+    return {"name": name, "data_dir": str(TOY_PACK)}
+
 
 def make_adapter(
     path: Path,
@@ -20,9 +28,14 @@ def make_adapter(
     seed: int = 0,
     info: TaskInfo | None = None,
     scale: float = 0.1,
+    data: dict | None = None,
     **method_kw: object,
 ) -> Path:
-    """A random (seeded) adapter artefact; ``info`` defaults to a binary task named after the folder."""
+    """A random (seeded) adapter artefact; ``info`` defaults to a binary task named after the folder.
+
+    ``data`` (a DataConfig mapping) is recorded as the adapter's training data, which is what sweeps
+    evaluate a target on.
+    """
     info = info or TaskInfo(path.name, "single", "classification", ("neg", "pos"))
     mcfg = MethodConfig(name=method, bottleneck_size=8, rank=2, **method_kw)
     model = new_model(encoder, mcfg, HeadConfig(), info)
@@ -30,12 +43,9 @@ def make_adapter(
     with torch.no_grad():
         for p in list(model.body.parameters()) + list(model.head.parameters()):
             p.copy_(torch.randn(p.shape, generator=gen) * scale)
-    meta = AdapterMeta(
-        method=mcfg.model_dump(mode="json"),
-        head=HeadConfig().model_dump(),
-        base_model=AdapterMeta.describe_base(encoder),
-        task=task_to_dict(info),
-    )
+    meta = AdapterMeta(method=mcfg.model_dump(mode="json"), head=HeadConfig().model_dump(),
+                       base_model=AdapterMeta.describe_base(encoder), task=task_to_dict(info),
+                       training={"data": data, "max_length": 32} if data is not None else None)
     state = model.trainable_state()
     model.detach_body()
     return save_adapter(path, state, meta)

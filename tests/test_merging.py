@@ -28,7 +28,7 @@ from adaptermix.merging import (
     mix_heads,
     rule_table,
 )
-from adaptermix.merging.steps import dare_drop, magnitude_trim
+from adaptermix.merging.steps import dare_drop, generalized_merge, magnitude_trim
 from adaptermix.pruning import magnitude_prune
 from adaptermix.registry import UnknownNameError
 
@@ -116,6 +116,16 @@ def test_merge_flat_matches_merge_and_uses_pool_fsd(name: str) -> None:
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("weights", [None, [0.5, -2.0, 1.0]])
+def test_fused_linear_rules_equal_the_generalized_pipeline(weights: list[float] | None) -> None:
+    x = _stacked(3).matrix
+    for name, aggregate in (("average", "mean"), ("task_arithmetic", "sum")):
+        fused = merge_flat(name, x, [0, 1, 2], weights=weights)
+        assert torch.allclose(
+            fused, generalized_merge(x, ("0", "1", "2"), aggregate=aggregate, weights=weights)
+        )
+
+
 def test_average_is_eq1_mean_and_weighted_mean() -> None:
     pool = _pool(3)
     stacked = stack(pool, ["a", "b", "c"])
@@ -182,9 +192,9 @@ def _pool_with_outlier() -> tuple[torch.Tensor, list[str]]:
 
 def test_greedy_fsd_selects_smallest_and_max_selects_largest_mean_fsd() -> None:
     x, names = _pool_with_outlier()
-    assert torch.equal(merge_flat("greedy_fsd", x, range(5), keys=names, l=3), x[:3].mean(0))
+    assert torch.allclose(merge_flat("greedy_fsd", x, range(5), keys=names, l=3), x[:3].mean(0))
     assert torch.equal(merge_flat("greedy_fsd_max", x, range(5), keys=names, l=1), x[4])
-    assert torch.equal(merge_flat("greedy_fsd", x, range(5), keys=names), x.mean(0))  # l=None: all
+    assert torch.allclose(merge_flat("greedy_fsd", x, range(5), keys=names), x.mean(0))  # l=None: all
 
 
 def test_greedy_selection_names() -> None:

@@ -91,7 +91,9 @@ class PartOfSpeech:
     def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict:
         before = self.tagger.tags_at([state.current.words], index)[0]
         after = self.tagger.tags_at([c.words for c in candidates], index)
-        return Verdict(np.array([pos_compatible(before, t, self.allow_verb_noun_swap) for t in after], dtype=bool))
+        return Verdict(
+            np.array([pos_compatible(before, t, self.allow_verb_noun_swap) for t in after], dtype=bool)
+        )
 
 
 def angular_similarity(cos: np.ndarray) -> np.ndarray:
@@ -134,7 +136,7 @@ class SentenceSimilarity:
         rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         if not self.cache:
             return rows
-        self._memo.update(zip(todo, rows))
+        self._memo.update(zip(todo, rows, strict=True))
         return np.stack([self._memo[t] for t in texts])
 
     def scores(self, reference: str, texts: list[str]) -> np.ndarray:

@@ -60,7 +60,9 @@ class CounterFitConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> CounterFitConfig:
         if self.vocabulary == "glove" and self.max_words is None:
-            raise ValueError("counterfit.vocabulary 'glove' needs counterfit.max_words (GloVe has 400k words)")
+            raise ValueError(
+                "counterfit.vocabulary 'glove' needs counterfit.max_words (GloVe has 400k words)"
+            )
         return self
 
 
@@ -143,7 +145,9 @@ def counter_fit(
     keep = _without(vsp, antonyms, n)
     vsp, vsp_dist = vsp[keep], vsp_dist[keep]
     if progress:
-        progress(f"counter-fitting {n} words: {len(antonyms)} antonym, {len(synonyms)} synonym, {len(vsp)} VSP pairs")
+        progress(
+            f"counter-fitting {n} words: {len(antonyms)} antonym, {len(synonyms)} synonym, {len(vsp)} VSP pairs"
+        )
     # (pairs, active(distance) -> mask, signed weight): AR moves up the distance gradient, SA and VSP down.
     terms: list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], float]] = [
         (antonyms, lambda d: d < cfg.delta, cfg.k1),

@@ -164,4 +164,4 @@ class NeighbourTable:
         if i is None:
             return []
         row, sims = self.indices[i], self.sims[i]
-        return [(self.vectors.words[j], float(s)) for j, s in zip(row, sims) if j >= 0]
+        return [(self.vectors.words[j], float(s)) for j, s in zip(row, sims, strict=True) if j >= 0]

@@ -77,7 +77,9 @@ class WordNetPos:
     def word_tags(self, word: str) -> Tags:
         key = word.lower()
         if key not in self._cache:
-            self._cache[key] = frozenset(_WORDNET_TAGS[p] for p in self._synset_pos(key) if p in _WORDNET_TAGS)
+            self._cache[key] = frozenset(
+                _WORDNET_TAGS[p] for p in self._synset_pos(key) if p in _WORDNET_TAGS
+            )
         return self._cache[key]
 
     def tags_at(self, sentences: Sequence[Sequence[str]], index: int) -> list[Tags]:
@@ -93,7 +95,9 @@ class SpacyPos:
         try:
             spacy = importlib.import_module("spacy")
         except ImportError:
-            raise ResourceError("spaCy is not installed: pip install spacy (and an English pipeline)") from None
+            raise ResourceError(
+                "spaCy is not installed: pip install spacy (and an English pipeline)"
+            ) from None
         try:
             self.nlp = spacy.load(model, exclude=["parser", "ner", "lemmatizer", "senter"])
         except OSError:
@@ -107,8 +111,12 @@ class SpacyPos:
 
     def tags_at(self, sentences: Sequence[Sequence[str]], index: int) -> list[Tags]:
         lo = max(0, index - self.window)
-        docs = [self._doc(self.nlp.vocab, words=list(words[lo : index + self.window + 1])) for words in sentences]
-        return [frozenset({_SPACY_TAGS.get(d[index - lo].pos_, d[index - lo].pos_)}) for d in self.nlp.pipe(docs)]
+        docs = [
+            self._doc(self.nlp.vocab, words=list(words[lo : index + self.window + 1])) for words in sentences
+        ]
+        return [
+            frozenset({_SPACY_TAGS.get(d[index - lo].pos_, d[index - lo].pos_)}) for d in self.nlp.pipe(docs)
+        ]
 
 
 class NoPos:

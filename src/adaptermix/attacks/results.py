@@ -93,7 +93,9 @@ class AttackSummary:
     caps: dict[str, int | None] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, outcomes: Sequence[AttackOutcome], caps: dict[str, int | None] | None = None) -> AttackSummary:
+    def of(
+        cls, outcomes: Sequence[AttackOutcome], caps: dict[str, int | None] | None = None
+    ) -> AttackSummary:
         by = {s: [o for o in outcomes if o.status == s] for s in ("success", "failed", "skipped")}
         attacked = by["success"] + by["failed"]
         n = len(outcomes)
@@ -135,7 +137,10 @@ class AttackReport:
 
     def examples_table(self, limit: int | None = 20, statuses: Sequence[Status] = ("success",)) -> str:
         """A Markdown table of adversarial examples with their originals (swapped words in bold)."""
-        rows = ["| # | label | pred -> adv | original | adversarial | perturbed | queries |", "|---|---|---|---|---|---|---|"]
+        rows = [
+            "| # | label | pred -> adv | original | adversarial | perturbed | queries |",
+            "|---|---|---|---|---|---|---|",
+        ]
         shown = [o for o in self.outcomes if o.status in statuses][:limit]
         for o in shown:
             original = o.text_pair if o.attacked_column == "text_pair" else o.text

@@ -60,7 +60,9 @@ class GreedyWordSwapWIR:
             and self.transformation.replacements(state.current.words[i])
         ]
 
-    def importance_order(self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray) -> list[int]:
+    def importance_order(
+        self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray
+    ) -> list[int]:
         """Attackable positions, most important first (drop of p(gold) when the word is deleted)."""
         positions = self.attackable(state)
         probs = goal.query(state.inputs([state.current.delete(i) for i in positions]))

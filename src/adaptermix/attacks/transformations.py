@@ -71,7 +71,11 @@ class WordSwap:
     def replacements(self, word: str) -> list[str]:
         """Candidate words for ``word``: single words, not ``word`` itself, in ``word``'s case."""
         low = word.lower()
-        out = (recover_case(c, word) for c in self.source.candidates(low) if c.lower() != low and is_single_word(c))
+        out = (
+            recover_case(c, word)
+            for c in self.source.candidates(low)
+            if c.lower() != low and is_single_word(c)
+        )
         return list(dict.fromkeys(out))
 
     def __call__(self, text: TokenizedText, index: int) -> list[str]:
@@ -82,6 +86,8 @@ class WordSwap:
 SYNONYM_SOURCES: Registry[Callable[..., SynonymSource]] = Registry("synonym source")
 SYNONYM_SOURCES.register(
     "counter-fitted",
-    lambda ctx, cfg: EmbeddingSynonyms(ctx.neighbours(cfg.max_candidates, cfg.min_cos_sim), cfg.max_candidates),
+    lambda ctx, cfg: EmbeddingSynonyms(
+        ctx.neighbours(cfg.max_candidates, cfg.min_cos_sim), cfg.max_candidates
+    ),
 )
 SYNONYM_SOURCES.register("wordnet", lambda ctx, cfg: WordNetSynonyms(ctx.wordnet(), cfg.max_candidates))

@@ -58,7 +58,12 @@ class CachedVictim:
     """
 
     def __init__(
-        self, victim: Victim, identity: str = "default", *, cache: bool = True, max_entries: int | None = 500_000
+        self,
+        victim: Victim,
+        identity: str = "default",
+        *,
+        cache: bool = True,
+        max_entries: int | None = 500_000,
     ) -> None:
         self.victim = victim
         self.identity = identity
@@ -101,7 +106,7 @@ class CachedVictim:
         rows = {k: self._cache[k] for k in keys if k in self._cache}
         missing = list(dict.fromkeys(k for k in keys if k not in rows))
         if missing:
-            fresh = dict(zip(missing, self._call([(text, pair) for _, text, pair in missing])))
+            fresh = dict(zip(missing, self._call([(text, pair) for _, text, pair in missing]), strict=True))
             rows.update(fresh)
             if self.max_entries is not None and len(self._cache) + len(fresh) > self.max_entries:
                 self._cache.clear()

@@ -76,7 +76,7 @@ class TokenizedText:
     @cached_property
     def text(self) -> str:
         parts = [self.seps[0]]
-        for tok, sep in zip(self.tokens, self.seps[1:]):
+        for tok, sep in zip(self.tokens, self.seps[1:], strict=True):
             parts += [tok, sep]
         return "".join(parts)
 
@@ -122,7 +122,3 @@ class TokenizedText:
         for t in range(first + 1, last + 1):
             parts += [self.seps[t], self.tokens[t]]
         return "".join(parts)
-
-    def changed_words(self, other: TokenizedText) -> list[int]:
-        """Word indices where ``other`` (a word-for-word variant of this text) differs."""
-        return [i for i, (a, b) in enumerate(zip(self.words, other.words)) if a != b]

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "evaluate",
     "listing",
     "mixing",
+    "sweep",
     "reproduce",
     "adamix",
 )

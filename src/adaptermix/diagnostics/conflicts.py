@@ -1,16 +1,19 @@
 """Fraction of Sign Difference (FSD, Alg. 3 of Nguyen & Le 2024), vectorised over a whole adapter pool.
 
 FSD(a, b) = count(a * b < 0) / P: the fraction of parameters whose signs disagree, normalised by the
-parameter count P. The k x k matrix S of a pool (Sec. 5.2, Fig. 4) is computed in ONE pass: with 0/1
-indicator matrices Pos = [x > 0] and Neg = [x < 0] of shape [N, P],
+parameter count P. The k x k matrix S of a pool (Sec. 5.2, Fig. 4) is computed in ONE pass over the pool:
+with s = sign(x) in {-1, 0, 1} and |s| its nonzero indicator ([N, P] each),
 
-    conflicts = Pos @ Neg.T + Neg @ Pos.T = X + X.T   with X = Pos @ Neg.T,
+    conflicts = (|s| @ |s|.T - s @ s.T) / 2
 
-one float32 matrix product per chunk of columns. Chunks hold at most 2**22 columns, so every partial sum
-is an integer below 2**24 and float32 accumulation is exact; chunk totals are accumulated in float64.
+(a pair of nonzero entries contributes 1 - 1 = 0 when the signs agree and 1 + 1 = 2 when they differ; a
+zero contributes nothing). Both products come from ONE matrix product of the stacked [2N, C] block
+[s; |s|] with itself, over column blocks of C = 16384: the block stays in cache, which makes the pass
+~3x faster than whole-matrix indicators on CPU, and every block's entries are integers <= C < 2**24, so
+float32 is exact; block totals are accumulated in float64.
 
-Per-layer / per-site / per-module matrices use the same count on each tensor's contiguous slice and a
-segment sum over the layout's groups, so they add up exactly to the whole-adapter counts.
+Per-layer / per-site / per-module matrices use the same pass with blocks cut at tensor boundaries, giving
+per-tensor counts that a segment sum turns into group counts, so groups add up exactly to the whole.
 
 Deviation from the literal Alg. 3 (kept as :func:`literal_fsd` for tests and the benchmark): we compare
 signs instead of testing the float product ``a * b < 0``. The two agree except when a product of two
@@ -20,7 +23,8 @@ nonzero values underflows to zero (|a * b| below ~1e-45 in float32), which the l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,18 +33,32 @@ from torch import Tensor
 
 from adaptermix.deltas import AdapterDelta, ParamLayout, StackedDeltas, require_same_layout
 
-CHUNK_COLUMNS = 1 << 22
+CHUNK_COLUMNS = 1 << 14
+
+
+def segment_conflict_counts(x: Tensor, bounds: Sequence[int]) -> Tensor:
+    """Sign-conflict counts of the rows of ``x`` [N, P] per column segment [bounds[t], bounds[t+1]).
+
+    Returns int64 [T, N, N] with entry (t, i, j) = #{p in segment t : x_i[p] * x_j[p] < 0} (by signs).
+    The loop runs over column blocks of at most CHUNK_COLUMNS (never over single parameters).
+    """
+    n = x.shape[0]
+    buffer = torch.empty(2 * n, min(CHUNK_COLUMNS, max(x.shape[1], 1)))
+    out = torch.zeros(len(bounds) - 1, n, n, dtype=torch.float64)
+    for t, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        for start in range(lo, hi, CHUNK_COLUMNS):
+            stop = min(start + CHUNK_COLUMNS, hi)
+            block = buffer[:, : stop - start]
+            torch.sign(x[:, start:stop], out=block[:n])
+            torch.abs(block[:n], out=block[n:])
+            gram = block @ block.T  # [2N, 2N]: s s^T in the top-left, |s| |s|^T in the bottom-right
+            out[t] += (gram[n:, n:] - gram[:n, :n]).double()
+    return (out / 2).round().long()
 
 
 def conflict_counts(x: Tensor) -> Tensor:
     """Pairwise sign-conflict counts (int64 [N, N]) of the rows of ``x`` [N, P]: #{p: x_i[p] x_j[p] < 0}."""
-    n = x.shape[0]
-    counts = torch.zeros(n, n, dtype=torch.float64)
-    for start in range(0, x.shape[1], CHUNK_COLUMNS):
-        chunk = x[:, start : start + CHUNK_COLUMNS]
-        cross = (chunk > 0).float() @ (chunk < 0).float().T
-        counts += (cross + cross.T).double()
-    return counts.round().long()
+    return segment_conflict_counts(x, [0, x.shape[1]])[0]
 
 
 def fsd_matrix_flat(x: Tensor) -> Tensor:
@@ -49,9 +67,8 @@ def fsd_matrix_flat(x: Tensor) -> Tensor:
 
 
 def tensor_conflict_counts(x: Tensor, layout: ParamLayout) -> Tensor:
-    """Sign-conflict counts per tensor of the layout: int64 [T, N, N] (loop over the few tensors only)."""
-    offsets, numels = layout.offsets, layout.numels
-    return torch.stack([conflict_counts(x[:, o : o + n]) for o, n in zip(offsets[:-1], numels, strict=True)])
+    """Sign-conflict counts per tensor of the layout: int64 [T, N, N], in the same single pass."""
+    return segment_conflict_counts(x, layout.offsets)
 
 
 def grouped_conflict_counts(x: Tensor, layout: ParamLayout, by: str) -> Tensor:

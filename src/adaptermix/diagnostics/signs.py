@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.deltas import weighted_row_sum
 from adaptermix.diagnostics.conflicts import FSDMatrix
 
 
@@ -54,9 +55,10 @@ def sign_change_fraction(target_vec: Tensor, mixture_vec: Tensor, space: str = "
     if target_vec.shape != mixture_vec.shape:
         raise ValueError(f"shapes differ: {tuple(target_vec.shape)} vs {tuple(mixture_vec.shape)}")
     n = target_vec.numel()
-    st, sm = torch.sign(target_vec), torch.sign(mixture_vec)
-    flipped = int((st * sm < 0).sum()) / n
-    zeroed = int(((st != 0) & (sm == 0)).sum()) / n
+    st = torch.sign(target_vec)
+    prod = st * mixture_vec  # sign(t) * m: never underflows, nonzero iff both are nonzero
+    flipped = int(torch.count_nonzero(prod < 0)) / n
+    zeroed = (int(torch.count_nonzero(st)) - int(torch.count_nonzero(prod))) / n
     return SignChange(flipped, zeroed, space)
 
 
@@ -91,6 +93,6 @@ def subset_stats(
     values = fsd_mat.values if isinstance(fsd_mat, FSDMatrix) else fsd_mat
     space = space or (fsd_mat.space if isinstance(fsd_mat, FSDMatrix) else "raw")
     if mixture is None:
-        mixture = pool_flat.index_select(0, index).mean(0)
+        mixture = weighted_row_sum(pool_flat, index, None) / index.numel()
     change = sign_change_fraction(pool_flat[target_pos], mixture, space)
     return SubsetStats(index.numel(), mean_pairwise(values, index), change.flipped, change.zeroed, space)

@@ -1,7 +1,7 @@
 """Merge-rule records, their registry and the two entry points ``merge`` and ``merge_flat``.
 
-Every rule is a pure function ``fn(x, ctx, **params) -> Tensor[P]`` on the stacked adapters ``x`` [k, P]
-(one row per adapter), in the style of arcee-ai/mergekit and peft ``utils/merge_utils.py``: no model code,
+Every rule is a pure function ``fn(ctx, **params) -> Tensor[P]`` of the stacked adapters (``ctx.rows()``
+is [k, P], one row per adapter; linear rules reduce straight from the pool), in the style of arcee-ai/mergekit and peft ``utils/merge_utils.py``: no model code,
 no Python loop over parameters. Rules work in whatever space the stack is in: raw parameters (the
 paper's Eq. 1) or LoRA effective updates (stack deltas made by :func:`adaptermix.deltas.to_dw`); the
 result carries the stack's space.
@@ -30,14 +30,29 @@ from adaptermix.registry import Registry
 
 @dataclass(frozen=True)
 class MergeContext:
-    """What a rule may need besides the rows: layout (for per-layer rules), adapter keys, FSD matrix."""
+    """The adapters to mix, as rows ``index`` of a pre-stacked ``pool`` [N, P], and what rules may need.
 
+    ``index`` is already in canonical order; ``keys[j]`` names row ``index[j]``; ``fsd`` is the [k, k]
+    FSD matrix of those rows when the caller pre-computed the pool's matrix; ``layout`` is needed by
+    per-layer rules. Rules call :meth:`rows` to materialise [k, P], or reduce straight from the pool.
+    """
+
+    pool: Tensor
+    index: Tensor
     keys: tuple[str, ...]
     layout: ParamLayout | None = None
-    fsd: Tensor | None = None  # [k, k] FSD of the rows, when the caller pre-computed the pool's matrix
+    fsd: Tensor | None = None
 
-    def fsd_of(self, x: Tensor) -> Tensor:
-        return self.fsd if self.fsd is not None else fsd_matrix_flat(x)
+    @property
+    def k(self) -> int:
+        return self.index.numel()
+
+    def rows(self) -> Tensor:
+        return self.pool.index_select(0, self.index)
+
+    def fsd_matrix(self) -> Tensor:
+        """The [k, k] FSD matrix of the rows: the pre-computed one when available."""
+        return self.fsd if self.fsd is not None else fsd_matrix_flat(self.rows())
 
     def require_layout(self, rule: str) -> ParamLayout:
         if self.layout is None:
@@ -96,8 +111,8 @@ def merge_flat(
                 raise ConfigError(f"{name} has {len(values)} values for {len(order)} adapters")
             params[name] = [values[i] for i in order]
     sub_fsd = fsd.index_select(0, index).index_select(1, index) if fsd is not None else None
-    ctx = MergeContext(tuple(selected[i] for i in order), layout, sub_fsd)
-    return rule.fn(pool_flat.index_select(0, index), ctx, **params)
+    ctx = MergeContext(pool_flat, index, tuple(selected[i] for i in order), layout, sub_fsd)
+    return rule.fn(ctx, **params)
 
 
 def merge(rule_name: str, stacked: StackedDeltas, **params: Any) -> AdapterDelta:

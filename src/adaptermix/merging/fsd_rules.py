@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from adaptermix.deltas import StackedDeltas
 from adaptermix.diagnostics.conflicts import fsd_matrix_flat
 from adaptermix.errors import ConfigError
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
+from adaptermix.merging.steps import linear_merge
 from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat
 
 
@@ -44,23 +44,23 @@ def greedy_selection(stacked: StackedDeltas, l: int | None, largest: bool = Fals
     return tuple(stacked.names[i] for i in chosen)
 
 
-def _greedy(x: Tensor, ctx: MergeContext, l: int | None, largest: bool) -> Tensor:  # noqa: E741 (Alg. 1's l)
-    chosen = select_by_fsd(ctx.fsd_of(x), l, ctx.keys, largest)
-    return x[torch.tensor(chosen)].mean(dim=0)
+def _greedy(ctx: MergeContext, l: int | None, largest: bool) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    chosen = select_by_fsd(ctx.fsd_matrix(), l, ctx.keys, largest)
+    return linear_merge(ctx.pool, ctx.index[chosen], normalise=True)
 
 
-def greedy_fsd(x: Tensor, ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
-    return _greedy(x, ctx, l, largest=False)
+def greedy_fsd(ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    return _greedy(ctx, l, largest=False)
 
 
-def greedy_fsd_max(x: Tensor, ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
-    return _greedy(x, ctx, l, largest=True)
+def greedy_fsd_max(ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (Alg. 1's l)
+    return _greedy(ctx, l, largest=True)
 
 
-def sparse_fsd(x: Tensor, ctx: MergeContext, l: int | None, m: int | None, s: float, by: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
+def sparse_fsd(ctx: MergeContext, l: int | None, m: int | None, s: float, by: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
     layout = ctx.require_layout("sparse_fsd")
-    chosen = torch.tensor(select_by_fsd(ctx.fsd_of(x), l, ctx.keys))
-    return fsd_guided_prune_flat(x[chosen], layout, m, s, by).mean(dim=0)
+    chosen = ctx.index[select_by_fsd(ctx.fsd_matrix(), l, ctx.keys)]
+    return fsd_guided_prune_flat(ctx.pool.index_select(0, chosen), layout, m, s, by).mean(dim=0)
 
 
 MERGE_RULES.register(

@@ -13,14 +13,23 @@ from typing import Any
 from torch import Tensor
 
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
-from adaptermix.merging.steps import generalized_merge
+from adaptermix.merging.steps import generalized_merge, linear_merge
 
 
 def configured(**fixed: Any) -> Callable[..., Tensor]:
     """A rule function running :func:`generalized_merge` with the step choices ``fixed``."""
 
-    def rule(x: Tensor, ctx: MergeContext, **params: Any) -> Tensor:
-        return generalized_merge(x, ctx.keys, **fixed, **params)
+    def rule(ctx: MergeContext, **params: Any) -> Tensor:
+        return generalized_merge(ctx.rows(), ctx.keys, **fixed, **params)
+
+    return rule
+
+
+def linear(normalise: bool) -> Callable[..., Tensor]:
+    """The configuration with no sparsification and no sign consensus, fused (:func:`linear_merge`)."""
+
+    def rule(ctx: MergeContext, **params: Any) -> Tensor:
+        return linear_merge(ctx.pool, ctx.index, normalise=normalise, **params)
 
     return rule
 
@@ -33,7 +42,7 @@ MERGE_RULES.register(
         name="average",
         reference="Chronopoulou et al. 2023 (AdapterSoup); Nguyen & Le 2024 Eq. 1",
         description="uniform mean of the adapters (Eq. 1); with weights: sum(w_i x_i) / sum(|w_i|)",
-        fn=configured(aggregate="mean"),
+        fn=linear(normalise=True),  # = configured(aggregate="mean"), fused
         params={"weights": None},
         per_adapter=_WEIGHTS,
     ),
@@ -44,7 +53,7 @@ MERGE_RULES.register(
         name="task_arithmetic",
         reference="Ilharco et al. 2023 (task arithmetic)",
         description="scaled sum lam * sum(w_i x_i) (weights default 1; negative weights negate)",
-        fn=configured(aggregate="sum"),
+        fn=linear(normalise=False),  # = configured(aggregate="sum"), fused
         params={"weights": None, "lam": 1.0},
         per_adapter=_WEIGHTS,
         idempotent=False,

@@ -22,6 +22,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from adaptermix.deltas import weighted_row_sum
 from adaptermix.errors import ConfigError
 from adaptermix.pruning.magnitude import prune_rows
 
@@ -138,6 +139,27 @@ AGGREGATORS: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
     "mean": aggregate_mean,
     "disjoint_mean": aggregate_disjoint_mean,
 }
+
+
+def linear_merge(
+    pool: Tensor,
+    index: Tensor,
+    *,
+    normalise: bool,
+    weights: Sequence[float] | None = None,
+    lam: float = 1.0,
+) -> Tensor:
+    """The pipeline without sparsification or sign consensus, fused: a weighted sum of pool rows.
+
+    ``normalise`` divides by sum(|w_i|) (aggregate "mean"), otherwise it is the plain sum ("sum").
+    Equal to ``generalized_merge(pool[index], ...)`` up to float rounding; this is the sweep's hot path
+    (AdapterSoup / Eq. 1 averages), so it avoids the [k, P] copy.
+    """
+    w = adapter_weights(weights, index.numel())
+    out = weighted_row_sum(pool, index, None if weights is None else w)
+    if normalise:
+        out /= w.abs().sum()
+    return out if lam == 1.0 else lam * out
 
 
 def generalized_merge(

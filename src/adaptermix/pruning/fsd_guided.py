@@ -61,10 +61,10 @@ def fsd_guided_prune(stacked: StackedDeltas, m: int | None, s: float, by: str = 
 PRUNERS.register(
     "fsd_layers",
     Pruner(
-        "fsd_layers",
-        "Nguyen & Le 2024 Alg. 4 (pruning step) + Alg. 2",
-        "prune each adapter's m groups with the highest mean FSD against the others to sparsity s",
-        fsd_guided_prune,
-        {"m": None, "s": 0.9, "by": "layer"},
+        name="fsd_layers",
+        reference="Nguyen & Le 2024 Alg. 4 (pruning step) + Alg. 2",
+        description="prune each adapter's m groups with the highest mean FSD against the others to sparsity s",
+        fn=fsd_guided_prune,
+        params={"m": None, "s": 0.9, "by": "layer"},
     ),
 )

@@ -75,6 +75,7 @@ def magnitude_prune(x: X, s: float, scope: str = "global", layout: ParamLayout |
 
     ``x`` is an :class:`AdapterDelta` (returns one, same layout: a sparse adapter is an ordinary delta)
     or a flat tensor [P] / [R, P] (rows pruned independently; give ``layout`` for per-group scopes).
+    Results are float32 (the dtype of flattened deltas).
     ``scope`` is "global" or one of "per_layer", "per_module", "per_site", "per_tensor".
     """
     if isinstance(x, AdapterDelta):
@@ -93,10 +94,10 @@ def _magnitude_pruner(stacked: StackedDeltas, s: float, scope: str) -> StackedDe
 PRUNERS.register(
     "magnitude",
     Pruner(
-        "magnitude",
-        "Nguyen & Le 2024 Alg. 2 (exact count); Sanh et al. 2020",
-        "keep the round((1-s)n) largest |w| of each adapter, globally or per layer/module/site/tensor",
-        _magnitude_pruner,
-        {"s": 0.9, "scope": "global"},
+        name="magnitude",
+        reference="Nguyen & Le 2024 Alg. 2 (exact count); Sanh et al. 2020",
+        description="keep the round((1-s)n) largest |w| of each adapter, globally or per layer/module/site/tensor",
+        fn=_magnitude_pruner,
+        params={"s": 0.9, "scope": "global"},
     ),
 )

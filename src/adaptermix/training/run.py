@@ -52,6 +52,7 @@ def train_adapter(
             training={
                 **cfg.train.model_dump(mode="json"),
                 "data": cfg.data.model_dump(mode="json", exclude_defaults=True),
+                "max_length": cfg.model.max_length,
                 "train_examples": len(tok["train"]),
                 "best_step": result.best_step,
                 "steps": result.steps,

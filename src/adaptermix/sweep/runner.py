@@ -1,0 +1,195 @@
+"""The sweep runner: expand a spec, skip finished trials, evaluate every mixture, stream into the store.
+
+Load the encoder once; pre-stack the pool so a subset's mixture is an index-select plus a reduction;
+write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`);
+tokenise each target's evaluation set once; evaluate with length-bucketed dynamic padding under
+``torch.inference_mode``. Trials that share (target, subset, rule) share one mixture: it is computed and
+written once and every evaluation (clean, FGSM, TextFooler) runs on it. Results are committed to the
+store after every mixture, so a kill loses at most the mixture in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from adaptermix.artefact import check_base
+from adaptermix.backbone.loading import Encoder, load_encoder
+from adaptermix.config import validate
+from adaptermix.data import load_task
+from adaptermix.data.config import DataConfig
+from adaptermix.data.sampling import stratified_sample
+from adaptermix.diagnostics import subset_stats
+from adaptermix.merging import MERGE_RULES, merge_flat
+from adaptermix.pool import AdapterPool, load_pool
+from adaptermix.sweep.evaluations import EVALUATIONS, EvalSet
+from adaptermix.sweep.live import LiveModel
+from adaptermix.sweep.spec import SweepSpec, Trial, canonical_json, expand, shard
+from adaptermix.sweep.store import Provenance, ResultsStore, TrialResult
+from adaptermix.training.batching import tokenize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepContext:
+    """Everything loaded once per sweep (and once per Ray actor): encoder, pool, FSD, live model, eval sets."""
+
+    spec: SweepSpec
+    pool: AdapterPool
+    encoder: Encoder
+    live: LiveModel
+    fsd: torch.Tensor
+    eval_sets: dict[str, EvalSet] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, spec: SweepSpec, encoder: Encoder | None = None) -> SweepContext:
+        for evaluation in spec.evaluations:
+            EVALUATIONS.get(evaluation)  # unknown names -> one-line errors before anything loads
+        for rule in spec.rules:
+            MERGE_RULES.get(rule.name)
+        pool = load_pool(spec.pool_dirs())
+        encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"])
+        for adapter in pool.adapters:
+            check_base(adapter, encoder)
+        live = LiveModel.build(encoder, pool.adapters[0], pool.stacked.layout)
+        fsd = pool.fsd(spec.fsd_space).values.float()
+        return cls(spec, pool, encoder, live, fsd)
+
+    def eval_set(self, target: str) -> EvalSet:
+        """The target's evaluation split, capped (seeded, stratified) and tokenised once."""
+        if target not in self.eval_sets:
+            adapter = self.pool.adapters[self.pool.index(target)]
+            training = adapter.meta.training or {}
+            data = dict(training.get("data") or {"name": adapter.name})
+            for key in ("max_train", "max_validation", "max_test"):
+                data.pop(key, None)
+            if self.spec.data is not None and data.get("source", "datapack") == "datapack":
+                data["data_dir"] = self.spec.data
+            cfg = validate(DataConfig, data, source=f"data of adapter {target!r}")
+            rows = load_task(cfg, splits=(self.spec.split,)).split(self.spec.split)
+            if self.spec.max_eval_examples is not None:
+                rows = stratified_sample(rows, self.spec.max_eval_examples, self.spec.seed)
+            info = adapter.meta.task_info
+            max_length = self.spec.max_length or int(training.get("max_length", 128))
+            tokens = tokenize(self.encoder.tokenizer, rows, max_length, info.problem == "regression")
+            self.eval_sets[target] = EvalSet(info, rows, tokens, max_length)
+        return self.eval_sets[target]
+
+    def close(self) -> None:
+        self.live.close()
+
+
+def _group_key(t: Trial) -> str:
+    return canonical_json([t.target, list(t.subset), t.rule, dict(t.rule_params)])
+
+
+def group_trials(trials: Iterable[Trial]) -> list[list[Trial]]:
+    """Trials that share one mixture (target, subset, rule, params), in first-seen order."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault(_group_key(t), []).append(t)
+    return list(groups.values())
+
+
+def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResult]:
+    """Mix once, write the mixture into the live model, run every evaluation of the group."""
+    first = group[0]
+    names = ctx.pool.names
+    idx = [names.index(n) for n in first.subset]
+    tpos = names.index(first.target)
+    started = time.perf_counter()
+    vector = merge_flat(first.rule, ctx.pool.flat, idx, layout=ctx.pool.stacked.layout, keys=names,
+                        fsd=ctx.fsd, **dict(first.rule_params))
+    stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
+    ctx.live.write(vector)
+    ctx.live.use_head(first.target, ctx.pool.adapters[tpos])
+    es = ctx.eval_set(first.target)
+    mix_seconds = time.perf_counter() - started
+    out = []
+    for trial in group:
+        t0 = time.perf_counter()
+        outcome = EVALUATIONS.get(trial.evaluation)(ctx.live.model, es, trial.eval_params, trial.key, ctx.spec.batch_size)
+        seconds = time.perf_counter() - t0 + (mix_seconds if trial is first else 0.0)
+        out.append(TrialResult(
+            trial=trial,
+            metric_name=es.info.metric,
+            metric=outcome.metric,
+            metrics={**outcome.metrics, "target_sign_zeroed": stats.zeroed},
+            mean_pairwise_fsd=stats.mean_pairwise_fsd if first.k > 1 else None,
+            target_sign_change=stats.flipped,
+            fsd_space=stats.space,
+            n_examples=len(es.examples),
+            seconds=seconds,
+            adversarial_examples=outcome.adversarial,
+        ))
+    return out
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int
+    ran: int
+    seconds: float
+    store: Path
+
+
+def plan(ctx: SweepContext, store: ResultsStore, shard_spec: tuple[int, int] | None = None) -> tuple[list[Trial], int]:
+    """The trials still to run (this shard, not finished) and how many of the shard were already done."""
+    fsd_np = ctx.fsd.double().numpy()
+    trials = expand(ctx.spec, ctx.pool.names, fsd_np)
+    if shard_spec is not None:
+        trials = shard(trials, *shard_spec)
+    done = store.finished_keys()
+    todo = [t for t in trials if t.key not in done]
+    return todo, len(trials) - len(todo)
+
+
+Backend = Callable[[SweepContext, list[list[Trial]], Callable[[list[TrialResult]], None]], None]
+
+
+def local_backend(ctx: SweepContext, groups: list[list[Trial]], sink: Callable[[list[TrialResult]], None]) -> None:
+    """Evaluate the groups in this process, one after the other."""
+    for group in groups:
+        sink(evaluate_group(ctx, group))
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store_path: str | Path,
+    shard_spec: tuple[int, int] | None = None,
+    encoder: Encoder | None = None,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> SweepSummary:
+    """Run (or resume) a sweep into the SQLite store at ``store_path``."""
+    started = time.perf_counter()
+    ctx = SweepContext.prepare(spec, encoder)
+    try:
+        with ResultsStore(store_path) as store:
+            todo, skipped = plan(ctx, store, shard_spec)
+            store.begin_run(Provenance.collect(json.dumps(spec.model_dump(mode="json"), sort_keys=True),
+                                               ctx.encoder.fingerprint, spec.seed))
+            groups = group_trials(todo)
+            bar = tqdm(total=len(todo), desc="sweep", unit="trial", disable=not progress, smoothing=0.1)
+
+            def sink(results: list[TrialResult]) -> None:
+                store.record(results)
+                bar.update(len(results))
+                bar.set_postfix_str(f"{results[-1].trial.target} k={results[-1].trial.k}")
+
+            (backend or local_backend)(ctx, groups, sink)
+            bar.close()
+    finally:
+        ctx.close()
+    return SweepSummary(len(todo) + skipped, skipped, len(todo), time.perf_counter() - started, Path(store_path))
+
+
