@@ -11,41 +11,53 @@ from adaptermix.pruning import (
     PRUNERS,
     conflicting_groups,
     fsd_guided_prune,
+    keep_counts,
     magnitude_prune,
     prune,
+    topk_mask_grouped,
 )
 
 SHAPES = bottleneck_shapes(n_layers=3, hidden=6, bottleneck=3)
 SPARSITIES = [0.0, 0.1, 0.25, 0.5, 0.9, 0.97, 1.0]
 
 
-def _tied(seed: int) -> AdapterDelta:
-    """Integer-valued tensors in [-3, 3]: many ties in |w| and many exact zeros."""
+def _tied(seed: int, zeros: bool = True) -> AdapterDelta:
+    """Integer-valued tensors in [-3, 3]: many ties in |w| (and exact zeros unless ``zeros`` is False)."""
     g = torch.Generator().manual_seed(seed)
-    return AdapterDelta({n: torch.randint(-3, 4, s, generator=g).float() for n, s in SHAPES.items()})
+    values = torch.tensor(
+        [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] if zeros else [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]
+    )
+    return AdapterDelta({n: values[torch.randint(len(values), s, generator=g)] for n, s in SHAPES.items()})
 
 
 @pytest.mark.parametrize("s", SPARSITIES)
 def test_global_prune_keeps_exactly_the_requested_count_with_ties(s: float) -> None:
-    x = _tied(0).flatten()
-    n = x.numel()
-    # ties across |w| = 0 too: kept entries may be zeros, so count the mask via a shifted copy
-    shifted = x + 10.0 * torch.sign(x) + 100.0 * (x == 0)  # nonzero everywhere, same |w| order
-    kept = torch.count_nonzero(magnitude_prune(shifted, s))
-    assert kept == round((1 - s) * n)
+    x = _tied(0, zeros=False).flatten()
     pruned = magnitude_prune(x, s)
-    survivors, dropped = pruned != 0, (pruned == 0) & (x != 0)
+    assert torch.count_nonzero(pruned) == round((1 - s) * x.numel())
+    survivors, dropped = pruned != 0, pruned == 0
     if survivors.any() and dropped.any():
         assert x[survivors].abs().min() >= x[dropped].abs().max()  # the largest magnitudes survive
+    # with exact zeros too, the mask itself keeps exactly the requested count
+    z = _tied(1).flatten()
+    mask = topk_mask_grouped(
+        z.abs()[None],
+        torch.zeros(z.numel(), dtype=torch.long),
+        keep_counts(torch.tensor([z.numel()]), s)[None],
+    )
+    assert mask.sum() == round((1 - s) * z.numel())
 
 
 @pytest.mark.parametrize("s", SPARSITIES)
-def test_per_layer_prune_keeps_exactly_the_requested_count_per_layer(s: float) -> None:
-    delta = random_delta(SHAPES, 1)
-    pruned = magnitude_prune(delta, s, scope="per_layer")
+@pytest.mark.parametrize(
+    "scope, view", [("per_layer", "layer"), ("per_module", "module"), ("per_tensor", "tensor")]
+)
+def test_grouped_prune_keeps_exactly_the_requested_count_per_group(s: float, scope: str, view: str) -> None:
+    delta = _tied(2, zeros=False)
+    pruned = magnitude_prune(delta, s, scope=scope)
     assert isinstance(pruned, AdapterDelta) and pruned.layout == delta.layout
-    for key, part in pruned.per_layer().items():
-        n = delta.per_layer()[key].layout.size
+    for key, part in pruned.view(view).items():
+        n = delta.view(view)[key].layout.size
         assert torch.count_nonzero(part.flatten()) == round((1 - s) * n)
 
 

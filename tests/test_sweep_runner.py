@@ -113,3 +113,13 @@ def test_stats_and_export_cli(spec_file, tmp_path, capsys):
     assert main(["export", str(store), "-o", str(tmp_path / "t.csv")]) == 0
     assert (tmp_path / "t.csv").read_text().count("\n") == 25
     assert main(["export", str(store), "-o", str(tmp_path / "t.parquet")]) == 0
+
+
+def test_ks_filter_and_k_larger_than_pool(spec_file, tmp_path, capsys):
+    spec = load_spec(spec_file, ["subsets.ks=[1]", "evaluations=[clean]"])
+    summary = run_sweep(spec, tmp_path / "k1.sqlite", encoder=tiny_encoder("bert"), progress=False)
+    assert summary.ran == 3 and {r["k"] for r in _rows(tmp_path / "k1.sqlite")} == {1}
+    code = main(["sweep", str(spec_file), "--store", str(tmp_path / "x.sqlite"), "--set", "subsets.ks=[5]"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "adaptermix: error: k=5 is larger than the pool (3 adapters)"
+    assert not (tmp_path / "x.sqlite").exists()

@@ -298,9 +298,20 @@ def test_checker_catches_violations() -> None:
     assert any("recorded swaps" in m for m in messages[3])
 
 
+class _FakeLemma:
+    def __init__(self, name: str, count: int) -> None:
+        self._name, self._count = name, count
+
+    def name(self) -> str:
+        return self._name
+
+    def count(self) -> int:
+        return self._count
+
+
 class _FakeSynset:
-    def __init__(self, pos: str, names: list[str]) -> None:
-        self._pos, self._names = pos, names
+    def __init__(self, pos: str, names: list[str], count: int = 1) -> None:
+        self._pos, self._names, self._count = pos, names, count
 
     def pos(self) -> str:
         return self._pos
@@ -308,15 +319,22 @@ class _FakeSynset:
     def lemma_names(self) -> list[str]:
         return self._names
 
+    def lemmas(self) -> list[_FakeLemma]:
+        return [_FakeLemma(n, self._count) for n in self._names]
+
 
 class _FakeWordNet:
-    """Just enough of NLTK's WordNet reader: ``synsets(word)``."""
+    """Just enough of NLTK's WordNet reader: ``synsets(word)`` and ``morphy``."""
 
-    TABLE = {"good": [_FakeSynset("a", ["good", "nice"]), _FakeSynset("n", ["good", "goodness", "commodity"])],
-             "movie": [_FakeSynset("n", ["movie", "film", "picture", "moving_picture"])]}
+    TABLE = {"good": [_FakeSynset("a", ["good", "nice"], 20), _FakeSynset("n", ["good", "goodness", "commodity"])],
+             "nice": [_FakeSynset("a", ["nice"], 5)],
+             "movie": [_FakeSynset("n", ["movie", "film", "picture", "moving_picture"], 3)]}
 
     def synsets(self, word: str) -> list[_FakeSynset]:
         return self.TABLE.get(word, [])
+
+    def morphy(self, word: str, pos: str) -> str | None:
+        return word if word in self.TABLE else None
 
 
 class _FakeContext:

@@ -3,11 +3,14 @@
 TextFooler keeps a swap only if the new word plays the same part of speech as the old one. The original
 tags both sentences with NLTK's perceptron tagger, whose data cannot be downloaded here. Providers:
 
-``wordnet`` (default, no extra install)
+``wordnet`` (no extra install)
     Context-free: a word's possible parts of speech are those of its WordNet synsets (WordNet's morphy
     lemmatises inflected forms, so "runs" is NOUN and VERB). A swap is allowed when the two sets share a
     tag, or when WordNet knows neither word. Weaker than a tagger in context — it accepts a swap whose
     POS matches *some* reading of the original word — but needs only Debian's ``wordnet-base``.
+``wordnet-frequent`` (default, no extra install)
+    The same, keeping only the parts of speech with >= 10% of the word's sense-tagged occurrences
+    (WordNet's SemCor counts): rare readings such as the noun "takes" no longer let "takes" -> "good".
 ``spacy``
     Context-aware: spaCy's tagger on a window of 9 words around the swap (the original's window), if the
     ``spacy`` package and an English pipeline are installed (see ``docs/textfooler.md``).
@@ -60,26 +63,52 @@ def _widen(tags: Tags) -> Tags:
 
 
 class WordNetPos:
-    """Context-free POS sets from WordNet synsets (needs only the WordNet database)."""
+    """Context-free POS sets from WordNet synsets (needs only the WordNet database).
 
-    name = "wordnet"
+    ``min_share = 0``: every POS of the word's synsets (the plain fallback). ``min_share > 0``: only the
+    parts of speech that carry at least that share of the word's sense-tagged occurrences in SemCor
+    (WordNet's ``cntlist`` counts), so rare readings stop licensing swaps: "takes" is a VERB only (its
+    noun sense never occurs), "good" an ADJ only (noun and adverb senses: 9% and 4%). A word whose senses
+    were never counted keeps all its parts of speech.
+    """
 
-    def __init__(self, synset_pos: Callable[[str], Sequence[str]]) -> None:
-        """``synset_pos(word)`` gives the POS letters of the word's synsets (see :meth:`from_reader`)."""
+    def __init__(
+        self, synset_pos: Callable[[str], Sequence[tuple[str, int]]], min_share: float = 0.0
+    ) -> None:
+        """``synset_pos(word)`` gives (POS letter, occurrence count) per synset (see :meth:`from_reader`)."""
         self._synset_pos = synset_pos
+        self.min_share = min_share
+        self.name = "wordnet" if min_share == 0 else "wordnet-frequent"
         self._cache: dict[str, Tags] = {}
 
     @classmethod
-    def from_reader(cls, reader: Any) -> WordNetPos:
+    def from_reader(cls, reader: Any, min_share: float = 0.0) -> WordNetPos:
         """From an NLTK ``WordNetCorpusReader`` (see :func:`adaptermix.attacks.resources.wordnet_reader`)."""
-        return cls(lambda word: [s.pos() for s in reader.synsets(word)])
+
+        def synset_pos(word: str) -> list[tuple[str, int]]:
+            out = []
+            for synset in reader.synsets(word):
+                pos = synset.pos()
+                base = {word, reader.morphy(word, "a" if pos == "s" else pos) or word}
+                out.append(
+                    (pos, sum(lemma.count() for lemma in synset.lemmas() if lemma.name().lower() in base))
+                )
+            return out
+
+        return cls(synset_pos, min_share)
 
     def word_tags(self, word: str) -> Tags:
         key = word.lower()
         if key not in self._cache:
-            self._cache[key] = frozenset(
-                _WORDNET_TAGS[p] for p in self._synset_pos(key) if p in _WORDNET_TAGS
-            )
+            counts: dict[str, int] = {}
+            for letter, n in self._synset_pos(key):
+                if letter in _WORDNET_TAGS:
+                    tag = _WORDNET_TAGS[letter]
+                    counts[tag] = counts.get(tag, 0) + n
+            total = sum(counts.values())
+            if self.min_share > 0 and total > 0:
+                counts = {t: n for t, n in counts.items() if n >= self.min_share * total}
+            self._cache[key] = frozenset(counts)
         return self._cache[key]
 
     def tags_at(self, sentences: Sequence[Sequence[str]], index: int) -> list[Tags]:
@@ -136,5 +165,6 @@ def spacy_available() -> bool:
 # POS providers by name; each factory takes a resource context (see textfooler.build_resources).
 POS_TAGGERS: Registry[Callable[..., PosTagger]] = Registry("POS tagger")
 POS_TAGGERS.register("wordnet", lambda ctx: WordNetPos.from_reader(ctx.wordnet()))
+POS_TAGGERS.register("wordnet-frequent", lambda ctx: WordNetPos.from_reader(ctx.wordnet(), min_share=0.1))
 POS_TAGGERS.register("spacy", lambda ctx: SpacyPos(ctx.config.spacy_model))
 POS_TAGGERS.register("none", lambda ctx: NoPos())

@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.attacks.counterfit import CounterFitConfig, Progress, counter_fit, read_pairs
+from adaptermix.attacks.counterfit import CounterFitConfig, Progress, all_but_the_top, counter_fit, read_pairs
 from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DATA_ENV
@@ -114,7 +115,8 @@ def build_counter_fitted(
     index = {w: i for i, w in enumerate(vocab)}
     synonyms = read_pairs((lexical / f for f in cfg.synonym_files), index)
     antonyms = read_pairs((lexical / f for f in cfg.antonym_files), index)
-    fitted = counter_fit(np.asarray(vectors)[rows], synonyms, antonyms, cfg, progress)
+    start = all_but_the_top(np.asarray(vectors)[rows], cfg.remove_components)
+    fitted = counter_fit(start, synonyms, antonyms, cfg, progress)
     return WordVectors.create(vocab, fitted)
 
 
@@ -217,7 +219,9 @@ def wordnet_reader(folder: Path):  # -> nltk.corpus.reader.wordnet.WordNetCorpus
     if root not in nltk.data.path:
         nltk.data.path.append(root)  # NLTK's documented way to authorise a data root
     try:
-        return WordNetCorpusReader(str(folder.resolve()), None)
+        with warnings.catch_warnings():  # no Open Multilingual Wordnet: English only, as intended
+            warnings.filterwarnings("ignore", message="The multilingual functions are not available")
+            return WordNetCorpusReader(str(folder.resolve()), None)
     except (OSError, LookupError) as exc:
         raise ResourceError(f"cannot read WordNet in {folder}: {exc}") from None
 

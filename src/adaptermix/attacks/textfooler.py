@@ -26,8 +26,11 @@ Deviations from the original, each forced by working offline or chosen for a sta
 - The similarity window is compared with the *original* text (Jin et al.'s Algorithm 1), not the text
   before the swap (Jin's code and TextAttack); texts shorter than the window are compared whole instead of
   switching the constraint off (both references skip it). Both are configurable.
-- Part of speech: WordNet's POS sets by default (NLTK's tagger data cannot be downloaded), or spaCy in
-  context when installed (``pos: spacy``); nouns and verbs may swap, as in the original's ``pos_filter``.
+- Part of speech: WordNet's POS sets, restricted to each word's frequent parts of speech, by default
+  (NLTK's tagger data cannot be downloaded), or spaCy in context when installed (``pos: spacy``); nouns
+  and verbs may swap, as in the original's ``pos_filter``.
+- Counter-fitting starts from mean-centred GloVe with its top principal component removed
+  (``counterfit.remove_components``, see ``counterfit.all_but_the_top``).
 - Importance by deletion: the word is removed (TextAttack's ``wir_method="delete"``), where Jin's code
   replaces it with "<oov>"; the score is the drop in p(gold) only (Jin adds a term for deletions that
   flip the label).
@@ -77,7 +80,7 @@ class TextFoolerConfig(StrictModel):
     max_candidates: PositiveInt = 50
     min_cos_sim: float = 0.8  # paper (Nguyen & Le 2024, Jin et al. 2020); TextAttack's recipe uses 0.5
     # constraints
-    pos: str = "wordnet"  # POS_TAGGERS: wordnet | spacy | none
+    pos: str = "wordnet-frequent"  # POS_TAGGERS: wordnet-frequent | wordnet | spacy | none
     allow_verb_noun_swap: bool = True
     sim_threshold: float = 0.840845057
     sim_metric: Literal["angular", "cosine"] = "angular"

@@ -12,16 +12,36 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="study config (YAML), e.g. configs/demo.yaml")
     add_overrides(p)
     p.add_argument("--stages", help="comma-separated subset of stages to run (default: all configured)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local", help="where sweeps run")
+    p.add_argument("--address", help="Ray cluster address (with --backend ray)")
+    p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
+
+
+def load_studies(path: str, overrides: list[str]) -> list:
+    """A study config, or a suite (``studies: [...]``) of several; overrides apply to each study."""
+    from adaptermix.config import apply_overrides, read_yaml, validate
+    from adaptermix.pipeline.config import StudyConfig, StudySuite
+
+    data = read_yaml(path)
+    if "studies" in data:
+        suite = validate(StudySuite, data, source=path)
+        return [validate(StudyConfig, apply_overrides(s.model_dump(mode="json"), overrides), source=path)
+                for s in suite.studies]
+    return [load_config(StudyConfig, path, overrides)]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.pipeline.config import StudyConfig
     from adaptermix.pipeline.run import run_study
 
-    cfg = load_config(StudyConfig, args.config, args.overrides)
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
-    report = run_study(cfg, stages=stages)
-    print(f"report: {report}")
+    backend = None
+    if args.backend == "ray":
+        from adaptermix.sweep.ray_backend import ray_backend
+
+        backend = ray_backend(address=args.address, workers=args.workers)
+    for cfg in load_studies(args.config, args.overrides):
+        report = run_study(cfg, stages=stages, backend=backend)
+        print(f"report: {report}")
     return 0
 
 

@@ -41,10 +41,11 @@ class SweepStage(StrictModel):
     evaluations: list[Literal["clean", "fgsm", "textfooler"]] = ["clean"]
     fgsm: dict[str, Any] = {}
     textfooler: dict[str, Any] = {}
-    textfooler_max_k_trials: int | None = Field(
-        None, ge=1, description="run TextFooler on at most this many trials per target (a sample); FGSM/clean on all"
+    textfooler_per_k: int | None = Field(
+        None, ge=1, description="TextFooler on a sample: this many subsets per k and target (default: same as clean)"
     )
     batch_size: int = 64
+    seed: int = 0
 
 
 class PruningStage(StrictModel):
@@ -128,3 +129,9 @@ def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> 
     if isinstance(data.get("train"), dict):
         data["train"].pop("progress", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+class StudySuite(StrictModel):
+    """Several studies run one after the other (e.g. the paper's BERT-base and RoBERTa-large settings)."""
+
+    studies: list[StudyConfig] = Field(min_length=1)

@@ -1,29 +1,70 @@
-"""``run_study``: the stages of a study in order, each resumable and skipped when already done."""
+"""``run_study``: the stages of a study in order, each resumable and skipped when already done.
+
+train -> fsd -> sweep (clean, FGSM, TextFooler) -> greedy (Alg. 1) -> pruning (Alg. 2 / 4, Fig. 8)
+-> analysis (dataset similarity, LDA topics) -> report (figures, tables, statements, HTML).
+Killing the pipeline and starting it again continues where it stopped: finished adapters are reused,
+finished trials are skipped, and outputs are written atomically.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from adaptermix.backbone.loading import load_encoder
 from adaptermix.config import dump_config
 from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig
+from adaptermix.pipeline.stages import MethodPool, run_sweep_stage, write_fsd
 from adaptermix.pipeline.train_stage import train_all, write_single_adapter_table
+from adaptermix.sweep.runner import Backend
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train",)
+STAGES = ("train", "fsd", "sweep", "greedy", "pruning", "analysis", "report")
 
 
-def run_study(cfg: StudyConfig, stages: list[str] | None = None) -> Path:
-    """Run the requested stages (default: all) and return the path of the study's main output."""
+def _say(msg: str) -> None:
+    print(f"adaptermix: {msg}", flush=True)
+
+
+def run_study(cfg: StudyConfig, stages: list[str] | None = None, backend: Backend | None = None) -> Path:
+    """Run the requested stages (default: all, in order) and return the report's ``index.html`` path."""
     wanted = stages or list(STAGES)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage {unknown[0]!r}; valid: {', '.join(STAGES)}")
     out = Path(cfg.output_dir)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
-    adapters = train_all(cfg, progress=cfg.train.progress)
-    table = write_single_adapter_table(adapters, out / "single_adapters.md")
-    return table
+    progress = cfg.train.progress
+    encoder = load_encoder(cfg.model.name)
+    # Training is never skipped: later stages need the adapters, and finished ones are reused anyway.
+    _say(f"stage train: {len(cfg.methods)} method(s) x {len(cfg.domains)} domain(s)")
+    adapters = train_all(cfg, encoder=encoder, progress=progress)
+    write_single_adapter_table(adapters, out / "single_adapters.md")
+    pools = []
+    for label in dict.fromkeys(a.method for a in adapters):
+        pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}))
+    for stage in ("fsd", "sweep", "greedy", "pruning"):
+        if stage not in wanted:
+            continue
+        for mp in pools:
+            if stage == "fsd":
+                _say(f"stage fsd: {write_fsd(cfg, mp)}")
+            elif stage != "sweep" or cfg.sweep.enabled:
+                _say(f"stage {stage} [{mp.label}]")
+                run_sweep_stage(cfg, mp, stage, encoder, backend, progress, _say)
+    if "analysis" in wanted and cfg.analysis.enabled:
+        from adaptermix.analysis import write_similarity, write_topics
+
+        _say("stage analysis: dataset similarity and LDA topics")
+        write_similarity(out, cfg)
+        write_topics(out, cfg)
+    index = out / "report" / "index.html"
+    if "report" in wanted:
+        from adaptermix.report import build_report
+
+        index = build_report(out)
+        _say(f"report written: {index}")
+    return index

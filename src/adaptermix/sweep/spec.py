@@ -84,6 +84,8 @@ class SubsetSpec(StrictModel):
     generator: tuple[str, ...] = ("all",)
     per_k: PositiveInt | None = None
     seed: int = 0
+    # Only these mixture sizes (e.g. [1] for single adapters, Fig. 8a); None keeps every k = 1..N.
+    ks: tuple[PositiveInt, ...] | None = None
 
     @field_validator("generator", mode="before")
     @classmethod
@@ -286,10 +288,15 @@ def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionS
     """The size of :func:`expand` (per target and per k) before anything runs."""
     _pool_order(pool_names)
     targets = _targets(spec, pool_names)
+    ks = spec.subsets.ks
+    too_big = [k for k in ks or () if k > len(pool_names)]
+    if too_big:
+        raise ConfigError(f"k={too_big[0]} is larger than the pool ({len(pool_names)} adapters)")
     per_k: dict[int, int] = {}
     for gen in spec.subsets.generator:
         for k, n in count_subsets_by_k(gen, len(pool_names), spec.subsets.per_k).items():
-            per_k[k] = per_k.get(k, 0) + n
+            if ks is None or k in ks:
+                per_k[k] = per_k.get(k, 0) + n
     per_target = sum(per_k.values()) * len(spec.rules) * len(spec.evaluations)
     return ExpansionSummary(
         total=per_target * len(targets),
@@ -325,6 +332,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
             (SUBSET_GENERATORS.get(gen).tag, subset)
             for gen in spec.subsets.generator
             for subset in generate_subsets(gen, request)
+            if spec.subsets.ks is None or len(subset) in spec.subsets.ks
         ]
         for evaluation in spec.evaluations:
             for rule in spec.rules:

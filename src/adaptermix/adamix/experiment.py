@@ -1,0 +1,211 @@
+"""The AdaMix GLUE experiment: AdaMix vs Houlsby / Pfeiffer / LoRA, ablations and inference modes.
+
+Reproduces the *shape* of Wang et al. 2022, Tables 1, 3, 4 and 6 on a small encoder with capped data. The
+config names *variants* (a method config plus optional training overrides, i.e. configurations, not code)
+and the tasks; the grid is variants x tasks x seeds. A variant may restrict itself to some tasks in the
+default grid (to fit a CPU budget); ``full=True`` runs every variant on every task.
+
+Resumable: every run writes ``results/<variant>/<task>/seed<k>.json`` atomically when it is done, keyed by
+a hash of everything that determines it; a rerun skips runs whose result exists with the same key (a
+changed config re-runs exactly the affected runs). The Markdown tables are rewritten after every run from
+the result files only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from adaptermix.adamix.report import ResultRow, render_tables
+from adaptermix.config import StrictModel
+from adaptermix.data.config import DataConfig
+from adaptermix.errors import ConfigError
+from adaptermix.io import atomic_write_json, atomic_write_text
+from adaptermix.methods.config import MethodConfig
+from adaptermix.model import HeadConfig
+from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["random", "fixed", "ensemble"]
+
+
+class VariantSpec(StrictModel):
+    """One row family of the tables: a method config, training overrides and (optionally) its tasks."""
+
+    label: str | None = Field(None, description="row name in the tables (default: the variant's key)")
+    method: dict[str, Any]
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train block")
+    tasks: list[str] | None = Field(None, description="tasks of the default grid (None: all); ignored by --full")
+
+
+class InferenceSpec(StrictModel):
+    """Table 3: evaluate one AdaMix variant's unmerged checkpoints under other inference modes."""
+
+    variant: str = "adamix"
+    modes: list[Mode] = ["random", "fixed", "ensemble"]
+    routes: int = Field(4, ge=1, description="random routes T of the ensemble (paper: 4)")
+    seed: int = 0
+
+
+class TableSpec(StrictModel):
+    """One output table: rows are variant keys, or ``variant:mode`` for an inference mode."""
+
+    title: str
+    rows: list[str]
+    note: str = ""
+
+
+class ExperimentConfig(StrictModel):
+    """Everything ``adaptermix adamix experiment`` needs; see ``configs/adamix-glue.yaml``."""
+
+    model: ModelConfig = ModelConfig(max_length=64)
+    data_dir: str | None = None
+    tasks: list[str]
+    max_train: int | None = Field(1000, ge=1)
+    max_validation: int | None = Field(300, ge=1)
+    max_test: int | None = Field(None, ge=1)
+    seeds: list[int] = [1, 2, 3]
+    train: TrainConfig = TrainConfig(learning_rate=1e-3, epochs=2, progress=False)
+    head: HeadConfig = HeadConfig()
+    variants: dict[str, VariantSpec]
+    inference: InferenceSpec = InferenceSpec()
+    tables: list[TableSpec]
+    output_dir: str = "runs/adamix-glue"
+    keep_adapters: bool = True
+    train_tokens_per_s: float = Field(500.0, gt=0, description="throughput assumed by the time estimate only")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the grid, fully resolved."""
+
+    variant: str
+    task: str
+    seed: int
+    cfg: TrainRunConfig
+    modes: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        payload = {"train": self.cfg.model_dump(mode="json", exclude={"output_dir"}), "modes": self.modes}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def result_path(self, root: Path) -> Path:
+        return root / "results" / self.variant / self.task / f"seed{self.seed}.json"
+
+
+def _merge_dicts(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge_dicts(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def validate_experiment(cfg: ExperimentConfig) -> None:
+    """Cross-field checks: table rows and the inference variant must name variants; modes need adamix."""
+    for table in cfg.tables:
+        for row in table.rows:
+            if row.split(":")[0] not in cfg.variants:
+                raise ConfigError(f"table {table.title!r}: row {row!r} names no variant (have: {', '.join(cfg.variants)})")
+    if cfg.inference.variant not in cfg.variants:
+        raise ConfigError(f"inference.variant {cfg.inference.variant!r} is not a variant")
+    if cfg.variants[cfg.inference.variant].method.get("name") != "adamix":
+        raise ConfigError(f"inference.variant {cfg.inference.variant!r} must be an 'adamix' variant")
+    for name, v in cfg.variants.items():
+        unknown = sorted(set(v.tasks or ()) - set(cfg.tasks))
+        if unknown:
+            raise ConfigError(f"variant {name!r}: task {unknown[0]!r} is not in tasks")
+
+
+def plan_runs(cfg: ExperimentConfig, full: bool = False) -> list[Run]:
+    """The grid, ordered seed-major so that every table cell gets its first seed early."""
+    validate_experiment(cfg)
+    root = Path(cfg.output_dir)
+    base_train = cfg.train.model_dump(mode="json")
+    runs = []
+    for seed in cfg.seeds:
+        for task in cfg.tasks:
+            for name, v in cfg.variants.items():
+                if not full and v.tasks is not None and task not in v.tasks:
+                    continue
+                # The seed drives the adapter init too, so the spread over seeds includes init variance.
+                method = MethodConfig.model_validate({**v.method, "init_seed": seed})
+                train = TrainConfig.model_validate({**_merge_dicts(base_train, v.train), "seed": seed})
+                data = DataConfig(name=task, data_dir=cfg.data_dir, max_train=cfg.max_train,
+                                  max_validation=cfg.max_validation, max_test=cfg.max_test)
+                run_cfg = TrainRunConfig(model=cfg.model, data=data, method=method, head=cfg.head, train=train,
+                                         output_dir=str(root / "adapters" / name / task / f"seed{seed}"),
+                                         eval_splits=["test"])
+                modes = tuple(cfg.inference.modes) if name == cfg.inference.variant else ()
+                runs.append(Run(name, task, seed, run_cfg, modes))
+    return runs
+
+
+def is_done(run: Run, root: Path) -> bool:
+    path = run.result_path(root)
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("key") == run.key
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def load_rows(cfg: ExperimentConfig) -> list[ResultRow]:
+    """Every finished result under the output directory (the tables read only these files)."""
+    rows = []
+    for path in sorted((Path(cfg.output_dir) / "results").glob("*/*/seed*.json")):
+        try:
+            rows.append(ResultRow.from_json(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, json.JSONDecodeError, KeyError):
+            log.warning("skipping unreadable result %s", path)
+    return rows
+
+
+def write_tables(cfg: ExperimentConfig) -> str:
+    """Render the configured tables from the result files to ``<output_dir>/results.md`` (atomically)."""
+    labels = {k: v.label or k for k, v in cfg.variants.items()}
+    header = (
+        f"Encoder `{cfg.model.name}`, max_length {cfg.model.max_length}; caps: train {cfg.max_train}, "
+        f"validation {cfg.max_validation}, test {cfg.max_test or 'all'} examples per task; "
+        f"{cfg.train.epochs:g} epochs, lr {cfg.train.learning_rate:g}, batch {cfg.train.batch_size}; "
+        f"seeds {', '.join(map(str, cfg.seeds))}. Test split = GLUE dev set (QNLI/MNLI: carved from dev). "
+        "Cells: mean ± std over seeds (n = seeds finished), metric x 100."
+    )
+    text = render_tables(cfg.tables, load_rows(cfg), labels, cfg.tasks, header)
+    atomic_write_text(Path(cfg.output_dir) / "results.md", text)
+    return text
+
+
+def run_experiment(cfg: ExperimentConfig, full: bool = False, dry_run: bool = False) -> str:
+    """Run every pending run of the grid (resumable) and return the Markdown tables."""
+    from adaptermix.adamix.runner import estimate_seconds, execute_run, load_assets
+
+    root = Path(cfg.output_dir)
+    runs = plan_runs(cfg, full)
+    pending = [r for r in runs if not is_done(r, root)]
+    assets = load_assets(cfg, sorted({r.task for r in runs}))
+    total = sum(estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes) for r in pending)
+    print(f"adamix experiment: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} pending; "
+          f"estimate {total / 60:.0f} min at {cfg.train_tokens_per_s:g} train tokens/s", flush=True)
+    if dry_run:
+        for r in pending:
+            print(f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s")
+        return write_tables(cfg)
+    for i, run in enumerate(pending, 1):
+        t0 = time.perf_counter()
+        result = execute_run(run, assets, cfg)
+        result["key"] = run.key
+        atomic_write_json(run.result_path(root), result)
+        print(f"[{i}/{len(pending)}] {run.variant} {run.task} seed {run.seed}: "
+              f"{result['metric']}={result['test'][result['metric']]:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        write_tables(cfg)
+    return write_tables(cfg)

@@ -1,0 +1,224 @@
+"""LoRA adapters saved by Hugging Face ``peft``: import (``adapter_config.json`` + ``adapter_model.safetensors``)
+and export (an adaptermix LoRA artefact -> a directory ``peft.PeftModel.from_pretrained`` loads).
+
+peft and adaptermix compute the same thing, ``W x + (alpha / r) B A x`` on the attention query and value
+projections, and even name the factors alike (``lora_A`` [r, in], ``lora_B`` [out, r]), so both directions
+are a renaming of tensors plus a config translation. peft itself is not needed for either direction.
+
+peft keys look like ``base_model.model.encoder.layer.0.attention.self.query.lora_A.weight``; the prefix
+depends on the model class peft wrapped (``base_model.model.bert.`` for a ``BertForSequenceClassification``),
+so the importer matches ``{layers}.{i}.{query|value}`` from the :class:`EncoderSpec` after any prefix.
+rsLoRA (``use_rslora``, scale ``alpha / sqrt(r)``) is imported exactly by rescaling alpha:
+``alpha' = alpha * sqrt(r)`` gives ``alpha' / r = alpha / sqrt(r)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from adaptermix.artefact import Adapter
+from adaptermix.backbone.loading import Encoder
+from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
+from adaptermix.errors import ArtefactError
+from adaptermix.interop.base import (
+    EXPORTERS,
+    IMPORTERS,
+    SIDECAR_HEAD,
+    SIDECAR_META,
+    Exporter,
+    ImportedBody,
+    Importer,
+    read_json,
+    read_safetensors,
+    sidecar_files,
+)
+from adaptermix.io import atomic_dir
+from adaptermix.methods import METHODS, MethodConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG = "adapter_config.json"
+WEIGHTS = "adapter_model.safetensors"
+PICKLED = ("adapter_model.bin",)
+SITES = ("query", "value")
+# The prefix PeftModel adds around a bare encoder (AutoModel); see export_peft's ``prefix``.
+DEFAULT_PREFIX = "base_model.model."
+
+# Config values that change the computation and that adaptermix's LoRA cannot represent: key -> allowed values.
+_MUST_BE: dict[str, tuple[Any, ...]] = {
+    "bias": ("none", None),
+    "lora_bias": (False, None),
+    "use_dora": (False, None),
+    "fan_in_fan_out": (False, None),
+    "rank_pattern": ({}, None),
+    "alpha_pattern": ({}, None),
+    "layers_to_transform": (None,),
+    "layer_replication": (None,),
+    "target_parameters": (None, []),
+    "trainable_token_indices": (None,),
+    "use_bdlora": (None, False),
+}
+
+
+def leaf(path: str) -> str:
+    """Last component of a dotted module path (what peft's ``target_modules`` list names)."""
+    return path.rsplit(".", 1)[-1]
+
+
+def _check_config(cfg: dict[str, Any], spec: EncoderSpec, src: Path) -> None:
+    if cfg.get("peft_type") != "LORA":
+        raise ArtefactError(f"{src}: peft_type is {cfg.get('peft_type')!r}; only LORA adapters can be imported")
+    for key, allowed in _MUST_BE.items():
+        if cfg.get(key) not in allowed:
+            raise ArtefactError(f"{src}: peft option {key}={cfg.get(key)!r} is not supported by adaptermix LoRA "
+                                f"(supported: {allowed[0]!r})")
+    targets = cfg.get("target_modules")
+    if isinstance(targets, list):
+        paths = {spec.query, spec.value}
+        wanted = {leaf(spec.query), leaf(spec.value)}
+        bad = [t for t in targets if not any(p == t or p.endswith("." + t) for p in paths)]
+        if bad or not wanted <= {leaf(t) for t in targets}:
+            raise ArtefactError(f"{src}: target_modules {sorted(targets)} must be exactly the attention query and "
+                                f"value projections of {spec.model_type} ({sorted(wanted)})")
+
+
+def _key_pattern(spec: EncoderSpec) -> re.Pattern[str]:
+    """``<any prefix>.{layers}.{i}.{query|value path}.lora_{A|B}[.adapter name].weight``."""
+    sites = "|".join(f"(?P<{s}>{re.escape(getattr(spec, s))})" for s in SITES)
+    return re.compile(rf"(?:^|\.){re.escape(spec.layers)}\.(?P<layer>\d+)\.(?:{sites})\.lora_(?P<ab>[AB])"
+                      rf"(?:\.[^.]+)?\.weight$")
+
+
+def peft_to_body(state: dict[str, torch.Tensor], spec: EncoderSpec, num_layers: int,
+                 src: Path) -> dict[str, torch.Tensor]:
+    """Rename peft LoRA tensors to ``layers.{i}.{query|value}.lora_{A|B}``; every layer and site must be present.
+
+    LoRA tensors on other modules are an error; non-LoRA tensors (``modules_to_save``, e.g. a classifier
+    that does not fit adaptermix's head) are skipped with a warning.
+    """
+    pattern = _key_pattern(spec)
+    body: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        m = pattern.search(key)
+        if m is None:
+            if ".lora_" in key:
+                raise ArtefactError(f"{src}: LoRA on {key!r}; adaptermix LoRA adapts only the attention query "
+                                    f"and value projections of {spec.model_type}")
+            log.warning("%s: skipping non-LoRA tensor %s (not part of an adaptermix LoRA body)", src, key)
+            continue
+        site = next(s for s in SITES if m.group(s) is not None)
+        body[f"layers.{m.group('layer')}.{site}.lora_{m.group('ab')}"] = tensor.float()
+    expected = {f"layers.{i}.{s}.lora_{ab}" for i in range(num_layers) for s in SITES for ab in "AB"}
+    missing = sorted(expected - set(body), key=lambda k: (len(k), k))
+    if missing:
+        raise ArtefactError(f"{src}: no peft tensor for {missing[0]} (the encoder has {num_layers} layers; "
+                            "the adapter must adapt query and value in every layer)")
+    extra = sorted(set(body) - expected)
+    if extra:
+        raise ArtefactError(f"{src}: {extra[0]} is beyond the encoder's {num_layers} layers")
+    return body
+
+
+def read_peft(src: Path, encoder: Encoder) -> ImportedBody:
+    """Read a peft LoRA directory into an adaptermix LoRA body for ``encoder``."""
+    cfg = read_json(src / CONFIG)
+    _check_config(cfg, encoder.spec, src)
+    state = read_safetensors(src, WEIGHTS, PICKLED)
+    body = peft_to_body(state, encoder.spec, encoder.num_layers, src)
+    rank = int(cfg["r"])
+    ranks = {t.shape[0] for k, t in body.items() if k.endswith("lora_A")}
+    if ranks != {rank}:
+        raise ArtefactError(f"{src}: lora_A ranks {sorted(ranks)} do not match r={rank} in {CONFIG}")
+    alpha = float(cfg.get("lora_alpha", 8))
+    rslora = bool(cfg.get("use_rslora", False))
+    method = MethodConfig(name="lora", rank=rank, alpha=alpha * math.sqrt(rank) if rslora else alpha,
+                          dropout=float(cfg.get("lora_dropout") or 0.0))
+    provenance = {"peft_version": cfg.get("peft_version"), "base_model_name_or_path":
+                  cfg.get("base_model_name_or_path"), "lora_alpha": alpha, "use_rslora": rslora}
+    return ImportedBody(method=method, tensors=body, provenance=provenance)
+
+
+def peft_base_model(src: Path) -> str | None:
+    """The base model id recorded in a peft ``adapter_config.json`` (the default ``--model`` on import)."""
+    return read_json(src / CONFIG).get("base_model_name_or_path") or None
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def peft_config(adapter: Adapter, spec: EncoderSpec) -> dict[str, Any]:
+    """The ``adapter_config.json`` peft needs to rebuild ``adapter``'s LoRA (other fields take peft defaults)."""
+    m = adapter.meta.method_config
+    return {
+        "peft_type": "LORA",
+        "task_type": None,
+        "base_model_name_or_path": adapter.meta.base_model.get("name"),
+        "r": m.rank,
+        "lora_alpha": _number(m.alpha),
+        "lora_dropout": m.dropout,
+        "target_modules": sorted({leaf(spec.query), leaf(spec.value)}),
+        "bias": "none",
+        "use_rslora": False,
+        "use_dora": False,
+        "fan_in_fan_out": False,
+        "modules_to_save": None,
+        "layers_to_transform": None,
+        "layers_pattern": None,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "init_lora_weights": True,
+        "inference_mode": True,
+        "revision": None,
+    }
+
+
+def body_to_peft(body: dict[str, torch.Tensor], spec: EncoderSpec, prefix: str = DEFAULT_PREFIX) -> dict[str, torch.Tensor]:
+    """Rename ``layers.{i}.{site}.lora_{A|B}`` to peft's saved key names under ``prefix``."""
+    pattern = re.compile(r"layers\.(\d+)\.(query|value)\.(lora_[AB])")
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in body.items():
+        m = pattern.fullmatch(key)
+        if m is None:
+            raise ArtefactError(f"tensor {key!r} is not a LoRA factor; only plain LoRA adapters can be exported")
+        layer, site, factor = m.groups()
+        out[f"{prefix}{spec.layers}.{layer}.{getattr(spec, site)}.{factor}.weight"] = tensor.detach().contiguous()
+    return out
+
+
+def export_peft(adapter: Adapter, out: Path, prefix: str = DEFAULT_PREFIX) -> Path:
+    """Write ``adapter`` (an adaptermix LoRA artefact) as a peft LoRA directory at ``out``.
+
+    ``prefix`` is where the encoder sits in the model peft wraps: the default fits a bare encoder
+    (``AutoModel``); use ``base_model.model.bert.`` for a ``BertForSequenceClassification``. The head is not
+    part of peft's LoRA; it is written beside it (``adaptermix_head.safetensors`` + ``adaptermix_task.json``,
+    which peft ignores) so that importing the directory back restores it.
+    """
+    method = METHODS.get(adapter.meta.method.get("name", ""))
+    if method.family != "lora" or method.name != "lora":
+        raise ArtefactError(f"adapter {adapter.path or adapter.name} uses method {method.name!r}; "
+                            "only LoRA adapters can be exported to peft")
+    spec = ENCODER_SPECS.get(str(adapter.meta.base_model.get("model_type")))
+    tensors = body_to_peft(adapter.body, spec, prefix)
+    head, side = sidecar_files(adapter)
+    with atomic_dir(out) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(peft_config(adapter, spec), indent=2, sort_keys=True) + "\n",
+                                  encoding="utf-8")
+        save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / SIDECAR_HEAD))
+        (tmp / SIDECAR_META).write_text(side, encoding="utf-8")
+    return out
+
+
+IMPORTERS.register("peft", Importer("peft", "LoRA adapters saved by Hugging Face peft (save_pretrained)",
+                                    read_peft, peft_base_model))
+EXPORTERS.register("peft", Exporter("peft", "a LoRA adapter directory for peft.PeftModel.from_pretrained",
+                                    export_peft))

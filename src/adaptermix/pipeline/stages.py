@@ -1,0 +1,109 @@
+"""The stages of a study after training: FSD, sweeps (clean / attacks), greedy mixing, pruning.
+
+Each stage writes into ``{output_dir}/{method}/`` — ``fsd.json`` and one SQLite ``results.sqlite`` per
+method that holds every trial of every stage (distinguished by rule, rule parameters, evaluation and
+tag). All sweeps go through :func:`adaptermix.sweep.runner.run_sweep`, so every stage is resumable and
+does no work twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptermix.backbone.loading import Encoder
+from adaptermix.io import atomic_write_json
+from adaptermix.pipeline.config import StudyConfig
+from adaptermix.pool import load_pool
+from adaptermix.report.plots import fsd_heatmap, save_figure
+from adaptermix.sweep.runner import Backend, run_sweep
+from adaptermix.sweep.spec import SweepSpec
+
+
+@dataclass
+class MethodPool:
+    """The adapters of one method in a study: its label and domain -> adapter directory."""
+
+    label: str
+    dirs: dict[str, Path]
+
+    def out(self, cfg: StudyConfig) -> Path:
+        return Path(cfg.output_dir) / self.label
+
+    def store(self, cfg: StudyConfig) -> Path:
+        return self.out(cfg) / "results.sqlite"
+
+
+def write_fsd(cfg: StudyConfig, mp: MethodPool) -> Path:
+    """Fig. 4 input: the pool's FSD matrix (raw parameters, Alg. 3) as JSON, plus a heatmap."""
+    pool = load_pool(mp.dirs)
+    mat = pool.fsd("raw")
+    path = mp.out(cfg) / "fsd.json"
+    atomic_write_json(path, {**mat.as_dict(), "row_means": mat.row_means().tolist(), "method": mp.label})
+    save_figure(fsd_heatmap(mat.values.numpy(), pool.names, f"FSD (%), {mp.label}"), mp.out(cfg) / "fsd")
+    return path
+
+
+def _spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
+    sw = cfg.sweep
+    base: dict[str, Any] = {
+        "pool": {n: str(p) for n, p in mp.dirs.items()},
+        "rules": sw.rules,
+        "subsets": {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed},
+        "split": "test",
+        "max_eval_examples": sw.max_eval_examples,
+        "evaluations": [e for e in sw.evaluations if e != "textfooler"] or ["clean"],
+        "fgsm": {"epsilon": 0.01, **sw.fgsm},
+        "textfooler": sw.textfooler,
+        "seed": sw.seed,
+        "batch_size": sw.batch_size,
+        "max_length": cfg.model.max_length,
+    }
+    if cfg.data.data_dir is not None:
+        base["data"] = cfg.data.data_dir
+    base.update(over)
+    return SweepSpec.model_validate(base)
+
+
+def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
+    """The sweep specs of one stage for one method (possibly none)."""
+    sw = cfg.sweep
+    subsets = {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
+    if stage == "sweep":
+        specs = [_spec(cfg, mp)]
+        if "textfooler" in sw.evaluations:
+            tf_subsets = dict(subsets)
+            if sw.textfooler_per_k is not None:
+                tf_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
+            specs.append(_spec(cfg, mp, evaluations=["textfooler"], subsets=tf_subsets, rules=[{"name": "average"}]))
+        return specs
+    if stage == "greedy":
+        return [_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],
+                      subsets={"generator": ["greedy", "greedy_max"], "seed": sw.seed})] if cfg.greedy else []
+    if stage == "pruning":
+        pr = cfg.pruning
+        if not pr.enabled:
+            return []
+        extra = {"m": pr.fsd_layers} if pr.fsd_layers is not None else {}
+        single = [{"name": "sparse_fsd", "params": {"s": s, **extra}} for s in pr.sparsities]
+        mixed = [{"name": "sparse_fsd", "params": {"s": s, **extra}} for s in pr.mix_sparsities]
+        return [
+            _spec(cfg, mp, evaluations=["clean"], rules=single, subsets={**subsets, "ks": [1]}),
+            _spec(cfg, mp, evaluations=["clean"], rules=mixed, subsets=subsets),
+        ]
+    raise ValueError(stage)
+
+
+def run_sweep_stage(
+    cfg: StudyConfig, mp: MethodPool, stage: str, encoder: Encoder | None, backend: Backend | None = None,
+    progress: bool = True, log: Callable[[str], None] = print,
+) -> int:
+    """Run every spec of ``stage`` for one method into its store; returns the number of trials run."""
+    ran = 0
+    for spec in sweep_specs(cfg, mp, stage):
+        summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
+        log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
+        ran += summary.ran
+    return ran
