@@ -62,14 +62,23 @@ def main() -> None:
     torch.manual_seed(0)
     enc = load_encoder(args.model)
     vocab = enc.model.get_input_embeddings().num_embeddings
-    batch = {"input_ids": torch.randint(1000, vocab, (args.batch, args.length)),
-             "attention_mask": torch.ones(args.batch, args.length, dtype=torch.long)}
+    batch = {
+        "input_ids": torch.randint(1000, vocab, (args.batch, args.length)),
+        "attention_mask": torch.ones(args.batch, args.length, dtype=torch.long),
+    }
     labels = torch.randint(0, 2, (args.batch,))
-    info = TaskInfo(name="bench", task="single", problem="classification", label_names=("a", "b"), metric="accuracy")
+    info = TaskInfo(
+        name="bench", task="single", problem="classification", label_names=("a", "b"), metric="accuracy"
+    )
     models, steps = {}, {}
     for name, spec in VARIANTS.items():
-        cfg = MethodConfig.model_validate({**spec, "bottleneck_size": args.bottleneck,
-                                           "adamix": {**spec.get("adamix", {}), "num_experts": args.experts}})
+        cfg = MethodConfig.model_validate(
+            {
+                **spec,
+                "bottleneck_size": args.bottleneck,
+                "adamix": {**spec.get("adamix", {}), "num_experts": args.experts},
+            }
+        )
         model = new_model(enc, cfg, HeadConfig(), info)
         model.detach_body()
         model.train()
@@ -85,10 +94,20 @@ def main() -> None:
             if rep >= args.warmup:
                 times[name].append(dt)
     base = statistics.median(times["houlsby"])
-    result = {"model": args.model, "batch": args.batch, "length": args.length, "bottleneck": args.bottleneck,
-              "experts": args.experts, "threads": torch.get_num_threads(), "reps": args.reps, "variants": {}}
-    print(f"{args.model}: batch {args.batch} x {args.length} tokens, bottleneck {args.bottleneck}, "
-          f"M={args.experts}, {torch.get_num_threads()} threads, median of {args.reps} steps")
+    result = {
+        "model": args.model,
+        "batch": args.batch,
+        "length": args.length,
+        "bottleneck": args.bottleneck,
+        "experts": args.experts,
+        "threads": torch.get_num_threads(),
+        "reps": args.reps,
+        "variants": {},
+    }
+    print(
+        f"{args.model}: batch {args.batch} x {args.length} tokens, bottleneck {args.bottleneck}, "
+        f"M={args.experts}, {torch.get_num_threads()} threads, median of {args.reps} steps"
+    )
     for name, ts in times.items():
         med = statistics.median(ts)
         result["variants"][name] = {"median_s": med, "ratio_to_houlsby": med / base, "steps_s": ts}

@@ -30,11 +30,10 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-from safetensors.torch import save_file
-
 import adapters
+import torch
 from adapters import DoubleSeqBnConfig, SeqBnConfig
+from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
 
 # Minimal config: every field explicit so transformers 4 and 5 build the same network.
@@ -59,8 +58,9 @@ BASE_CONFIG = {
 ADAPTERS = {
     "seq_bn": SeqBnConfig(reduction_factor=4),
     "double_seq_bn": DoubleSeqBnConfig(reduction_factor=8),
-    "double_seq_bn_channel": DoubleSeqBnConfig(reduction_factor=8, non_linearity="gelu", scaling="channel",
-                                               leave_out=[0]),
+    "double_seq_bn_channel": DoubleSeqBnConfig(
+        reduction_factor=8, non_linearity="gelu", scaling="channel", leave_out=[0]
+    ),
 }
 NUM_LABELS = 3
 
@@ -104,7 +104,9 @@ def main(out: Path) -> None:
     model = build_base()
     (out / "base").mkdir(exist_ok=True)
     (out / "base" / "config.json").write_text(json.dumps(BASE_CONFIG, indent=2) + "\n")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "base" / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "base" / "model.safetensors")
+    )
 
     inp = fixed_inputs()
     save_file(inp, str(out / "inputs.safetensors"))
@@ -128,7 +130,9 @@ def main(out: Path) -> None:
         model.save_adapter(str(out / name), name, use_safetensors=True)
         model.set_active_adapters(None)
     save_file(outputs, str(out / "outputs.safetensors"))
-    print(f"wrote {out} (adapters {adapters.__version__}, transformers {__import__('transformers').__version__})")
+    print(
+        f"wrote {out} (adapters {adapters.__version__}, transformers {__import__('transformers').__version__})"
+    )
 
 
 if __name__ == "__main__":

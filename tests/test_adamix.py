@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny import ARCHS, tiny_encoder
 
 from adaptermix.adamix import consistency_loss, merge_artefact, merge_expert_tensors, merged_path
 from adaptermix.adamix.inference import evaluate_mode, predict_mode
-from adaptermix.artefact import AdapterMeta, load_adapter, model_from_adapter, new_model, save_adapter, task_to_dict
+from adaptermix.artefact import (
+    AdapterMeta,
+    load_adapter,
+    model_from_adapter,
+    new_model,
+    save_adapter,
+    task_to_dict,
+)
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskInfo
@@ -21,18 +27,33 @@ from adaptermix.methods.adamix import AdaMixBody, AdaMixInference
 from adaptermix.model import AdapterModel, HeadConfig
 from adaptermix.training.batching import collate, tokenize
 from adaptermix.training.loop import task_loss
+from tiny import ARCHS, tiny_encoder
 
 PACK = Path(__file__).parent / "data" / "pack"
-INFO = TaskInfo(name="toy", task="single", problem="classification", label_names=("neg", "pos"), metric="accuracy")
+INFO = TaskInfo(
+    name="toy", task="single", problem="classification", label_names=("neg", "pos"), metric="accuracy"
+)
 REG_INFO = TaskInfo(name="toy_reg", task="single", problem="regression", label_names=(), metric="pearson")
 SHARING = ("up", "down", "none")
 PLACEMENTS = ("houlsby", "pfeiffer")
 TEXTS = ["the movie was good", "awful boring plot", "not very fun", "great acting and music", "the cat sat"]
 
 
-def adamix_cfg(m: int = 4, sharing: str = "up", placement: str = "houlsby", weight: float = 1.0) -> MethodConfig:
-    return MethodConfig.model_validate({"name": "adamix", "bottleneck_size": 8, "adamix": {
-        "num_experts": m, "sharing": sharing, "placement": placement, "consistency_weight": weight}})
+def adamix_cfg(
+    m: int = 4, sharing: str = "up", placement: str = "houlsby", weight: float = 1.0
+) -> MethodConfig:
+    return MethodConfig.model_validate(
+        {
+            "name": "adamix",
+            "bottleneck_size": 8,
+            "adamix": {
+                "num_experts": m,
+                "sharing": sharing,
+                "placement": placement,
+                "consistency_weight": weight,
+            },
+        }
+    )
 
 
 def make_model(cfg: MethodConfig, arch: str = "bert", info: TaskInfo = INFO) -> AdapterModel:
@@ -70,7 +91,9 @@ def test_one_expert_equals_plain_bottleneck(arch: str, placement: str, detach_af
     plain_cfg = MethodConfig(name=placement, bottleneck_size=8)
     # The same init seed gives the same initial weights (experts are copies of the plain init).
     fresh = METHODS.get(placement).build_body(plain_cfg, 32, 2).state_dict()
-    assert {k: v.shape for k, v in fresh.items()} == {k: v.shape[1:] for k, v in mix.body.state_dict().items()}
+    assert {k: v.shape for k, v in fresh.items()} == {
+        k: v.shape[1:] for k, v in mix.body.state_dict().items()
+    }
     assert all(torch.equal(fresh[k], v[0]) for k, v in mix.body.state_dict().items())
     randomise(mix)
     mix.body.seed_routing(0)
@@ -82,7 +105,9 @@ def test_one_expert_equals_plain_bottleneck(arch: str, placement: str, detach_af
     mix.detach_body()
     plain = make_model(plain_cfg, arch)
     detach_after(plain)
-    plain.load_trainable_state({k: (v[0] if k.startswith("layers.") else v) for k, v in mix.trainable_state().items()})
+    plain.load_trainable_state(
+        {k: (v[0] if k.startswith("layers.") else v) for k, v in mix.trainable_state().items()}
+    )
     plain.eval()
     with torch.no_grad():
         want = plain(**batch(arch))
@@ -109,7 +134,10 @@ def test_merging_equal_experts_is_identity() -> None:
     gen = torch.Generator().manual_seed(1)
     single = {k: torch.randn(v.shape, generator=gen) for k, v in plain.state_dict().items()}
     single["head.out.weight"] = torch.randn(2, 32, generator=gen)
-    copies = {k: (v if k.startswith("head.") else v.unsqueeze(0).repeat(4, *([1] * v.dim()))) for k, v in single.items()}
+    copies = {
+        k: (v if k.startswith("head.") else v.unsqueeze(0).repeat(4, *([1] * v.dim())))
+        for k, v in single.items()
+    }
     merged = merge_expert_tensors(copies)
     assert all(torch.equal(merged[k], v) for k, v in single.items())
 
@@ -171,7 +199,9 @@ def test_consistency_zero_on_same_route_positive_otherwise(regression: bool, det
     labels = torch.rand(len(TEXTS)) if regression else torch.tensor([0, 1, 0, 1, 1])
     with torch.no_grad(), body.pinned_route(a_route):
         # Both passes take the pinned route: the loss is the task loss alone.
-        assert torch.allclose(body.training_loss(model, b, labels, regression), task_loss(a1, labels, regression))
+        assert torch.allclose(
+            body.training_loss(model, b, labels, regression), task_loss(a1, labels, regression)
+        )
 
 
 @pytest.mark.parametrize(("weight", "forwards"), [(0.0, 1), (1.0, 2)])
@@ -196,15 +226,23 @@ def test_consistency_gradient_reaches_both_passes() -> None:
     assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
 
 
-def save_unmerged(model: AdapterModel, path: Path, info: TaskInfo = INFO, cfg: MethodConfig | None = None) -> Path:
-    meta = AdapterMeta(method=(cfg or adamix_cfg()).model_dump(mode="json"), head=HeadConfig(dropout=0.0).model_dump(),
-                       base_model=AdapterMeta.describe_base(model.encoder), task=task_to_dict(info))
+def save_unmerged(
+    model: AdapterModel, path: Path, info: TaskInfo = INFO, cfg: MethodConfig | None = None
+) -> Path:
+    meta = AdapterMeta(
+        method=(cfg or adamix_cfg()).model_dump(mode="json"),
+        head=HeadConfig(dropout=0.0).model_dump(),
+        base_model=AdapterMeta.describe_base(model.encoder),
+        task=task_to_dict(info),
+    )
     return save_adapter(path, model.trainable_state(), meta)
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("sharing", SHARING)
-def test_merged_artefact_loads_through_ordinary_path(placement: str, sharing: str, tmp_path: Path, detach_after) -> None:
+def test_merged_artefact_loads_through_ordinary_path(
+    placement: str, sharing: str, tmp_path: Path, detach_after
+) -> None:
     cfg = adamix_cfg(m=3, sharing=sharing, placement=placement)
     model = make_model(cfg)
     detach_after(model)
@@ -246,8 +284,12 @@ def test_each_inference_mode_runs(mode: AdaMixInference, detach_after) -> None:
     detach_after(model)
     randomise(model)
     model.eval()
-    tset = tokenize(tiny_encoder("bert").tokenizer, load_task(DataConfig(name="toy_sentiment", data_dir=str(PACK)),
-                                                               splits=("test",)).split("test"), 16, False)
+    tset = tokenize(
+        tiny_encoder("bert").tokenizer,
+        load_task(DataConfig(name="toy_sentiment", data_dir=str(PACK)), splits=("test",)).split("test"),
+        16,
+        False,
+    )
     out = predict_mode(model, tset, mode, regression=False, routes=3, seed=7, batch_size=4)
     assert out.shape == (len(tset), 2) and np.isfinite(out).all()
     again = predict_mode(model, tset, mode, regression=False, routes=3, seed=7, batch_size=4)
@@ -270,14 +312,16 @@ def test_regression_end_to_end_writes_unmerged_and_merged(tmp_path: Path) -> Non
     from adaptermix.training.run import eval_adapter, train_adapter
 
     enc = tiny_encoder("bert")
-    cfg = TrainRunConfig.model_validate({
-        "model": {"max_length": 32},
-        "data": {"name": "toy_sts", "data_dir": str(PACK)},
-        "method": {"name": "adamix", "bottleneck_size": 8, "adamix": {"num_experts": 2}},
-        "train": {"epochs": 2, "batch_size": 8, "progress": False, "seed": 3, "learning_rate": 1e-2},
-        "output_dir": str(tmp_path / "sts"),
-        "eval_splits": ["test"],
-    })
+    cfg = TrainRunConfig.model_validate(
+        {
+            "model": {"max_length": 32},
+            "data": {"name": "toy_sts", "data_dir": str(PACK)},
+            "method": {"name": "adamix", "bottleneck_size": 8, "adamix": {"num_experts": 2}},
+            "train": {"epochs": 2, "batch_size": 8, "progress": False, "seed": 3, "learning_rate": 1e-2},
+            "output_dir": str(tmp_path / "sts"),
+            "eval_splits": ["test"],
+        }
+    )
     out = train_adapter(cfg, encoder=enc)
     assert np.isfinite(out.metrics["test"]["pearson"])
     unmerged, merged = load_adapter(out.path), load_adapter(merged_path(out.path))
@@ -291,3 +335,87 @@ def test_regression_end_to_end_writes_unmerged_and_merged(tmp_path: Path) -> Non
         if mode is AdaMixInference.MERGED:
             assert metrics["pearson"] == pytest.approx(plain["pearson"], abs=1e-5)
             assert metrics["pearson"] == pytest.approx(out.metrics["test"]["pearson"], abs=1e-5)
+
+
+def test_cli_merge(tmp_path: Path, detach_after, capsys) -> None:
+    from adaptermix.cli.main import main
+
+    model = make_model(adamix_cfg(m=2))
+    detach_after(model)
+    randomise(model)
+    src = save_unmerged(model, tmp_path / "mix", cfg=adamix_cfg(m=2))
+    assert main(["adamix", "merge", str(src), "-o", str(tmp_path / "out")]) == 0
+    assert load_adapter(tmp_path / "out").meta.method["name"] == "houlsby"
+    assert main(["adamix", "merge", str(tmp_path / "out"), "-o", str(tmp_path / "again")]) == 2
+    assert "only 'adamix'" in capsys.readouterr().err
+
+
+def experiment_cfg(tmp_path: Path, **over):
+    from adaptermix.adamix.experiment import ExperimentConfig
+    from adaptermix.config import read_yaml
+
+    raw = read_yaml(Path(__file__).parents[1] / "configs" / "adamix-glue.yaml")
+    return ExperimentConfig.model_validate({**raw, "output_dir": str(tmp_path), **over})
+
+
+def test_experiment_plan_default_and_full_grid(tmp_path: Path) -> None:
+    from adaptermix.adamix.experiment import plan_runs
+
+    cfg = experiment_cfg(tmp_path)
+    default, full = plan_runs(cfg), plan_runs(cfg, full=True)
+    assert len(full) == len(cfg.variants) * len(cfg.tasks) * len(cfg.seeds)
+    assert {(r.variant, r.task) for r in default} < {(r.variant, r.task) for r in full}
+    assert len({r.key for r in full}) == len(full)  # every run has its own key
+    adamix = [r for r in default if r.variant == "adamix"]
+    assert all(r.modes == ("random", "fixed", "ensemble") for r in adamix)
+    assert all(r.cfg.method.init_seed == r.seed == r.cfg.train.seed for r in default)
+    # The key changes when anything that determines a run changes, not when the output folder does.
+    moved = plan_runs(experiment_cfg(tmp_path / "elsewhere"))
+    assert [r.key for r in moved] == [r.key for r in default]
+    faster = plan_runs(experiment_cfg(tmp_path, train={**cfg.train.model_dump(), "learning_rate": 0.5}))
+    assert not {r.key for r in faster} & {r.key for r in default}
+
+
+def test_experiment_rejects_unknown_rows(tmp_path: Path) -> None:
+    from adaptermix.adamix.experiment import plan_runs
+    from adaptermix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names no variant"):
+        plan_runs(experiment_cfg(tmp_path, tables=[{"title": "t", "rows": ["nope"]}]))
+
+
+def test_experiment_tables_from_result_files(tmp_path: Path) -> None:
+    from adaptermix.adamix.experiment import is_done, plan_runs, write_tables
+    from adaptermix.io import atomic_write_json
+
+    cfg = experiment_cfg(tmp_path)
+    runs = [r for r in plan_runs(cfg) if r.task == "sst2" and r.variant in ("adamix", "houlsby")]
+    for i, run in enumerate(runs):
+        atomic_write_json(
+            run.result_path(tmp_path),
+            {
+                "key": run.key,
+                "variant": run.variant,
+                "task": run.task,
+                "seed": run.seed,
+                "metric": "accuracy",
+                "test": {"accuracy": 0.8 + 0.01 * i},
+                "params_trained": 2000,
+                "params_inference": 1000,
+                "modes": {
+                    "random": {"accuracy": 0.7},
+                    "fixed": {"accuracy": 0.6},
+                    "ensemble": {"accuracy": 0.75},
+                }
+                if run.variant == "adamix"
+                else {},
+            },
+        )
+        assert is_done(run, tmp_path)
+    text = write_tables(cfg)
+    assert (tmp_path / "results.md").read_text() == text
+    table1 = text.split("### ")[1]
+    assert "| AdaMix | 1k |" in table1 and "sst2 (acc)" in table1 and "(3)" in table1
+    assert "cola" not in table1  # no finished run: no column
+    assert "AdaMix-RandomRouting | 2k | 70.0 ± 0.0 (3)" in text
+    assert "| AdaMix-NoConsistencyLoss | – | – | – |" in text.split("### ")[3]  # not run yet: empty row

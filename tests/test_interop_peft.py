@@ -48,7 +48,9 @@ def _targets(arch: str) -> list[str]:
 
 def _peft_lora(arch: str, path: Path, **lora_kw: object) -> torch.nn.Module:
     """A peft LoRA on a fresh tiny base with random non-zero factors, saved to ``path``."""
-    pm = peft.get_peft_model(_build(arch), peft.LoraConfig(r=4, lora_alpha=8, target_modules=_targets(arch), **lora_kw))
+    pm = peft.get_peft_model(
+        _build(arch), peft.LoraConfig(r=4, lora_alpha=8, target_modules=_targets(arch), **lora_kw)
+    )
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for name, p in pm.named_parameters():
@@ -59,7 +61,9 @@ def _peft_lora(arch: str, path: Path, **lora_kw: object) -> torch.nn.Module:
     return pm
 
 
-def _ours_hidden(adapter_dir: Path, arch: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _ours_hidden(
+    adapter_dir: Path, arch: str, inputs: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Last hidden states and logits of the adaptermix model for an artefact on the cached tiny encoder."""
     enc = tiny_encoder(arch)
     model = model_from_adapter(load_adapter(adapter_dir), enc)
@@ -75,7 +79,9 @@ def test_peft_import_matches_peft_model(tmp_path: Path, arch: str) -> None:
     pm = _peft_lora(arch, tmp_path / "peft")
     enc = tiny_encoder(arch)
     inputs = _inputs(enc.model.config.vocab_size)
-    out = import_adapter("peft", tmp_path / "peft", tmp_path / "ours", enc, HeadChoice(labels=("a", "b", "c")))
+    out = import_adapter(
+        "peft", tmp_path / "peft", tmp_path / "ours", enc, HeadChoice(labels=("a", "b", "c"))
+    )
     hidden, logits = _ours_hidden(out, arch, inputs)
     want = _hidden(pm, inputs)
     assert (want - _hidden(enc.model, inputs)).abs().max() > 1e-2  # the adapter really changes the output
@@ -85,8 +91,12 @@ def test_peft_import_matches_peft_model(tmp_path: Path, arch: str) -> None:
     model.detach_body()
     with torch.no_grad():
         model.head.out.weight.normal_()
-        assert torch.allclose(model.head(hidden, inputs["attention_mask"]),
-                              model.head(want, inputs["attention_mask"]), atol=TOL, rtol=0)
+        assert torch.allclose(
+            model.head(hidden, inputs["attention_mask"]),
+            model.head(want, inputs["attention_mask"]),
+            atol=TOL,
+            rtol=0,
+        )
     assert torch.equal(logits, torch.zeros_like(logits))  # --labels gives a zero head
     meta = load_adapter(out).meta
     assert meta.provenance["kind"] == "imported" and meta.provenance["from"] == "peft"
@@ -155,7 +165,9 @@ def test_unsupported_peft_configs_are_one_line_errors(tmp_path: Path, changes: d
     _peft_lora("bert", tmp_path / "peft")
     _edit_config(tmp_path / "peft", **changes)
     with pytest.raises(ArtefactError, match=message) as exc:
-        import_adapter("peft", tmp_path / "peft", tmp_path / "o", tiny_encoder("bert"), HeadChoice(labels=("a", "b")))
+        import_adapter(
+            "peft", tmp_path / "peft", tmp_path / "o", tiny_encoder("bert"), HeadChoice(labels=("a", "b"))
+        )
     assert "\n" not in str(exc.value)
     assert not (tmp_path / "o").exists()
 
@@ -186,14 +198,32 @@ def test_cli_import_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str
     _build("bert").save_pretrained(str(base))
     tiny_tokenizer().save_pretrained(str(base))
     _peft_lora("bert", tmp_path / "peft")
-    assert main(["import", "peft", str(tmp_path / "peft"), "-o", str(tmp_path / "ours"), "--model", str(base),
-                 "--labels", "neg,pos"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "peft",
+                str(tmp_path / "peft"),
+                "-o",
+                str(tmp_path / "ours"),
+                "--model",
+                str(base),
+                "--labels",
+                "neg,pos",
+            ]
+        )
+        == 0
+    )
     assert load_adapter(tmp_path / "ours").meta.task["label_names"] == ["neg", "pos"]
     assert main(["export-adapter", "peft", str(tmp_path / "ours"), "-o", str(tmp_path / "exp")]) == 0
     cfg = json.loads((tmp_path / "exp" / "adapter_config.json").read_text())
-    assert cfg["peft_type"] == "LORA" and cfg["r"] == 4 and sorted(cfg["target_modules"]) == ["query", "value"]
+    assert (
+        cfg["peft_type"] == "LORA" and cfg["r"] == 4 and sorted(cfg["target_modules"]) == ["query", "value"]
+    )
     capsys.readouterr()
     assert main(["import", "peft", str(tmp_path / "peft"), "-o", str(tmp_path / "x")]) == 2
     assert "give --model" in capsys.readouterr().err
-    assert main(["import", "nope", str(tmp_path / "peft"), "-o", str(tmp_path / "x"), "--model", str(base)]) == 2
+    assert (
+        main(["import", "nope", str(tmp_path / "peft"), "-o", str(tmp_path / "x"), "--model", str(base)]) == 2
+    )
     assert "unknown import format 'nope'; valid: adapterhub, peft" in capsys.readouterr().err

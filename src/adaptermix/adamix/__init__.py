@@ -4,7 +4,13 @@ The method (experts, stochastic routing, consistency loss) lives in :mod:`adapte
 """
 
 from adaptermix.adamix.consistency import consistency_loss, symmetric_kl
-from adaptermix.adamix.merge import merge_adapter, merge_artefact, merge_expert_tensors, merged_method_config, merged_path
+from adaptermix.adamix.merge import (
+    merge_adapter,
+    merge_artefact,
+    merge_expert_tensors,
+    merged_method_config,
+    merged_path,
+)
 from adaptermix.methods.adamix import AdaMixBody, AdaMixInference
 
 __all__ = [

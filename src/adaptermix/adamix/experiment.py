@@ -42,8 +42,12 @@ class VariantSpec(StrictModel):
 
     label: str | None = Field(None, description="row name in the tables (default: the variant's key)")
     method: dict[str, Any]
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train block")
-    tasks: list[str] | None = Field(None, description="tasks of the default grid (None: all); ignored by --full")
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the experiment's train block"
+    )
+    tasks: list[str] | None = Field(
+        None, description="this variant's tasks in the default grid (None: default_tasks); --full: all"
+    )
 
 
 class InferenceSpec(StrictModel):
@@ -69,6 +73,9 @@ class ExperimentConfig(StrictModel):
     model: ModelConfig = ModelConfig(max_length=64)
     data_dir: str | None = None
     tasks: list[str]
+    default_tasks: list[str] | None = Field(
+        None, description="tasks of the default grid (None: all); --full runs every task"
+    )
     max_train: int | None = Field(1000, ge=1)
     max_validation: int | None = Field(300, ge=1)
     max_test: int | None = Field(None, ge=1)
@@ -114,15 +121,19 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
     for table in cfg.tables:
         for row in table.rows:
             if row.split(":")[0] not in cfg.variants:
-                raise ConfigError(f"table {table.title!r}: row {row!r} names no variant (have: {', '.join(cfg.variants)})")
+                raise ConfigError(
+                    f"table {table.title!r}: row {row!r} names no variant (have: {', '.join(cfg.variants)})"
+                )
     if cfg.inference.variant not in cfg.variants:
         raise ConfigError(f"inference.variant {cfg.inference.variant!r} is not a variant")
     if cfg.variants[cfg.inference.variant].method.get("name") != "adamix":
         raise ConfigError(f"inference.variant {cfg.inference.variant!r} must be an 'adamix' variant")
-    for name, v in cfg.variants.items():
-        unknown = sorted(set(v.tasks or ()) - set(cfg.tasks))
+    for where, subset in [("default_tasks", cfg.default_tasks)] + [
+        (f"variant {k!r}", v.tasks) for k, v in cfg.variants.items()
+    ]:
+        unknown = sorted(set(subset or ()) - set(cfg.tasks))
         if unknown:
-            raise ConfigError(f"variant {name!r}: task {unknown[0]!r} is not in tasks")
+            raise ConfigError(f"{where}: task {unknown[0]!r} is not in tasks")
 
 
 def plan_runs(cfg: ExperimentConfig, full: bool = False) -> list[Run]:
@@ -134,16 +145,27 @@ def plan_runs(cfg: ExperimentConfig, full: bool = False) -> list[Run]:
     for seed in cfg.seeds:
         for task in cfg.tasks:
             for name, v in cfg.variants.items():
-                if not full and v.tasks is not None and task not in v.tasks:
+                if not full and task not in (v.tasks or cfg.default_tasks or cfg.tasks):
                     continue
                 # The seed drives the adapter init too, so the spread over seeds includes init variance.
                 method = MethodConfig.model_validate({**v.method, "init_seed": seed})
                 train = TrainConfig.model_validate({**_merge_dicts(base_train, v.train), "seed": seed})
-                data = DataConfig(name=task, data_dir=cfg.data_dir, max_train=cfg.max_train,
-                                  max_validation=cfg.max_validation, max_test=cfg.max_test)
-                run_cfg = TrainRunConfig(model=cfg.model, data=data, method=method, head=cfg.head, train=train,
-                                         output_dir=str(root / "adapters" / name / task / f"seed{seed}"),
-                                         eval_splits=["test"])
+                data = DataConfig(
+                    name=task,
+                    data_dir=cfg.data_dir,
+                    max_train=cfg.max_train,
+                    max_validation=cfg.max_validation,
+                    max_test=cfg.max_test,
+                )
+                run_cfg = TrainRunConfig(
+                    model=cfg.model,
+                    data=data,
+                    method=method,
+                    head=cfg.head,
+                    train=train,
+                    output_dir=str(root / "adapters" / name / task / f"seed{seed}"),
+                    eval_splits=["test"],
+                )
                 modes = tuple(cfg.inference.modes) if name == cfg.inference.variant else ()
                 runs.append(Run(name, task, seed, run_cfg, modes))
     return runs
@@ -194,18 +216,26 @@ def run_experiment(cfg: ExperimentConfig, full: bool = False, dry_run: bool = Fa
     pending = [r for r in runs if not is_done(r, root)]
     assets = load_assets(cfg, sorted({r.task for r in runs}))
     total = sum(estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes) for r in pending)
-    print(f"adamix experiment: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} pending; "
-          f"estimate {total / 60:.0f} min at {cfg.train_tokens_per_s:g} train tokens/s", flush=True)
+    print(
+        f"adamix experiment: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} pending; "
+        f"estimate {total / 60:.0f} min at {cfg.train_tokens_per_s:g} train tokens/s",
+        flush=True,
+    )
     if dry_run:
         for r in pending:
-            print(f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s")
+            print(
+                f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s"
+            )
         return write_tables(cfg)
     for i, run in enumerate(pending, 1):
         t0 = time.perf_counter()
         result = execute_run(run, assets, cfg)
         result["key"] = run.key
         atomic_write_json(run.result_path(root), result)
-        print(f"[{i}/{len(pending)}] {run.variant} {run.task} seed {run.seed}: "
-              f"{result['metric']}={result['test'][result['metric']]:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"[{i}/{len(pending)}] {run.variant} {run.task} seed {run.seed}: "
+            f"{result['metric']}={result['test'][result['metric']]:.4f} ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         write_tables(cfg)
     return write_tables(cfg)

@@ -69,7 +69,9 @@ def evaluate_mode(
 ) -> dict[str, float]:
     """Task metrics of ``model`` on ``tset`` under inference ``mode``."""
     regression = info.problem == "regression"
-    return metrics_from_outputs(predict_mode(model, tset, mode, regression, routes, seed, batch_size), tset, info)
+    return metrics_from_outputs(
+        predict_mode(model, tset, mode, regression, routes, seed, batch_size), tset, info
+    )
 
 
 def eval_adamix(

@@ -31,7 +31,9 @@ def merge_expert_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch
 def merged_method_config(cfg: MethodConfig) -> MethodConfig:
     """The plain bottleneck config equivalent to an AdaMix config after merging."""
     if cfg.name != "adamix":
-        raise ArtefactError(f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge")
+        raise ArtefactError(
+            f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge"
+        )
     # preset is dropped: a preset naming "adamix" would otherwise override the new name when reloaded.
     return cfg.model_copy(update={"name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions()})
 

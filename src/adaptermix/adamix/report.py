@@ -14,8 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SHORT_METRIC = {"accuracy": "acc", "matthews_correlation": "mcc", "pearson": "pearson", "f1": "F1",
-                "macro_f1": "macro-F1", "spearman": "spearman"}
+SHORT_METRIC = {
+    "accuracy": "acc",
+    "matthews_correlation": "mcc",
+    "pearson": "pearson",
+    "f1": "F1",
+    "macro_f1": "macro-F1",
+    "spearman": "spearman",
+}
 MODE_LABEL = {"random": "RandomRouting", "fixed": "FixedRouting", "ensemble": "Ensemble"}
 ALL_EXPERT_MODES = ("random", "ensemble")  # modes that must keep every expert at inference
 
@@ -41,8 +47,16 @@ class ResultRow:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ResultRow:
-        return cls(d["variant"], d["task"], int(d["seed"]), d["metric"], d["test"], d.get("modes") or {},
-                   int(d.get("params_trained") or 0), int(d.get("params_inference") or 0))
+        return cls(
+            d["variant"],
+            d["task"],
+            int(d["seed"]),
+            d["metric"],
+            d["test"],
+            d.get("modes") or {},
+            int(d.get("params_trained") or 0),
+            int(d.get("params_inference") or 0),
+        )
 
     def value(self, mode: str | None) -> float | None:
         """The headline metric under ``mode`` (None: the merged / ordinary evaluation)."""
@@ -66,7 +80,9 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.1f}{spread} ({len(values)})"
 
 
-def render_table(table: TableLike, rows: Sequence[ResultRow], labels: Mapping[str, str], tasks: Sequence[str]) -> str:
+def render_table(
+    table: TableLike, rows: Sequence[ResultRow], labels: Mapping[str, str], tasks: Sequence[str]
+) -> str:
     """One Markdown table (see the module docstring)."""
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     params: dict[str, int] = {}
@@ -83,7 +99,11 @@ def render_table(table: TableLike, rows: Sequence[ResultRow], labels: Mapping[st
     if not cols:
         return f"### {table.title}\n\n(no finished runs yet)\n"
     best = {t: max(statistics.fmean(values[(k, t)]) for k in table.rows if (k, t) in values) for t in cols}
-    head = ["Model", "#Params"] + [f"{t} ({SHORT_METRIC.get(metric_of[t], metric_of[t])})" for t in cols] + ["Avg"]
+    head = (
+        ["Model", "#Params"]
+        + [f"{t} ({SHORT_METRIC.get(metric_of[t], metric_of[t])})" for t in cols]
+        + ["Avg"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in table.rows:
         variant, mode = _split(key)
@@ -92,16 +112,23 @@ def render_table(table: TableLike, rows: Sequence[ResultRow], labels: Mapping[st
         for t in cols:
             vs = values.get((key, t))
             text = _cell(vs) if vs else "–"
-            cells.append(f"**{text}**" if vs and statistics.fmean(vs) == best[t] and len(table.rows) > 1 else text)
+            cells.append(
+                f"**{text}**" if vs and statistics.fmean(vs) == best[t] and len(table.rows) > 1 else text
+            )
         means = [statistics.fmean(values[(key, t)]) * 100 for t in cols if (key, t) in values]
         avg = f"{statistics.fmean(means):.1f}" if len(means) == len(cols) else "–"
-        lines.append("| " + " | ".join([label, _fmt_params(params[key]) if key in params else "–", *cells, avg]) + " |")
+        lines.append(
+            "| " + " | ".join([label, _fmt_params(params[key]) if key in params else "–", *cells, avg]) + " |"
+        )
     note = f"\n{table.note.strip()}\n" if table.note.strip() else ""
     return f"### {table.title}\n\n" + "\n".join(lines) + "\n" + note
 
 
 def render_tables(
-    tables: Sequence[TableLike], rows: Sequence[ResultRow], labels: Mapping[str, str], tasks: Sequence[str],
+    tables: Sequence[TableLike],
+    rows: Sequence[ResultRow],
+    labels: Mapping[str, str],
+    tasks: Sequence[str],
     header: str = "",
 ) -> str:
     """Every configured table, preceded by ``header`` (the settings the numbers were produced with)."""

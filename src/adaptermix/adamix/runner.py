@@ -43,13 +43,20 @@ def load_assets(cfg: ExperimentConfig, tasks: list[str]) -> Assets:
     encoder = load_encoder(cfg.model.name)
     data, tokens = {}, {}
     for name in tasks:
-        dcfg = DataConfig(name=name, data_dir=cfg.data_dir, max_train=cfg.max_train,
-                          max_validation=cfg.max_validation, max_test=cfg.max_test)
+        dcfg = DataConfig(
+            name=name,
+            data_dir=cfg.data_dir,
+            max_train=cfg.max_train,
+            max_validation=cfg.max_validation,
+            max_test=cfg.max_test,
+        )
         task = load_task(dcfg, splits=SPLITS)
         regression = task.info.problem == "regression"
         data[name] = task
-        tokens[name] = {s: sum(tokenize(encoder.tokenizer, task.split(s), cfg.model.max_length, regression).lengths())
-                        for s in SPLITS}
+        tokens[name] = {
+            s: sum(tokenize(encoder.tokenizer, task.split(s), cfg.model.max_length, regression).lengths())
+            for s in SPLITS
+        }
     return Assets(encoder, data, tokens)
 
 
@@ -84,7 +91,9 @@ def execute_run(run: Run, assets: Assets, cfg: ExperimentConfig) -> dict[str, An
         "metric": info.metric,
         "test": out.metrics["test"],
         "modes": {},
-        "best_validation": max((h.get(info.metric, float("-inf")) for h in training.get("history", [])), default=None),
+        "best_validation": max(
+            (h.get(info.metric, float("-inf")) for h in training.get("history", [])), default=None
+        ),
         "best_step": training.get("best_step"),
         "steps": training.get("steps"),
         "train_examples": training.get("train_examples"),
@@ -99,12 +108,22 @@ def execute_run(run: Run, assets: Assets, cfg: ExperimentConfig) -> dict[str, An
         model = model_from_adapter(adapter, assets.encoder)
         try:
             regression = info.problem == "regression"
-            tset = tokenize(assets.encoder.tokenizer, assets.tasks[run.task].split("test"), cfg.model.max_length,
-                            regression)
+            tset = tokenize(
+                assets.encoder.tokenizer,
+                assets.tasks[run.task].split("test"),
+                cfg.model.max_length,
+                regression,
+            )
             for mode in run.modes:
-                result["modes"][mode] = evaluate_mode(model, tset, info, AdaMixInference(mode),
-                                                      routes=cfg.inference.routes, seed=cfg.inference.seed,
-                                                      batch_size=run.cfg.train.eval_batch_size)
+                result["modes"][mode] = evaluate_mode(
+                    model,
+                    tset,
+                    info,
+                    AdaMixInference(mode),
+                    routes=cfg.inference.routes,
+                    seed=cfg.inference.seed,
+                    batch_size=run.cfg.train.eval_batch_size,
+                )
         finally:
             model.detach_body()
         result["modes_seconds"] = round(time.perf_counter() - t1, 1)

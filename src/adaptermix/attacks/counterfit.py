@@ -117,16 +117,21 @@ def read_pairs(paths: Iterable[Path], index: dict[str, int]) -> np.ndarray:
 def close_pairs(vectors: np.ndarray, rho: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """All directed pairs ``(i, j)``, i != j, with cosine distance <= ``rho``, and those distances.
 
-    ``vectors`` must be unit rows. Computed block by block (``chunk`` rows at a time) so memory stays at
-    ``chunk x V`` floats.
+    ``vectors`` must be unit rows. Computed block by block over the upper triangle only (``chunk`` rows
+    against the rows from the block on; each pair found once, then mirrored): half the products of a full
+    ``V x V`` similarity matrix, and memory of ``chunk x V`` floats.
     """
     pairs, dists = [], []
     for start in range(0, len(vectors), chunk):
-        sims = vectors[start : start + chunk] @ vectors.T
+        sims = vectors[start : start + chunk] @ vectors[start:].T
         rows, cols = np.nonzero(sims >= 1.0 - rho)
-        keep = rows + start != cols
-        pairs.append(np.stack([rows[keep] + start, cols[keep]], axis=1))
-        dists.append(1.0 - sims[rows[keep], cols[keep]])
+        keep = cols > rows  # strictly above the diagonal: i < j
+        i, j = rows[keep] + start, cols[keep] + start
+        d = 1.0 - sims[rows[keep], cols[keep]]
+        pairs += [np.stack([i, j], axis=1), np.stack([j, i], axis=1)]
+        dists += [d, d]
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
     return np.concatenate(pairs).astype(np.int64), np.concatenate(dists).astype(np.float32)
 
 

@@ -34,12 +34,16 @@ class WordVectors:
     vectors: np.ndarray
 
     @classmethod
-    def create(cls, words: list[str] | tuple[str, ...], vectors: np.ndarray) -> WordVectors:
+    def create(
+        cls, words: list[str] | tuple[str, ...], vectors: np.ndarray, normalise: bool = True
+    ) -> WordVectors:
+        """Validate shapes and scale rows to unit length (``normalise=False``: keep the bytes as given)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(words) != len(vectors):
             raise ValueError(f"{len(words)} words but vectors of shape {vectors.shape}")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return cls(tuple(words), vectors / np.maximum(norms, 1e-12))
+        if normalise:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return cls(tuple(words), vectors)
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -77,7 +81,9 @@ class WordVectors:
             words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
         except (OSError, KeyError, ValueError) as exc:
             raise ResourceError(f"cannot read word vectors in {folder}: {exc}") from None
-        return cls.create(words, vectors)
+        # Saved vectors are already unit rows: keep their exact bytes, so the fingerprint (the key of the
+        # neighbour cache) is the same as when they were built.
+        return cls.create(words, vectors, normalise=False)
 
     @classmethod
     def from_text_file(cls, path: Path) -> WordVectors:

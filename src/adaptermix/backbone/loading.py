@@ -91,10 +91,14 @@ def fingerprint_model(model: nn.Module) -> str:
     """SHA-256 over the names, shapes, dtypes and bytes of every tensor of the base model (first 16 hex).
 
     Adapters trained on one base are meaningless on another; artefacts record this fingerprint and
-    loading refuses a mismatch.
+    loading refuses a mismatch. The pooler is left out: adaptermix pools hidden states itself, and a
+    checkpoint saved without a pooler gets a *random* one on every load, which would make the
+    fingerprint of one checkpoint differ between loads.
     """
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("pooler."):
+            continue
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")

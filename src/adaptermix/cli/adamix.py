@@ -33,10 +33,23 @@ def _eval(args: argparse.Namespace) -> int:
         base[f"max_{args.split}"] = args.max_examples
     data = DataConfig.model_validate(base)
     mode = AdaMixInference(args.mode)
-    metrics = eval_adamix(args.adapter, mode, routes=args.routes, seed=args.seed, split=args.split, data=data,
-                          batch_size=args.batch_size, max_length=args.max_length)
-    result = {"adapter": args.adapter, "mode": mode.value, "split": args.split, "dataset": data.name,
-              "metrics": metrics}
+    metrics = eval_adamix(
+        args.adapter,
+        mode,
+        routes=args.routes,
+        seed=args.seed,
+        split=args.split,
+        data=data,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
+    result = {
+        "adapter": args.adapter,
+        "mode": mode.value,
+        "split": args.split,
+        "dataset": data.name,
+        "metrics": metrics,
+    }
     if mode is AdaMixInference.ENSEMBLE:
         result["routes"] = args.routes
     if args.json_out:
@@ -67,9 +80,15 @@ def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="adamix_command", metavar="SUBCOMMAND", required=True)
     ev = sub.add_parser("eval", help="evaluate an unmerged AdaMix adapter under an inference mode")
     ev.add_argument("adapter", help="unmerged AdaMix adapter directory (method 'adamix')")
-    ev.add_argument("--mode", choices=MODES, default="merged",
-                    help="merged (averaged experts), random / fixed (first expert) routing, or ensemble")
-    ev.add_argument("--routes", type=int, default=4, help="random routes T averaged by --mode ensemble (default 4)")
+    ev.add_argument(
+        "--mode",
+        choices=MODES,
+        default="merged",
+        help="merged (averaged experts), random / fixed (first expert) routing, or ensemble",
+    )
+    ev.add_argument(
+        "--routes", type=int, default=4, help="random routes T averaged by --mode ensemble (default 4)"
+    )
     ev.add_argument("--seed", type=int, default=0, help="seed of the random routes (random, ensemble)")
     ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
     ev.add_argument("--dataset", help="dataset name (default: the adapter's own)")
@@ -79,15 +98,21 @@ def _args(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--max-length", type=int, default=128)
     ev.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
     ev.set_defaults(_adamix=_eval)
-    mg = sub.add_parser("merge", help="average the experts into one ordinary houlsby/pfeiffer adapter (Eq. 6)")
+    mg = sub.add_parser(
+        "merge", help="average the experts into one ordinary houlsby/pfeiffer adapter (Eq. 6)"
+    )
     mg.add_argument("adapter", help="unmerged AdaMix adapter directory")
     mg.add_argument("-o", "--output", required=True, help="directory of the merged adapter")
     mg.set_defaults(_adamix=_merge)
-    ex = sub.add_parser("experiment", help="AdaMix vs Houlsby / Pfeiffer / LoRA and ablations on GLUE (resumable)")
+    ex = sub.add_parser(
+        "experiment", help="AdaMix vs Houlsby / Pfeiffer / LoRA and ablations on GLUE (resumable)"
+    )
     ex.add_argument("config", help="experiment config (YAML), e.g. configs/adamix-glue.yaml")
     add_overrides(ex)
     ex.add_argument("--full", action="store_true", help="run the full grid (every variant on every task)")
-    ex.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate, train nothing")
+    ex.add_argument(
+        "--dry-run", action="store_true", help="list the runs and the time estimate, train nothing"
+    )
     ex.set_defaults(_adamix=_experiment)
 
 
@@ -95,5 +120,11 @@ def _run(args: argparse.Namespace) -> int:
     return int(args._adamix(args))
 
 
-register_command(Command("adamix", "AdaMix: evaluate under inference modes, merge experts, run the GLUE experiment",
-                         _args, _run))
+register_command(
+    Command(
+        "adamix",
+        "AdaMix: evaluate under inference modes, merge experts, run the GLUE experiment",
+        _args,
+        _run,
+    )
+)

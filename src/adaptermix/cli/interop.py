@@ -21,8 +21,11 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output-dir", required=True, help="artefact directory to write")
     p.add_argument("--model", help="base encoder id or path (default: the one the source records, if any)")
     head = p.add_mutually_exclusive_group()
-    head.add_argument("--task-from", metavar="ADAPTER",
-                      help="reuse the trained head, head config and task of this adaptermix adapter (same base)")
+    head.add_argument(
+        "--task-from",
+        metavar="ADAPTER",
+        help="reuse the trained head, head config and task of this adaptermix adapter (same base)",
+    )
     head.add_argument("--labels", help="comma-separated label names: a fresh head initialised to zero")
     p.add_argument("--task-name", help="task name to record (default: the source directory's name)")
 
@@ -39,10 +42,13 @@ def _import_run(args: argparse.Namespace) -> int:
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else ()
     if args.labels is not None and len(labels) < 2:
         raise ConfigError("--labels needs at least two comma-separated names")
-    head = HeadChoice(task_from=Path(args.task_from) if args.task_from else None, labels=labels,
-                      task_name=args.task_name)
+    head = HeadChoice(
+        task_from=Path(args.task_from) if args.task_from else None, labels=labels, task_name=args.task_name
+    )
     out = import_adapter(args.format, src, args.output_dir, load_encoder(model), head)
-    print(json.dumps({"adapter": str(out), "from": args.format, "source": str(src), "model": model}, indent=2))
+    print(
+        json.dumps({"adapter": str(out), "from": args.format, "source": str(src), "model": model}, indent=2)
+    )
     return 0
 
 
@@ -60,6 +66,16 @@ def _export_run(args: argparse.Namespace) -> int:
     return 0
 
 
-register_command(Command("import", "import a peft LoRA or AdapterHub bottleneck adapter as an adaptermix adapter",
-                         _import_args, _import_run))
-register_command(Command("export-adapter", "export an adaptermix LoRA adapter to the peft format", _export_args, _export_run))
+register_command(
+    Command(
+        "import",
+        "import a peft LoRA or AdapterHub bottleneck adapter as an adaptermix adapter",
+        _import_args,
+        _import_run,
+    )
+)
+register_command(
+    Command(
+        "export-adapter", "export an adaptermix LoRA adapter to the peft format", _export_args, _export_run
+    )
+)

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "listing",
     "mixing",
     "sweep",
+    "interop",
     "reproduce",
     "adamix",
 )

@@ -55,10 +55,11 @@ def sign_change_fraction(target_vec: Tensor, mixture_vec: Tensor, space: str = "
     if target_vec.shape != mixture_vec.shape:
         raise ValueError(f"shapes differ: {tuple(target_vec.shape)} vs {tuple(mixture_vec.shape)}")
     n = target_vec.numel()
-    st = torch.sign(target_vec)
-    prod = st * mixture_vec  # sign(t) * m: never underflows, nonzero iff both are nonzero
+    prod = torch.sign(target_vec)
+    nonzero_target = int(torch.count_nonzero(prod))
+    prod.mul_(mixture_vec)  # sign(t) * m: never underflows, nonzero iff both are nonzero (in place: no temp)
     flipped = int(torch.count_nonzero(prod < 0)) / n
-    zeroed = (int(torch.count_nonzero(st)) - int(torch.count_nonzero(prod))) / n
+    zeroed = (nonzero_target - int(torch.count_nonzero(prod))) / n
     return SignChange(flipped, zeroed, space)
 
 
@@ -93,6 +94,7 @@ def subset_stats(
     values = fsd_mat.values if isinstance(fsd_mat, FSDMatrix) else fsd_mat
     space = space or (fsd_mat.space if isinstance(fsd_mat, FSDMatrix) else "raw")
     if mixture is None:
-        mixture = weighted_row_sum(pool_flat, index, None) / index.numel()
+        mixture = weighted_row_sum(pool_flat, index, None)
+        mixture /= index.numel()  # in place: a fresh [P] temporary costs more than the division
     change = sign_change_fraction(pool_flat[target_pos], mixture, space)
     return SubsetStats(index.numel(), mean_pairwise(values, index), change.flipped, change.zeroed, space)

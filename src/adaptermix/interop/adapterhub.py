@@ -40,7 +40,13 @@ PICKLED = ("pytorch_adapter.bin",)
 
 # AdapterHub non_linearity -> adaptermix activation (AdapterHub resolves names with transformers' ACT2FN:
 # "swish"/"silu" are SiLU, "gelu" is the exact erf GELU like torch.nn.GELU).
-ACTIVATION_NAMES: dict[str, str] = {"relu": "relu", "swish": "swish", "silu": "swish", "gelu": "gelu", "tanh": "tanh"}
+ACTIVATION_NAMES: dict[str, str] = {
+    "relu": "relu",
+    "swish": "swish",
+    "silu": "swish",
+    "gelu": "gelu",
+    "tanh": "tanh",
+}
 
 # Options that change the computation in ways adaptermix's bottleneck does not: key -> supported values.
 _MUST_BE: dict[str, tuple[Any, ...]] = {
@@ -53,27 +59,42 @@ _MUST_BE: dict[str, tuple[Any, ...]] = {
     "inv_adapter": (None,),
 }
 # AdapterHub param name -> adaptermix param name.
-_PARAMS = {"adapter_down.0.weight": "down.weight", "adapter_down.0.bias": "down.bias",
-           "adapter_up.weight": "up.weight", "adapter_up.bias": "up.bias", "scaling": "scaling"}
+_PARAMS = {
+    "adapter_down.0.weight": "down.weight",
+    "adapter_down.0.bias": "down.bias",
+    "adapter_up.weight": "up.weight",
+    "adapter_up.bias": "up.bias",
+    "scaling": "scaling",
+}
 
 
 def _check_config(cfg: dict[str, Any], src: Path) -> None:
     if cfg.get("architecture") not in (None, "bottleneck"):
-        raise ArtefactError(f"{src}: AdapterHub architecture {cfg.get('architecture')!r} is not supported "
-                            "(only bottleneck adapters: seq_bn / double_seq_bn)")
+        raise ArtefactError(
+            f"{src}: AdapterHub architecture {cfg.get('architecture')!r} is not supported "
+            "(only bottleneck adapters: seq_bn / double_seq_bn)"
+        )
     for key, allowed in _MUST_BE.items():
         if cfg.get(key, allowed[0]) not in allowed:
-            raise ArtefactError(f"{src}: AdapterHub option {key}={cfg.get(key)!r} is not supported "
-                                f"(supported: {allowed[0]!r})")
+            raise ArtefactError(
+                f"{src}: AdapterHub option {key}={cfg.get(key)!r} is not supported "
+                f"(supported: {allowed[0]!r})"
+            )
     if cfg.get("original_ln_before") and cfg.get("residual_before_ln", True) is not True:
-        raise ArtefactError(f"{src}: original_ln_before with residual_before_ln="
-                            f"{cfg.get('residual_before_ln')!r} is not supported (supported: True)")
+        raise ArtefactError(
+            f"{src}: original_ln_before with residual_before_ln="
+            f"{cfg.get('residual_before_ln')!r} is not supported (supported: True)"
+        )
     if str(cfg.get("non_linearity", "")).lower() not in ACTIVATION_NAMES:
-        raise ArtefactError(f"{src}: non_linearity {cfg.get('non_linearity')!r} is not supported "
-                            f"(supported: {', '.join(sorted(ACTIVATION_NAMES))})")
+        raise ArtefactError(
+            f"{src}: non_linearity {cfg.get('non_linearity')!r} is not supported "
+            f"(supported: {', '.join(sorted(ACTIVATION_NAMES))})"
+        )
     if not cfg.get("output_adapter"):
-        raise ArtefactError(f"{src}: only adapters with output_adapter=True are supported "
-                            "(attention-only adapters have no adaptermix method)")
+        raise ArtefactError(
+            f"{src}: only adapters with output_adapter=True are supported "
+            "(attention-only adapters have no adaptermix method)"
+        )
 
 
 def _sites(cfg: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -85,11 +106,15 @@ def _key_pattern(spec: EncoderSpec) -> re.Pattern[str]:
     """``<any prefix>.{layers}.{i}.{attn_block|ffn_block}.adapters.{name}.{param}``."""
     blocks = f"(?P<attn>{re.escape(spec.attn_block or '')})|(?P<ffn>{re.escape(spec.ffn_block or '')})"
     params = "|".join(re.escape(p) for p in _PARAMS)
-    return re.compile(rf"(?:^|\.){re.escape(spec.layers)}\.(?P<layer>\d+)\.(?:{blocks})\.adapters\."
-                      rf"(?P<name>[^.]+)\.(?P<param>{params})$")
+    return re.compile(
+        rf"(?:^|\.){re.escape(spec.layers)}\.(?P<layer>\d+)\.(?:{blocks})\.adapters\."
+        rf"(?P<name>[^.]+)\.(?P<param>{params})$"
+    )
 
 
-def _rename(state: dict[str, torch.Tensor], spec: EncoderSpec, name: str, src: Path) -> dict[str, torch.Tensor]:
+def _rename(
+    state: dict[str, torch.Tensor], spec: EncoderSpec, name: str, src: Path
+) -> dict[str, torch.Tensor]:
     """AdapterHub tensor names -> ``layers.{i}.{site}.{param}`` (``scaling`` kept for folding)."""
     pattern = _key_pattern(spec)
     out: dict[str, torch.Tensor] = {}
@@ -102,9 +127,17 @@ def _rename(state: dict[str, torch.Tensor], spec: EncoderSpec, name: str, src: P
     return out
 
 
-def _fold_scaling(body: dict[str, torch.Tensor], prefix: str, scaling: float) -> None:
-    """``s * up(z)`` as one linear map: scale the up-projection's rows and bias (a scalar or per channel)."""
-    s = body.pop(f"{prefix}.scaling", torch.tensor(scaling)).reshape(-1)
+def _fold_scaling(body: dict[str, torch.Tensor], prefix: str, scaling: Any, src: Path) -> None:
+    """``s * up(z)`` as one linear map: scale the up-projection's rows and bias (a scalar or per channel).
+
+    A float ``scaling`` is a constant; "learned" / "channel" are tensors saved with the adapter.
+    """
+    if isinstance(scaling, str):
+        if f"{prefix}.scaling" not in body:
+            raise ArtefactError(f"{src}: scaling={scaling!r} but no scaling tensor for {prefix}")
+        s = body.pop(f"{prefix}.scaling").reshape(-1)
+    else:
+        s = torch.tensor([float(scaling)])
     body[f"{prefix}.up.weight"] = body[f"{prefix}.up.weight"] * s[:, None]
     body[f"{prefix}.up.bias"] = body[f"{prefix}.up.bias"] * s
 
@@ -114,33 +147,50 @@ def _bottleneck_size(cfg: dict[str, Any], hidden: int, src: Path) -> int:
     if isinstance(rf, Mapping):
         values = set(rf.values())
         if len(values) != 1:
-            raise ArtefactError(f"{src}: per-layer reduction factors {dict(rf)} are not supported (one bottleneck "
-                                "size for all layers)")
+            raise ArtefactError(
+                f"{src}: per-layer reduction factors {dict(rf)} are not supported (one bottleneck size)"
+            )
         rf = values.pop()
     return max(1, int(hidden // float(rf)))
 
 
-def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
-    """Read an AdapterHub bottleneck adapter directory into an adaptermix houlsby/pfeiffer body."""
+def _check_meta(meta: dict[str, Any], encoder: Encoder, src: Path) -> dict[str, Any]:
+    """The adapter config inside AdapterHub's ``adapter_config.json``, checked against ``encoder``."""
     spec = encoder.spec
     if spec.attn_block is None or spec.ffn_block is None:
-        raise ArtefactError(f"AdapterHub import supports BERT-family encoders; {spec.model_type!r} is not one")
-    meta = read_json(src / CONFIG)
+        raise ArtefactError(
+            f"AdapterHub import supports BERT-family encoders; {spec.model_type!r} is not one"
+        )
     cfg = meta.get("config")
     if not isinstance(cfg, dict):
         raise ArtefactError(f"{src}/{CONFIG} has no adapter config object under 'config'")
     _check_config(cfg, src)
-    if meta.get("model_type") not in (None, spec.model_type) or meta.get("hidden_size") not in (None, encoder.hidden_size):
-        raise ArtefactError(f"{src}: adapter was made for a {meta.get('model_type')} with hidden size "
-                            f"{meta.get('hidden_size')}, not {spec.model_type} with {encoder.hidden_size}")
-    method_name, sites = _sites(cfg)
-    size = _bottleneck_size(cfg, encoder.hidden_size, src)
-    name = str(meta.get("name") or src.name)
-    body = _rename(read_safetensors(src, WEIGHTS, PICKLED), spec, name, src)
+    made_for = (meta.get("model_type", spec.model_type), meta.get("hidden_size", encoder.hidden_size))
+    if made_for != (spec.model_type, encoder.hidden_size):
+        raise ArtefactError(
+            f"{src}: adapter was made for a {made_for[0]} with hidden size {made_for[1]}, "
+            f"not {spec.model_type} with {encoder.hidden_size}"
+        )
+    return cfg
 
-    leave_out = sorted(int(i) for i in cfg.get("leave_out") or [])
-    shapes = {"down.weight": (size, encoder.hidden_size), "down.bias": (size,),
-              "up.weight": (encoder.hidden_size, size), "up.bias": (encoder.hidden_size,)}
+
+def _complete_body(
+    body: dict[str, torch.Tensor],
+    cfg: dict[str, Any],
+    sites: tuple[str, ...],
+    size: int,
+    encoder: Encoder,
+    src: Path,
+) -> None:
+    """Check every layer/site of ``body`` in place, zero-fill ``leave_out`` layers and fold ``scaling``."""
+    hidden = encoder.hidden_size
+    shapes = {
+        "down.weight": (size, hidden),
+        "down.bias": (size,),
+        "up.weight": (hidden, size),
+        "up.bias": (hidden,),
+    }
+    leave_out = {int(i) for i in cfg.get("leave_out") or []}
     for i in range(encoder.num_layers):
         for site in sites:
             prefix = f"layers.{i}.{site}"
@@ -152,17 +202,47 @@ def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
                 if got is None or tuple(got.shape) != s:
                     what = "missing" if got is None else f"shape {tuple(got.shape)}"
                     raise ArtefactError(f"{src}: {prefix}.{p} is {what}, expected shape {s}")
-            _fold_scaling(body, prefix, float(cfg["scaling"]) if isinstance(cfg.get("scaling"), int | float) else 1.0)
-    extra = sorted(set(body) - {f"layers.{i}.{s}.{p}" for i in range(encoder.num_layers) for s in sites for p in shapes})
+            _fold_scaling(body, prefix, cfg.get("scaling", 1.0), src)
+    expected = {f"layers.{i}.{s}.{p}" for i in range(encoder.num_layers) for s in sites for p in shapes}
+    extra = sorted(set(body) - expected)
     if extra:
-        raise ArtefactError(f"{src}: tensor {extra[0]} does not fit a {method_name} adapter on this encoder")
+        raise ArtefactError(f"{src}: tensor {extra[0]} does not fit this adapter config on this encoder")
 
-    method = MethodConfig(name=method_name, bottleneck_size=size,
-                          activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],  # type: ignore[arg-type]
-                          dropout=float(cfg.get("dropout") or 0.0), original_ln_before=bool(cfg.get("original_ln_before")))
-    provenance = {"adapter_name": name, "adapters_version": meta.get("version"), "model_name": meta.get("model_name"),
-                  "config": {k: cfg.get(k) for k in ("mh_adapter", "output_adapter", "reduction_factor", "non_linearity",
-                                                      "original_ln_before", "residual_before_ln", "scaling", "leave_out")}}
+
+_PROVENANCE_KEYS = (
+    "mh_adapter",
+    "output_adapter",
+    "reduction_factor",
+    "non_linearity",
+    "original_ln_before",
+    "residual_before_ln",
+    "scaling",
+    "leave_out",
+)
+
+
+def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
+    """Read an AdapterHub bottleneck adapter directory into an adaptermix houlsby/pfeiffer body."""
+    meta = read_json(src / CONFIG)
+    cfg = _check_meta(meta, encoder, src)
+    method_name, sites = _sites(cfg)
+    size = _bottleneck_size(cfg, encoder.hidden_size, src)
+    name = str(meta.get("name") or src.name)
+    body = _rename(read_safetensors(src, WEIGHTS, PICKLED), encoder.spec, name, src)
+    _complete_body(body, cfg, sites, size, encoder, src)
+    method = MethodConfig(
+        name=method_name,
+        bottleneck_size=size,
+        activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],  # type: ignore[arg-type]
+        dropout=float(cfg.get("dropout") or 0.0),
+        original_ln_before=bool(cfg.get("original_ln_before")),
+    )
+    provenance = {
+        "adapter_name": name,
+        "adapters_version": meta.get("version"),
+        "model_name": meta.get("model_name"),
+        "config": {k: cfg.get(k) for k in _PROVENANCE_KEYS},
+    }
     return ImportedBody(method=method, tensors=body, provenance=provenance)
 
 
@@ -171,5 +251,12 @@ def adapterhub_base_model(src: Path) -> str | None:
     return read_json(src / CONFIG).get("model_name") or None
 
 
-IMPORTERS.register("adapterhub", Importer("adapterhub", "bottleneck adapters saved by AdapterHub adapters (seq_bn, "
-                                          "double_seq_bn)", read_adapterhub, adapterhub_base_model))
+IMPORTERS.register(
+    "adapterhub",
+    Importer(
+        "adapterhub",
+        "bottleneck adapters saved by AdapterHub adapters (seq_bn, double_seq_bn)",
+        read_adapterhub,
+        adapterhub_base_model,
+    ),
+)

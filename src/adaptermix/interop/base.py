@@ -143,23 +143,33 @@ def resolve_head(
         side = read_json(src / SIDECAR_META)
         if side.get("base_model", {}).get("fingerprint") != encoder.fingerprint:
             raise ArtefactError(f"{src}: the head in {SIDECAR_HEAD} was trained on another base model")
-        head = read_safetensors(src, SIDECAR_HEAD, ())
+        if not isinstance(side.get("task"), dict) or not isinstance(side.get("head"), dict):
+            raise ArtefactError(f"{src}/{SIDECAR_META} lacks its 'task' or 'head' object")
         task = dict(side["task"])
         if choice.task_name:
             task["name"] = choice.task_name
-        return head, dict(side["head"]), task
-    raise ConfigError(f"{src} has no adaptermix head: give --task-from ADAPTER (reuse a trained head) "
-                      "or --labels a,b,... (a fresh zero head)")
+        return read_safetensors(src, SIDECAR_HEAD, ()), dict(side["head"]), task
+    raise ConfigError(
+        f"{src} has no adaptermix head: give --task-from ADAPTER (reuse a trained head) "
+        "or --labels a,b,... (a fresh zero head)"
+    )
 
 
 def sidecar_files(adapter: Adapter) -> tuple[dict[str, torch.Tensor], str]:
     """The head tensors and the JSON text an exporter writes beside a foreign adapter (see :data:`SIDECAR_META`)."""
-    meta = {"task": adapter.meta.task, "head": adapter.meta.head, "base_model": adapter.meta.base_model,
-            "method": adapter.meta.method, "provenance": adapter.meta.provenance}
+    meta = {
+        "task": adapter.meta.task,
+        "head": adapter.meta.head,
+        "base_model": adapter.meta.base_model,
+        "method": adapter.meta.method,
+        "provenance": adapter.meta.provenance,
+    }
     return adapter.head, json.dumps(meta, indent=2, sort_keys=True) + "\n"
 
 
-def save_imported(body: ImportedBody, encoder: Encoder, head: HeadChoice, src: Path, out: Path, fmt: str) -> Path:
+def save_imported(
+    body: ImportedBody, encoder: Encoder, head: HeadChoice, src: Path, out: Path, fmt: str
+) -> Path:
     """Write ``body`` (+ the chosen head) as an adaptermix artefact at ``out``, checked by loading it back."""
     head_tensors, head_cfg, task = resolve_head(head, src, encoder)
     meta = AdapterMeta(
@@ -170,6 +180,9 @@ def save_imported(body: ImportedBody, encoder: Encoder, head: HeadChoice, src: P
         provenance={"kind": "imported", "from": fmt, "source": str(src), **body.provenance},
     )
     tensors = {**body.tensors, **head_tensors}
+    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise ArtefactError(f"{src}: tensor {bad!r} contains NaN or Inf")
     # Build the model once before writing: names and shapes are checked against the method config, so a
     # mapping bug or an unexpected head shape is an error here, never a broken artefact on disk.
     model = model_from_adapter(Adapter(meta, tensors, src), encoder)

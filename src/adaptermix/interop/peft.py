@@ -65,6 +65,9 @@ _MUST_BE: dict[str, tuple[Any, ...]] = {
     "target_parameters": (None, []),
     "trainable_token_indices": (None,),
     "use_bdlora": (None, False),
+    "use_qalora": (False, None),
+    "alora_invocation_tokens": (None,),
+    "arrow_config": (None,),
 }
 
 
@@ -75,30 +78,39 @@ def leaf(path: str) -> str:
 
 def _check_config(cfg: dict[str, Any], spec: EncoderSpec, src: Path) -> None:
     if cfg.get("peft_type") != "LORA":
-        raise ArtefactError(f"{src}: peft_type is {cfg.get('peft_type')!r}; only LORA adapters can be imported")
+        raise ArtefactError(
+            f"{src}: peft_type is {cfg.get('peft_type')!r}; only LORA adapters can be imported"
+        )
     for key, allowed in _MUST_BE.items():
         if cfg.get(key) not in allowed:
-            raise ArtefactError(f"{src}: peft option {key}={cfg.get(key)!r} is not supported by adaptermix LoRA "
-                                f"(supported: {allowed[0]!r})")
+            raise ArtefactError(
+                f"{src}: peft option {key}={cfg.get(key)!r} is not supported by adaptermix LoRA "
+                f"(supported: {allowed[0]!r})"
+            )
     targets = cfg.get("target_modules")
     if isinstance(targets, list):
         paths = {spec.query, spec.value}
         wanted = {leaf(spec.query), leaf(spec.value)}
         bad = [t for t in targets if not any(p == t or p.endswith("." + t) for p in paths)]
         if bad or not wanted <= {leaf(t) for t in targets}:
-            raise ArtefactError(f"{src}: target_modules {sorted(targets)} must be exactly the attention query and "
-                                f"value projections of {spec.model_type} ({sorted(wanted)})")
+            raise ArtefactError(
+                f"{src}: target_modules {sorted(targets)} must be exactly the attention query and "
+                f"value projections of {spec.model_type} ({sorted(wanted)})"
+            )
 
 
 def _key_pattern(spec: EncoderSpec) -> re.Pattern[str]:
     """``<any prefix>.{layers}.{i}.{query|value path}.lora_{A|B}[.adapter name].weight``."""
     sites = "|".join(f"(?P<{s}>{re.escape(getattr(spec, s))})" for s in SITES)
-    return re.compile(rf"(?:^|\.){re.escape(spec.layers)}\.(?P<layer>\d+)\.(?:{sites})\.lora_(?P<ab>[AB])"
-                      rf"(?:\.[^.]+)?\.weight$")
+    return re.compile(
+        rf"(?:^|\.){re.escape(spec.layers)}\.(?P<layer>\d+)\.(?:{sites})\.lora_(?P<ab>[AB])"
+        rf"(?:\.[^.]+)?\.weight$"
+    )
 
 
-def peft_to_body(state: dict[str, torch.Tensor], spec: EncoderSpec, num_layers: int,
-                 src: Path) -> dict[str, torch.Tensor]:
+def peft_to_body(
+    state: dict[str, torch.Tensor], spec: EncoderSpec, num_layers: int, src: Path
+) -> dict[str, torch.Tensor]:
     """Rename peft LoRA tensors to ``layers.{i}.{query|value}.lora_{A|B}``; every layer and site must be present.
 
     LoRA tensors on other modules are an error; non-LoRA tensors (``modules_to_save``, e.g. a classifier
@@ -110,8 +122,10 @@ def peft_to_body(state: dict[str, torch.Tensor], spec: EncoderSpec, num_layers: 
         m = pattern.search(key)
         if m is None:
             if ".lora_" in key:
-                raise ArtefactError(f"{src}: LoRA on {key!r}; adaptermix LoRA adapts only the attention query "
-                                    f"and value projections of {spec.model_type}")
+                raise ArtefactError(
+                    f"{src}: LoRA on {key!r}; adaptermix LoRA adapts only the attention query "
+                    f"and value projections of {spec.model_type}"
+                )
             log.warning("%s: skipping non-LoRA tensor %s (not part of an adaptermix LoRA body)", src, key)
             continue
         site = next(s for s in SITES if m.group(s) is not None)
@@ -119,8 +133,10 @@ def peft_to_body(state: dict[str, torch.Tensor], spec: EncoderSpec, num_layers: 
     expected = {f"layers.{i}.{s}.lora_{ab}" for i in range(num_layers) for s in SITES for ab in "AB"}
     missing = sorted(expected - set(body), key=lambda k: (len(k), k))
     if missing:
-        raise ArtefactError(f"{src}: no peft tensor for {missing[0]} (the encoder has {num_layers} layers; "
-                            "the adapter must adapt query and value in every layer)")
+        raise ArtefactError(
+            f"{src}: no peft tensor for {missing[0]} (the encoder has {num_layers} layers; "
+            "the adapter must adapt query and value in every layer)"
+        )
     extra = sorted(set(body) - expected)
     if extra:
         raise ArtefactError(f"{src}: {extra[0]} is beyond the encoder's {num_layers} layers")
@@ -139,10 +155,18 @@ def read_peft(src: Path, encoder: Encoder) -> ImportedBody:
         raise ArtefactError(f"{src}: lora_A ranks {sorted(ranks)} do not match r={rank} in {CONFIG}")
     alpha = float(cfg.get("lora_alpha", 8))
     rslora = bool(cfg.get("use_rslora", False))
-    method = MethodConfig(name="lora", rank=rank, alpha=alpha * math.sqrt(rank) if rslora else alpha,
-                          dropout=float(cfg.get("lora_dropout") or 0.0))
-    provenance = {"peft_version": cfg.get("peft_version"), "base_model_name_or_path":
-                  cfg.get("base_model_name_or_path"), "lora_alpha": alpha, "use_rslora": rslora}
+    method = MethodConfig(
+        name="lora",
+        rank=rank,
+        alpha=alpha * math.sqrt(rank) if rslora else alpha,
+        dropout=float(cfg.get("lora_dropout") or 0.0),
+    )
+    provenance = {
+        "peft_version": cfg.get("peft_version"),
+        "base_model_name_or_path": cfg.get("base_model_name_or_path"),
+        "lora_alpha": alpha,
+        "use_rslora": rslora,
+    }
     return ImportedBody(method=method, tensors=body, provenance=provenance)
 
 
@@ -181,16 +205,22 @@ def peft_config(adapter: Adapter, spec: EncoderSpec) -> dict[str, Any]:
     }
 
 
-def body_to_peft(body: dict[str, torch.Tensor], spec: EncoderSpec, prefix: str = DEFAULT_PREFIX) -> dict[str, torch.Tensor]:
+def body_to_peft(
+    body: dict[str, torch.Tensor], spec: EncoderSpec, prefix: str = DEFAULT_PREFIX
+) -> dict[str, torch.Tensor]:
     """Rename ``layers.{i}.{site}.lora_{A|B}`` to peft's saved key names under ``prefix``."""
     pattern = re.compile(r"layers\.(\d+)\.(query|value)\.(lora_[AB])")
     out: dict[str, torch.Tensor] = {}
     for key, tensor in body.items():
         m = pattern.fullmatch(key)
         if m is None:
-            raise ArtefactError(f"tensor {key!r} is not a LoRA factor; only plain LoRA adapters can be exported")
+            raise ArtefactError(
+                f"tensor {key!r} is not a LoRA factor; only plain LoRA adapters can be exported"
+            )
         layer, site, factor = m.groups()
-        out[f"{prefix}{spec.layers}.{layer}.{getattr(spec, site)}.{factor}.weight"] = tensor.detach().contiguous()
+        out[f"{prefix}{spec.layers}.{layer}.{getattr(spec, site)}.{factor}.weight"] = (
+            tensor.detach().contiguous()
+        )
     return out
 
 
@@ -204,21 +234,29 @@ def export_peft(adapter: Adapter, out: Path, prefix: str = DEFAULT_PREFIX) -> Pa
     """
     method = METHODS.get(adapter.meta.method.get("name", ""))
     if method.family != "lora" or method.name != "lora":
-        raise ArtefactError(f"adapter {adapter.path or adapter.name} uses method {method.name!r}; "
-                            "only LoRA adapters can be exported to peft")
+        raise ArtefactError(
+            f"adapter {adapter.path or adapter.name} uses method {method.name!r}; "
+            "only LoRA adapters can be exported to peft"
+        )
     spec = ENCODER_SPECS.get(str(adapter.meta.base_model.get("model_type")))
     tensors = body_to_peft(adapter.body, spec, prefix)
     head, side = sidecar_files(adapter)
     with atomic_dir(out) as tmp:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        (tmp / CONFIG).write_text(json.dumps(peft_config(adapter, spec), indent=2, sort_keys=True) + "\n",
-                                  encoding="utf-8")
+        (tmp / CONFIG).write_text(
+            json.dumps(peft_config(adapter, spec), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / SIDECAR_HEAD))
         (tmp / SIDECAR_META).write_text(side, encoding="utf-8")
     return out
 
 
-IMPORTERS.register("peft", Importer("peft", "LoRA adapters saved by Hugging Face peft (save_pretrained)",
-                                    read_peft, peft_base_model))
-EXPORTERS.register("peft", Exporter("peft", "a LoRA adapter directory for peft.PeftModel.from_pretrained",
-                                    export_peft))
+IMPORTERS.register(
+    "peft",
+    Importer(
+        "peft", "LoRA adapters saved by Hugging Face peft (save_pretrained)", read_peft, peft_base_model
+    ),
+)
+EXPORTERS.register(
+    "peft", Exporter("peft", "a LoRA adapter directory for peft.PeftModel.from_pretrained", export_peft)
+)

@@ -40,7 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
-from adaptermix.methods.base import ACTIVATIONS, AdapterBody, Method, SiteModule, register_method, seeded_generator
+from adaptermix.methods.base import (
+    ACTIVATIONS,
+    AdapterBody,
+    Method,
+    SiteModule,
+    register_method,
+    seeded_generator,
+)
 from adaptermix.methods.config import AdaMixOptions, MethodConfig
 
 PLACEMENT_SITES: dict[str, tuple[str, ...]] = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",)}
@@ -84,8 +91,16 @@ class Routing:
 class AdaMixSite(SiteModule):
     """M experts of a bottleneck adapter at one site; routes are read from the shared :class:`Routing`."""
 
-    def __init__(self, layer: int, site: int, hidden: int, size: int, opts: AdaMixOptions, cfg: MethodConfig,
-                 routing: Routing) -> None:
+    def __init__(
+        self,
+        layer: int,
+        site: int,
+        hidden: int,
+        size: int,
+        opts: AdaMixOptions,
+        cfg: MethodConfig,
+        routing: Routing,
+    ) -> None:
         super().__init__()
         m = opts.num_experts
         self.down = ExpertLinear(1 if opts.sharing == "down" else m, hidden, size)
@@ -227,6 +242,12 @@ def build_adamix(method: Method, cfg: MethodConfig, hidden: int, num_layers: int
 
 
 # Sites listed here are those of the default (Houlsby) placement; ``method.adamix.placement`` picks them.
-register_method(Method("adamix", "adamix", PLACEMENT_SITES["houlsby"],
-                       "Wang et al. 2022: mixture of bottleneck adapters, stochastic routing, merged by averaging",
-                       build_adamix))
+register_method(
+    Method(
+        "adamix",
+        "adamix",
+        PLACEMENT_SITES["houlsby"],
+        "Wang et al. 2022: mixture of bottleneck adapters, stochastic routing, merged by averaging",
+        build_adamix,
+    )
+)

@@ -5,7 +5,7 @@ that sub-layer's dropout, residual connection and LayerNorm. Houlsby adapts both
 and feed-forward); Pfeiffer only the feed-forward one.
 
 Deviation (documented): AdapterHub's Pfeiffer config (``SeqBnConfig``) additionally applies the block's
-LayerNorm before the adapter (``original_ln_before=True``): ``h = LN(x + r); LN(h + f(h) + r)``. By default
+LayerNorm before the adapter (``original_ln_before=True``): ``LN(d + f(LN(d + r)) + r)``. By default
 both presets here use the Houlsby placement (one hook on the output projection, every architecture);
 ``original_ln_before: true`` selects AdapterHub's placement exactly (a hook on the whole output sub-block,
 BERT/RoBERTa), which is what importing an AdapterHub ``seq_bn`` adapter uses.
@@ -49,11 +49,12 @@ class Bottleneck(SiteModule):
 
 
 class BlockBottleneck(Bottleneck):
-    """AdapterHub ``original_ln_before`` placement: hooks the output sub-block ``LN(dense(x) + r)``.
+    """AdapterHub ``SeqBnConfig`` placement: hooks the whole output sub-block ``LN(dropout(dense(x)) + r)``.
 
-    Given the block output ``h = LN(x + r)`` and the residual ``r`` (the block's second positional input),
-    returns ``LN(h + f(h) + r)`` with the block's own LayerNorm, as AdapterHub's ``bottleneck_layer_forward``
-    does for ``SeqBnConfig`` (residual_before_ln=True, original_ln_after=True).
+    AdapterHub (original_ln_before=True, residual_before_ln=True, original_ln_after=True) computes
+    ``LN(d + f(LN(d + r)) + r)`` with ``d = dropout(dense(x))`` the sub-layer output and ``r`` the residual
+    (the block's second positional input). The hook recomputes ``d`` from the block's input — one extra
+    projection per site — which keeps it exact in training and evaluation without a second hook.
     """
 
     hooks_block = True
@@ -63,9 +64,10 @@ class BlockBottleneck(Bottleneck):
         self.norm_name = norm_name
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        residual = args[1]
+        x, residual = args[0], args[1]
+        d = module.dropout(module.dense(x))
         norm = getattr(module, self.norm_name)
-        return norm(output + self.delta(output) + residual)
+        return norm(d + self.delta(norm(d + residual)) + residual)
 
 
 def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:

@@ -122,8 +122,12 @@ class StudyConfig(StrictModel):
 
 
 def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> str:
-    """A stable hash of what a config computes (``output_dir`` and progress flags excluded)."""
-    data = cfg.model_dump(mode="json")
+    """A stable hash of what a config computes (``output_dir`` and progress flags excluded).
+
+    Values equal to their defaults are left out, so adding a new option with a default that keeps the old
+    behaviour does not invalidate artefacts trained before it existed.
+    """
+    data = cfg.model_dump(mode="json", exclude_defaults=True)
     for key in ignore:
         data.pop(key, None)
     if isinstance(data.get("train"), dict):

@@ -54,3 +54,62 @@ def _fgsm(model: AdapterModel, es: EvalSet, params: Mapping[str, Any], identity:
 
 EVALUATIONS.register("clean", _clean)
 EVALUATIONS.register("fgsm", _fgsm)
+
+
+_ATTACKS: dict[str, object] = {}
+
+
+def _textfooler_attack(params: Mapping[str, Any]) -> object:
+    """One TextFooler recipe per parameter set per process: its heavy resources load once."""
+    import json
+
+    from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019
+    from adaptermix.config import validate
+
+    key = json.dumps(dict(params), sort_keys=True, default=str)
+    if key not in _ATTACKS:
+        _ATTACKS[key] = TextFoolerJin2019(validate(TextFoolerConfig, dict(params), source="textfooler"))
+    return _ATTACKS[key]
+
+
+def _textfooler(model: AdapterModel, es: EvalSet, params: Mapping[str, Any], identity: str, batch_size: int) -> EvalOutcome:
+    """TextFooler on the target's evaluation examples (the first ``max_examples``); the task metric is
+    computed on the attacked examples with the post-attack predictions, next to the attack statistics."""
+    import numpy as np
+
+    from adaptermix.attacks.victim import CachedVictim
+    from adaptermix.training.metrics import compute_metrics
+
+    if es.info.problem == "regression":
+        return EvalOutcome(None, {"skipped": "TextFooler needs a classification task"})
+    attack = _textfooler_attack(params)
+    victim = ModelVictim(model, es.max_length, batch_size, es.info.is_pair)
+    report = attack.run(es.examples, CachedVictim(victim, identity=identity), es.info)  # type: ignore[attr-defined]
+    outcomes = report.outcomes
+    labels = np.array([o.label for o in outcomes])
+    preds = np.zeros((len(outcomes), es.info.num_labels), dtype=np.float32)
+    preds[np.arange(len(outcomes)), [o.adversarial_pred for o in outcomes]] = 1.0
+    metrics = compute_metrics(labels, preds, False, es.info.metric) if outcomes else {}
+    summary = report.summary.to_dict()
+    names = es.info.label_names
+    adversarial = tuple(
+        AdversarialExample(
+            idx=o.index,
+            original=o.text,
+            adversarial=o.adversarial_text,
+            original_label=names[o.label],
+            success=o.status == "success",
+            original_prediction=names[o.original_pred],
+            new_prediction=names[o.adversarial_pred],
+            original_pair=o.text_pair,
+            adversarial_pair=o.adversarial_text_pair,
+            queries=o.queries,
+            perturbed_words=o.n_perturbed,
+        )
+        for o in outcomes
+        if o.status != "skipped"
+    )
+    return EvalOutcome(metrics.get(es.info.metric), {**metrics, **summary}, adversarial)
+
+
+EVALUATIONS.register("textfooler", _textfooler)

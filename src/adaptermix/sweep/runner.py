@@ -25,6 +25,7 @@ from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import validate
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
+from adaptermix.data.schema import Example
 from adaptermix.data.sampling import stratified_sample
 from adaptermix.diagnostics import subset_stats
 from adaptermix.merging import MERGE_RULES, merge_flat
@@ -50,7 +51,11 @@ class SweepContext:
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, spec: SweepSpec, encoder: Encoder | None = None) -> SweepContext:
+    def prepare(
+        cls, spec: SweepSpec, encoder: Encoder | None = None, examples: dict[str, list[Example]] | None = None
+    ) -> SweepContext:
+        """Load everything once. ``examples`` (target -> evaluation rows) skips reading the data again,
+        e.g. on a Ray worker that was handed the driver's rows."""
         for evaluation in spec.evaluations:
             EVALUATIONS.get(evaluation)  # unknown names -> one-line errors before anything loads
         for rule in spec.rules:
@@ -60,8 +65,19 @@ class SweepContext:
         for adapter in pool.adapters:
             check_base(adapter, encoder)
         live = LiveModel.build(encoder, pool.adapters[0], pool.stacked.layout)
-        fsd = pool.fsd(spec.fsd_space).values.float()
-        return cls(spec, pool, encoder, live, fsd)
+        # float64, as merge() uses, so greedy selection is identical on near-ties
+        fsd = pool.fsd(spec.fsd_space).values
+        ctx = cls(spec, pool, encoder, live, fsd)
+        for target, rows in (examples or {}).items():
+            ctx.eval_sets[target] = ctx._tokenized(target, rows)
+        return ctx
+
+    def _tokenized(self, target: str, rows: list[Example]) -> EvalSet:
+        adapter = self.pool.adapters[self.pool.index(target)]
+        info = adapter.meta.task_info
+        max_length = self.spec.max_length or int((adapter.meta.training or {}).get("max_length", 128))
+        tokens = tokenize(self.encoder.tokenizer, rows, max_length, info.problem == "regression")
+        return EvalSet(info, rows, tokens, max_length)
 
     def eval_set(self, target: str) -> EvalSet:
         """The target's evaluation split, capped (seeded, stratified) and tokenised once."""
@@ -77,10 +93,7 @@ class SweepContext:
             rows = load_task(cfg, splits=(self.spec.split,)).split(self.spec.split)
             if self.spec.max_eval_examples is not None:
                 rows = stratified_sample(rows, self.spec.max_eval_examples, self.spec.seed)
-            info = adapter.meta.task_info
-            max_length = self.spec.max_length or int(training.get("max_length", 128))
-            tokens = tokenize(self.encoder.tokenizer, rows, max_length, info.problem == "regression")
-            self.eval_sets[target] = EvalSet(info, rows, tokens, max_length)
+            self.eval_sets[target] = self._tokenized(target, rows)
         return self.eval_sets[target]
 
     def close(self) -> None:

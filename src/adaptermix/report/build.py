@@ -1,0 +1,184 @@
+"""``build_report(study_dir)``: the study's figures, tables and statements as one self-contained folder.
+
+``{study}/report/`` holds ``index.html`` (inline CSS, no scripts, no external URLs), ``figures/*.png|svg``
+and ``tables/*.csv``, linked relatively, so the folder can be copied or zipped as it is. The folder is
+written as a whole (:func:`adaptermix.io.atomic_dir`): a reader sees the old report or the new one.
+Everything is read from the results stores and the study's JSON files (plotting never computes); a part
+the study did not run is reported as "not run in this study".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adaptermix import __version__
+from adaptermix.io import atomic_dir, atomic_write_text
+from adaptermix.report import figures as F
+from adaptermix.report import html as H
+from adaptermix.report import tables as T
+from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, MethodData, StudyData, load_study
+from adaptermix.report.plots import save_figure
+from adaptermix.report.statements import method_statements, summary_counts
+from adaptermix.sweep.store import git_revision
+
+
+class _Assets:
+    """Writes figures and tables under the report folder and returns the HTML that shows them."""
+
+    def __init__(self, root: Path, formats: Sequence[str]) -> None:
+        self.root = root
+        self.formats = tuple(dict.fromkeys(("png", *formats)))  # the page shows the PNG
+
+    def figure(self, name: str, make: Callable[[], F.Figure], caption: str) -> str:
+        save_figure(make(), self.root / "figures" / name, self.formats)
+        svg = f"figures/{name}.svg" if "svg" in self.formats else None
+        return H.figure(f"figures/{name}.png", svg, caption)
+
+    def table(self, table: T.Table) -> str:
+        table.write_csv(self.root / "tables")
+        return H.table(table, f"tables/{table.name}.csv")
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def _datasets(study: StudyData, a: _Assets) -> str:
+    if study.similarity and study.similarity.get("names"):
+        note = study.similarity.get("note", "")
+        sim = a.figure("fig2a_similarity", lambda: F.similarity_heatmap(study.similarity or {}),
+                       f"Fig. 2a: cosine similarity between dataset centroids ({study.similarity.get('encoder', '')}"
+                       f" embeddings of up to {max(study.similarity.get('n_docs', {0: 0}).values())} documents each). "
+                       f"{note}.")
+    else:
+        sim = H.not_run("Dataset similarity (Fig. 2a)")
+    top = H.topics(study.topics) if study.topics and study.topics.get("datasets") else H.not_run("LDA topics (Fig. 2b)")
+    single = a.table(T.single_adapter_table(study.single)) if study.single else H.not_run("Single adapters")
+    return (H.sub("Fig. 2a: semantic similarity", sim) + H.sub("Fig. 2b: LDA topics per dataset", top)
+            + H.sub("Single adapters", single))
+
+
+def _sweep_part(md: MethodData, a: _Assets) -> str:
+    m = md.label
+    per_k = md.per_k_by_eval()
+    if not per_k:
+        return H.sub("Fig. 3: metric vs k", H.not_run("The combinatorial sweep"))
+    missing = [EVAL_NAMES[e] for e in EVALUATIONS if e not in per_k]
+    body = a.figure(f"fig3_per_k_{m}", lambda: F.per_k_grid(per_k, f"{m}: metric vs number of mixed adapters"),
+                    f"Fig. 3: per target, mean and min–max of the metric over the mixtures of k adapters ({m}).")
+    body += "".join(H.not_run(f"{name} evaluation") for name in missing)
+    body += a.table(T.drop_table(md.drops(), m)) + a.table(T.per_k_table(per_k, m))
+    return H.sub("Fig. 3 and Table 1: metric vs number of mixed adapters", body)
+
+
+def _fsd_part(md: MethodData, a: _Assets) -> str:
+    m = md.label
+    fig4 = (a.figure(f"fig4_fsd_{m}", lambda: F.fsd_matrix_figure(md.fsd or {}, f"FSD (%), {m}"),
+                     f"Fig. 4: fraction of sign difference between every pair of {m} adapters.")
+            if md.fsd else H.not_run("FSD matrix (Fig. 4)"))
+    pop = md.population("clean")
+    single = {s.target: s.mean for s in md.per_k("clean") if s.k == 1}
+    pairs = [r for r in pop if r["k"] == 2 and r["mean_pairwise_fsd"] is not None]
+    fig5 = (a.figure(f"fig5_fsd_k2_{m}", lambda: F.fsd_pairs_grid(pairs, single, title=f"{m}: mixing two adapters"),
+                     "Fig. 5: bars: FSD between the target's adapter and each partner (mean pairwise FSD of the "
+                     "pair); solid red: the pair's metric; dashed blue: the target's single adapter.")
+            if pairs else H.not_run("k = 2 mixtures (Fig. 5)"))
+    many = [r for r in pop if r["k"] > 2 and r["target_sign_change"] is not None]
+    fig6 = (a.figure(f"fig6_fsd_kmany_{m}", lambda: F.fsd_by_k_grid(pop, md.per_k("clean"), title=f"{m}: mixing k adapters"),
+                     "Fig. 6: bars: mean fraction of the target adapter's weights whose sign the mixture flips "
+                     "(target sign-change), per k; solid red: mean metric; dashed blue: single adapter.")
+            if many else H.not_run("k > 2 mixtures (Fig. 6)"))
+    corr = md.correlations()
+    table = a.table(T.correlation_table(corr, m)) if corr else H.not_run("FSD–accuracy correlations")
+    return (H.sub("Fig. 4: FSD of the adapter pool", fig4) + H.sub("Fig. 5: k = 2", fig5)
+            + H.sub("Fig. 6: k > 2", fig6) + H.sub("FSD–accuracy correlation (Sections 5.3–5.4)", table))
+
+
+def _greedy_part(md: MethodData, a: _Assets) -> str:
+    rows = md.greedy()
+    if not any(g.target == "*" for g in rows):
+        return H.sub("Fig. 7: greedy mixing", H.not_run("Greedy FSD mixing (Alg. 1)"))
+    fig = a.figure(f"fig7_greedy_{md.label}", lambda: F.greedy_figure(rows, f"{md.label}: greedy FSD mixing"),
+                   "Fig. 7: greedy min-FSD and max-FSD mixtures of l adapters vs the best and worst evaluated "
+                   "mixture of l adapters (empirical bounds), averaged over targets.")
+    return H.sub("Fig. 7: greedy mixing vs empirical bounds", fig + a.table(T.greedy_table(rows, md.label)))
+
+
+def _pruning_part(md: MethodData, a: _Assets) -> str:
+    m = md.label
+    sparse = {s: md.per_k("clean", "sparse_fsd", {"s": s}) for s in md.sparsities()}
+    if not sparse:
+        return H.sub("Fig. 8: pruning", H.not_run("Pruning and sparse mixing (Sec. 7)"))
+    curve = T.sparsity_curve(md.per_k("clean"), sparse)
+    body = a.figure(f"fig8a_sparsity_{m}", lambda: F.sparsity_figure(curve, f"{m}: single sparse adapters"),
+                    "Fig. 8a: single-adapter metric averaged over domains vs sparsity (0% = dense).")
+    body += a.table(T.sparsity_table(curve, m))
+    curves = T.sparse_mixing_curves(md.per_k("clean"), sparse)
+    if any(name.endswith("sparse, mean") for name in curves):
+        body += a.figure(f"fig8b_sparse_mixing_{m}", lambda: F.sparse_mixing_figure(curves, f"{m}: mixing sparse adapters"),
+                         "Fig. 8b: mean over mixtures of sparse adapters (solid) vs dense mixtures: mean (dashed "
+                         "red) and max, the empirical upper bound (dashed blue); averaged over targets.")
+        body += a.table(T.sparse_mixing_table(curves, m))
+    else:
+        body += H.not_run("Mixtures of sparse adapters (Fig. 8b)")
+    return H.sub("Fig. 8: pruning and mixing sparse adapters", body)
+
+
+def _adversarial_part(md: MethodData) -> str:
+    body = H.adversarial(md.adversarial) if md.adversarial else H.not_run("Stored adversarial examples (TextFooler)")
+    return H.sub("Adversarial examples (a sample)", body)
+
+
+def _method_section(md: MethodData, a: _Assets) -> str:
+    body = '<p>The statements of the paper\'s findings for this method are in the <a href="#overview">overview</a>.</p>'
+    body += _sweep_part(md, a) + _fsd_part(md, a) + _greedy_part(md, a) + _pruning_part(md, a)
+    body += _adversarial_part(md)
+    return H.section(f"method-{md.label}", f"Method: {md.label}", body)
+
+
+def _provenance(study: StudyData) -> str:
+    items = {"report built by adaptermix": __version__, "report git revision": git_revision()}
+    for md in study.methods:
+        runs = {(p["package_version"], p["git_revision"], p["model_fingerprint"]) for p in md.provenance}
+        for i, (version, rev, fingerprint) in enumerate(sorted(runs), 1):
+            items[f"{md.label} run {i}"] = f"adaptermix {version}, git {rev}, model fingerprint {fingerprint}"
+        if md.provenance:
+            items[f"{md.label} runs started"] = ", ".join(sorted({p["started_at"] for p in md.provenance}))
+    return H.key_values(items)
+
+
+# --------------------------------------------------------------------------------------------- build
+
+
+def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg")) -> Path:
+    """Write ``{study}/report/`` (index.html, figures/, tables/) from the study's stored results; returns
+    the path of ``index.html``. Figures are saved in ``formats`` (the page shows the PNG, links the SVG)."""
+    study = load_study(study_dir)
+    out = Path(study_dir) / "report"
+    statements = {md.label: method_statements(md) for md in study.methods}
+    with atomic_dir(out) as tmp:
+        a = _Assets(tmp, formats)
+        counts = summary_counts(statements)
+        overview = H.paragraph(
+            f"{len(study.methods)} method(s): {', '.join(md.label for md in study.methods) or 'none'}. "
+            f"Findings: {counts['supported']} supported, {counts['not supported']} not supported, "
+            f"{counts['not run']} not run. Differences are in percentage points (pp = metric × 100)."
+        )
+        overview += "".join(H.sub(f"Findings: {label}", H.statements(rows)) for label, rows in statements.items())
+        parts = [
+            ("overview", "Overview and findings", overview),
+            ("datasets", "Datasets and single adapters", _datasets(study, a)),
+        ]
+        body = "".join(H.section(anchor, title, html) for anchor, title, html in parts)
+        # The findings are listed once, in the overview; method sections hold the figures and tables.
+        body += "".join(_method_section(md, a) for md in study.methods)
+        if not study.methods:
+            body += H.section("methods", "Methods", H.not_run("Adapter methods (no results stores found)"))
+        config = H.preformatted(study.config_text) if study.config_text else H.not_run("config.yaml")
+        body += H.section("provenance", "Provenance", _provenance(study))
+        body += H.section("config", "Configuration (config.yaml)", config)
+        nav = [(a_, t) for a_, t, _ in parts] + [(f"method-{md.label}", f"Method: {md.label}") for md in study.methods]
+        nav += [("provenance", "Provenance"), ("config", "Configuration")]
+        index = H.page(f"adaptermix report: {study.name}", f"study directory {study.root}", nav, body)
+        atomic_write_text(tmp / "index.html", index)
+    return out / "index.html"

@@ -1,0 +1,225 @@
+"""Read a study's outputs for the report (read-only): results stores, statistics, FSD, analyses, adapters.
+
+Nothing here computes a mixture or a metric: the report only reads what the pipeline stored. The
+statistics are :func:`adaptermix.sweep.stats.compute_stats`'s tables; this module only selects the rows
+of one setting (evaluation x rule x rule parameters) out of them, using the very labels
+``compute_stats`` gives its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptermix.sweep.stats import (
+    SETTING_FIELDS,
+    CorrelationRow,
+    DropRow,
+    GreedyRow,
+    KStats,
+    SweepStats,
+    _setting_labels,  # the labels compute_stats gives its settings (to select a setting's rows)
+    compute_stats,
+)
+from adaptermix.sweep.store import ResultsStore
+
+#: Evaluations in the paper's order and the names the paper gives them.
+EVALUATIONS = ("clean", "textfooler", "fgsm")
+EVAL_NAMES = {"clean": "clean", "textfooler": "black-box (TextFooler)", "fgsm": "white-box (FGSM)"}
+STORE_NAME = "results.sqlite"
+FSD_NAME = "fsd.json"
+_NOT_METHODS = {"adapters", "analysis", "report"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a ``compute_stats`` setting label stands for."""
+
+    label: str
+    evaluation: str
+    rule: str
+    rule_params: Mapping[str, Any]
+    n_rows: int
+
+    def matches(self, evaluation: str | None, rule: str, params: Mapping[str, Any] | None) -> bool:
+        """Same evaluation (any if None) and rule, and every given rule parameter equal."""
+        return (
+            (evaluation is None or self.evaluation == evaluation)
+            and self.rule == rule
+            and all(self.rule_params.get(k) == v for k, v in (params or {}).items())
+        )
+
+
+@dataclass
+class MethodData:
+    """Everything the report shows for one adapter method of a study."""
+
+    label: str
+    rows: list[dict[str, Any]]  # trials with a metric; "_label" is the setting label, "params" the rule params
+    stats: SweepStats
+    settings: dict[str, Setting]
+    fsd: dict[str, Any] | None = None
+    adversarial: list[dict[str, Any]] = field(default_factory=list)
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- selecting one setting ------------------------------------------------------------------------
+
+    def setting(self, evaluation: str | None, rule: str = "average", params: Mapping[str, Any] | None = None
+                ) -> str | None:
+        """The label of the matching setting with the most trials (None if nothing matches)."""
+        found = [s for s in self.settings.values() if s.matches(evaluation, rule, params)]
+        return max(found, key=lambda s: (s.n_rows, s.label)).label if found else None
+
+    def per_k(self, evaluation: str, rule: str = "average", params: Mapping[str, Any] | None = None
+              ) -> list[KStats]:
+        label = self.setting(evaluation, rule, params)
+        return [s for s in self.stats.per_k if s.setting == label]
+
+    def population(self, evaluation: str = "clean", rule: str = "average",
+                   params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The setting's population trials (tag ``""``), as store rows."""
+        label = self.setting(evaluation, rule, params)
+        return [r for r in self.rows if r["_label"] == label and r["tag"] == ""]
+
+    def drops(self, rule: str = "average") -> dict[str, list[DropRow]]:
+        """Evaluation -> Table 1 rows of that evaluation's setting."""
+        return self._by_eval(self.stats.drops, rule)
+
+    def correlations(self, rule: str = "average") -> dict[str, list[CorrelationRow]]:
+        return self._by_eval(self.stats.correlations, rule)
+
+    def greedy(self, evaluation: str = "clean", rule: str = "average") -> list[GreedyRow]:
+        label = self.setting(evaluation, rule)
+        return [g for g in self.stats.greedy if g.setting == label]
+
+    def per_k_by_eval(self, rule: str = "average") -> dict[str, list[KStats]]:
+        return {e: rows for e in EVALUATIONS if (rows := self.per_k(e, rule))}
+
+    def _by_eval(self, table: Sequence[Any], rule: str) -> dict[str, list[Any]]:
+        out = {}
+        for evaluation in EVALUATIONS:
+            label = self.setting(evaluation, rule)
+            rows = [r for r in table if r.setting == label]
+            if rows:
+                out[evaluation] = rows
+        return out
+
+    def sparsities(self, rule: str = "sparse_fsd") -> list[float]:
+        """The sparsity levels ``s`` of the stored pruning trials, ascending."""
+        return sorted({float(s.rule_params["s"]) for s in self.settings.values()
+                       if s.rule == rule and "s" in s.rule_params})
+
+    @property
+    def has_trials(self) -> bool:
+        return bool(self.rows)
+
+
+@dataclass
+class StudyData:
+    """A whole study directory, loaded."""
+
+    root: Path
+    name: str
+    config_text: str | None
+    methods: list[MethodData]
+    similarity: dict[str, Any] | None
+    topics: dict[str, Any] | None
+    single: dict[str, dict[str, tuple[str, float | None]]]  # method -> domain -> (metric, test value)
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def settings_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], str], dict[str, Setting]]:
+    """(setting tuple -> label, label -> :class:`Setting`) for store rows with a metric."""
+    labels = _setting_labels(rows)
+    counts = Counter(tuple(r[f] for f in SETTING_FIELDS) for r in rows)
+    settings = {
+        label: Setting(label, key[0], key[2], json.loads(key[3]), counts[key]) for key, label in labels.items()
+    }
+    return labels, settings
+
+
+def adversarial_sample(store: ResultsStore, trials: Mapping[str, Mapping[str, Any]], n: int = 8,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded sample of at most ``n`` stored adversarial examples, successful attacks first."""
+    examples = [{**ex, **{k: trials[ex["trial_key"]][k] for k in ("target", "k", "subset_json")}}
+                for ex in store.rows("adversarial_examples") if ex["trial_key"] in trials]
+    rng = random.Random(seed)
+    ok = [e for e in examples if e["success"]]
+    rest = [e for e in examples if not e["success"]]
+    picked = rng.sample(ok, min(n, len(ok)))
+    picked += rng.sample(rest, min(n - len(picked), len(rest)))
+    return sorted(picked, key=lambda e: (e["target"], e["k"], e["trial_key"], e["idx"]))
+
+
+def load_method(method_dir: Path) -> MethodData:
+    """One method's results store (if any), statistics and FSD matrix."""
+    store_path = method_dir / STORE_NAME
+    raw: list[dict[str, Any]] = []
+    adversarial: list[dict[str, Any]] = []
+    provenance: list[dict[str, Any]] = []
+    stats = SweepStats([], [], [], [])
+    if store_path.is_file():
+        with ResultsStore(store_path, readonly=True) as store:
+            # The pipeline has finished writing when the report is built, so these reads agree.
+            stats = compute_stats(store)
+            raw = store.rows("trials")
+            provenance = store.rows("provenance")
+            adversarial = adversarial_sample(store, {r["key"]: r for r in raw})
+    rows = [r for r in raw if r["metric"] is not None]
+    labels, settings = settings_of(rows)
+    for r in rows:
+        r["_label"] = labels[tuple(r[f] for f in SETTING_FIELDS)]
+        r["params"] = json.loads(r["rule_params_json"])
+    return MethodData(method_dir.name, rows, stats, settings, _read_json(method_dir / FSD_NAME),
+                      adversarial, provenance)
+
+
+def single_adapters(root: Path) -> dict[str, dict[str, tuple[str, float | None]]]:
+    """method -> domain -> (headline metric, test value) from each ``adapter.json``."""
+    out: dict[str, dict[str, tuple[str, float | None]]] = {}
+    for meta_path in sorted((root / "adapters").glob("*/*/adapter.json")):
+        meta = _read_json(meta_path) or {}
+        metric = str((meta.get("task") or {}).get("metric", "accuracy"))
+        value = ((meta.get("metrics") or {}).get("test") or {}).get(metric)
+        method, domain = meta_path.parent.parent.name, meta_path.parent.name
+        out.setdefault(method, {})[domain] = (metric, None if value is None else float(value))
+    return out
+
+
+def load_study(root: str | Path) -> StudyData:
+    """Load every input the report reads from a study directory (missing parts are None / empty)."""
+    root = Path(root)
+    config_path = root / "config.yaml"
+    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
+    name = root.name
+    if config_text:
+        import yaml
+
+        try:
+            name = str((yaml.safe_load(config_text) or {}).get("name", name))
+        except yaml.YAMLError:
+            pass
+    method_dirs = sorted(
+        d for d in root.iterdir()
+        if d.is_dir() and d.name not in _NOT_METHODS and ((d / STORE_NAME).is_file() or (d / FSD_NAME).is_file())
+    ) if root.is_dir() else []
+    return StudyData(
+        root, name, config_text, [load_method(d) for d in method_dirs],
+        _read_json(root / "analysis" / "similarity.json"), _read_json(root / "analysis" / "topics.json"),
+        single_adapters(root),
+    )

@@ -1,0 +1,179 @@
+"""The report's tables (Table 1, FSD-accuracy correlations, per-k statistics, greedy vs bounds, single
+adapters, pruning) as plain :class:`Table` values, written as CSV and rendered as HTML.
+
+Every number comes from :func:`adaptermix.sweep.stats.compute_stats`'s tables or directly from stored
+rows; the helpers here only select, average over targets and convert units. Differences of metrics are
+shown in percentage points (pp: the metric x 100), as in the paper's Table 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptermix.io import atomic_write_text
+from adaptermix.report.data import EVAL_NAMES, EVALUATIONS
+from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats
+
+PP = 100.0  # metric -> percentage points
+FSD_NAMES = {
+    "mean_pairwise_fsd": "mean pairwise FSD",
+    "target_sign_change": "target sign-change fraction",
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table: ``name`` is its file stem, ``rows`` hold plain values (float, int, str, None)."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+    digits: int = 3  # decimals shown in HTML (the CSV keeps full precision)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([["" if v is None else v for v in row] for row in self.rows])
+        return buf.getvalue()
+
+    def write_csv(self, out_dir: str | Path) -> Path:
+        path = Path(out_dir) / f"{self.name}.csv"
+        atomic_write_text(path, self.csv())
+        return path
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A cell as text: floats rounded, NaN / None as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2g}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------ averages over targets
+
+
+def mean_over_targets(per_k: Sequence[KStats], stat: str = "mean") -> dict[int, float]:
+    """k -> the per-target ``stat`` (mean, max, min, std) averaged over targets (each target weighs 1)."""
+    by_k: dict[int, list[float]] = defaultdict(list)
+    for s in per_k:
+        by_k[s.k].append(getattr(s, stat))
+    return {k: float(np.mean(v)) for k, v in sorted(by_k.items())}
+
+
+def sparsity_curve(dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+                   ) -> list[tuple[float, float, int]]:
+    """Fig. 8a: (sparsity, single-adapter metric averaged over domains, domains); 0 = dense (k = 1)."""
+    levels = {0.0: [s for s in dense_per_k if s.k == 1]}
+    levels.update({s: [r for r in rows if r.k == 1] for s, rows in sparse.items()})
+    return [(s, float(np.mean([r.mean for r in rows])), len(rows)) for s, rows in sorted(levels.items()) if rows]
+
+
+def sparse_mixing_curves(dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+                         ) -> dict[str, dict[int, float]]:
+    """Fig. 8b: curve name -> k -> metric averaged over targets: dense mean, dense max (the empirical
+    upper bound), and the mean over mixtures of each sparsity level."""
+    curves = {"dense mean": mean_over_targets(dense_per_k), "dense max (upper bound)":
+              mean_over_targets(dense_per_k, "max")}
+    for s, rows in sorted(sparse.items()):
+        if any(r.k > 1 for r in rows):
+            curves[f"{s:.0%} sparse, mean"] = mean_over_targets(rows)
+    return {name: c for name, c in curves.items() if c}
+
+
+# -------------------------------------------------------------------------------------------- tables
+
+
+def drop_table(drops: Mapping[str, Sequence[DropRow]], method: str = "") -> Table:
+    """Table 1: absolute drop from k = 1 to k = N per target (pp), one row per evaluation, and the average."""
+    targets = sorted({d.target for rows in drops.values() for d in rows} - {ALL})
+    rows = []
+    for evaluation in (e for e in EVALUATIONS if e in drops):
+        cell = {d.target: d.abs_drop * PP for d in drops[evaluation]}
+        rows.append([EVAL_NAMES[evaluation], *(cell.get(t) for t in targets), cell.get(ALL)])
+    return Table(
+        f"table1_drops{_suffix(method)}",
+        "Table 1: average absolute drop from k = 1 to k = N (percentage points)",
+        ["evaluation", *targets, "average"],
+        rows,
+        "|metric(k=1) − metric(k=N)| × 100 per target (N = the largest k stored); average over targets.",
+        digits=2,
+    )
+
+
+def correlation_table(correlations: Mapping[str, Sequence[CorrelationRow]], method: str = "",
+                      target: str = ALL) -> Table:
+    """Sections 5.3-5.4: Pearson / Spearman r (two-sided p) between an FSD statistic and the metric."""
+    rows = [
+        [EVAL_NAMES[e], FSD_NAMES.get(c.fsd_stat, c.fsd_stat), c.k_range, c.n,
+         c.pearson_r, c.pearson_p, c.spearman_r, c.spearman_p]
+        for e in EVALUATIONS for c in correlations.get(e, []) if c.target == target
+    ]
+    return Table(
+        f"correlations{_suffix(method)}",
+        "FSD–metric correlation (pooled over targets)" if target == ALL else f"FSD–metric correlation ({target})",
+        ["evaluation", "FSD statistic", "k", "n", "Pearson r", "Pearson p", "Spearman r", "Spearman p"],
+        rows,
+        "mean pairwise FSD: mean FSD over the pairs of the subset; target sign-change fraction: share of the "
+        "target adapter's weights whose sign the mixture flips.",
+    )
+
+
+def per_k_table(per_k: Mapping[str, Sequence[KStats]], method: str = "") -> Table:
+    """Fig. 3's numbers: per evaluation, target and k — count, mean, std, min, max of the metric."""
+    rows = [[EVAL_NAMES[e], s.target, s.metric_name, s.k, s.count, s.mean, s.std, s.min, s.max]
+            for e in EVALUATIONS for s in per_k.get(e, [])]
+    return Table(f"per_k{_suffix(method)}", "Metric per target and number of mixed adapters k",
+                 ["evaluation", "target", "metric", "k", "mixtures", "mean", "std", "min", "max"], rows)
+
+
+def greedy_table(greedy: Sequence[GreedyRow], method: str = "") -> Table:
+    """Fig. 7's numbers: greedy min-FSD / max-FSD mixing vs the empirical bounds per l (average first)."""
+    ordered = sorted(greedy, key=lambda g: (g.target != ALL, g.target, g.l))
+    rows = [["average" if g.target == ALL else g.target, g.l, g.greedy_min, g.greedy_max, g.upper, g.lower, g.n]
+            for g in ordered]
+    return Table(f"greedy{_suffix(method)}", "Greedy FSD mixing (Alg. 1) vs empirical bounds",
+                 ["target", "l", "greedy min-FSD", "greedy max-FSD", "upper bound", "lower bound", "n"], rows,
+                 "n: evaluated subsets of size l (per target) or targets averaged (average rows).")
+
+
+def single_adapter_table(single: Mapping[str, Mapping[str, tuple[str, float | None]]]) -> Table:
+    """The test metric of every single adapter: one row per domain, one column per method."""
+    methods = sorted(single)
+    domains = sorted({d for per in single.values() for d in per})
+    rows = []
+    for d in domains:
+        metric = next(single[m][d][0] for m in methods if d in single[m])
+        rows.append([d, metric, *(single[m].get(d, ("", None))[1] for m in methods)])
+    return Table("single_adapters", "Single adapters (k = 1): test metric", ["domain", "metric", *methods], rows)
+
+
+def sparsity_table(curve: Sequence[tuple[float, float, int]], method: str = "") -> Table:
+    rows = [[f"{s:.0%}", m, n] for s, m, n in curve]
+    return Table(f"sparsity{_suffix(method)}", "Single sparse adapters: metric averaged over domains",
+                 ["sparsity", "mean metric", "domains"], rows, "0% = the dense adapter (k = 1).")
+
+
+def sparse_mixing_table(curves: Mapping[str, Mapping[int, float]], method: str = "") -> Table:
+    ks = sorted({k for c in curves.values() for k in c})
+    names = list(curves)
+    rows = [[k, *(curves[n].get(k) for n in names)] for k in ks]
+    return Table(f"sparse_mixing{_suffix(method)}", "Mixing sparse adapters vs dense mixtures (averaged over targets)",
+                 ["k", *names], rows)
+
+
+def _suffix(method: str) -> str:
+    return f"_{method}" if method else ""

@@ -1,0 +1,87 @@
+"""The findings' statements are computed from the store: change the store, the statement changes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from scipy import stats as sps
+from test_report_data import TARGETS, clean_metric, make_study, mean_pairwise
+
+from adaptermix.report import statements as S
+from adaptermix.report.data import load_study
+
+
+def _statements(root: Path, **kw) -> dict[str, S.Statement]:
+    (md,) = load_study(make_study(root, **kw)).methods
+    return {s.section: s for s in S.method_statements(md)}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, S.Statement]:
+    return _statements(tmp_path_factory.mktemp("base"))
+
+
+def test_every_finding_has_a_statement(base) -> None:
+    assert len(base) == len(S.STATEMENTS) == 9
+    assert all(s.result and s.paper for s in base.values())
+
+
+def test_finding_1_counts_falling_targets(base, tmp_path: Path) -> None:
+    f1 = base["Sec. 4.2, Finding 1"]
+    assert "falls from k = 1 to k = N for 4 of 4 targets" in f1.result and f1.supports is True
+    # Make D gain 0.1 per added adapter: D no longer falls.
+    changed = _statements(tmp_path, shift=lambda t, s: 0.1 * (len(s) - 1) if t == "D" else 0.0)
+    f1b = changed["Sec. 4.2, Finding 1"]
+    assert "for 3 of 4 targets" in f1b.result and f1b.result != f1.result
+
+
+def test_finding_2_mean_drops(base) -> None:
+    f2 = base["Sec. 4.2, Finding 2"]
+    assert "clean 14.0 pp" in f2.result and "black-box (TextFooler) 14.0 pp" in f2.result
+    assert "white-box (FGSM) 19.3 pp" in f2.result and f2.supports is False
+    assert "black-box (TextFooler) 20.0 pp" in f2.result.split("same mixtures")[1]
+
+
+def test_finding_3_and_4(base) -> None:
+    f3 = base["Sec. 4.2, Finding 3"]
+    assert "black-box (TextFooler) – (one mixture per k)" in f3.result
+    f4 = base["Sec. 4.2, Finding 4"]
+    assert "k = 2: mean mixture 0 of 4" in f4.result and f4.supports is False
+
+
+def test_k2_correlation_is_the_stored_pearson_r(base, tmp_path: Path) -> None:
+    pairs = [(t, (t, o)) for t in TARGETS for o in TARGETS if o != t]
+    r, p = sps.pearsonr([mean_pairwise(s) for _, s in pairs], [clean_metric(t, s) for t, s in pairs])
+    k2 = base["Sec. 5.3 (k = 2)"]
+    assert f"{r:.2f}, p = {p:.3f}" in k2.result and "n = 12" in k2.result and k2.supports is True
+    # Reward FSD instead: the correlation turns positive and the claim is no longer supported.
+    changed = _statements(tmp_path, shift=lambda t, s: 0.9 * (mean_pairwise(s) or 0.0))["Sec. 5.3 (k = 2)"]
+    r_new = float(re.search(r"accuracy: (-?\d\.\d\d)", changed.result).group(1))
+    assert r_new > 0 and changed.supports is False
+
+
+def test_greedy_statement_follows_the_store(base, tmp_path: Path) -> None:
+    g = base["Sec. 6 (Alg. 1)"]
+    assert "beats greedy max-FSD for 2 of 2 l" in g.result and g.supports is True
+    changed = _statements(tmp_path, shift=lambda t, s: 0.9 * (mean_pairwise(s) or 0.0))["Sec. 6 (Alg. 1)"]
+    assert "for 0 of 2 l" in changed.result and changed.supports is False
+
+
+def test_pruning_statements(base) -> None:
+    single = base["Sec. 7 (Fig. 8a)"]
+    assert "dense 0.812" in single.result and "100% 0.51" in single.result
+    assert "within 1 pp of dense: 40%, 50%, 60%, 70%, 80%, 90%." in single.result and single.supports is True
+    mixing = base["Sec. 7 (Fig. 8b)"]
+    assert "mixing 90%-sparse adapters beats the dense upper bound at k of 2, 3, 4" in mixing.result
+    assert mixing.supports is True
+
+
+def test_missing_stages_are_not_run(tmp_path: Path) -> None:
+    got = _statements(tmp_path, textfooler=False, greedy=False, pruning=False)
+    for section in ("Sec. 6 (Alg. 1)", "Sec. 7 (Fig. 8a)", "Sec. 7 (Fig. 8b)"):
+        assert S.NOT_RUN in got[section].result and got[section].supports is None
+    assert "black-box" not in got["Sec. 4.2, Finding 2"].result
+    counts = S.summary_counts({"m": list(got.values())})
+    assert counts["not run"] == 3 and sum(counts.values()) == 9
