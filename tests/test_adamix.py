@@ -419,3 +419,6 @@ def test_experiment_tables_from_result_files(tmp_path: Path) -> None:
     assert "cola" not in table1  # no finished run: no column
     assert "AdaMix-RandomRouting | 2k | 70.0 ± 0.0 (3)" in text
     assert "| AdaMix-NoConsistencyLoss | – | – | – |" in text.split("### ")[3]  # not run yet: empty row
+    # Results of another config (different key) are not shown.
+    other = experiment_cfg(tmp_path, train={**cfg.train.model_dump(), "learning_rate": 0.5})
+    assert "(no finished runs yet)" in write_tables(other)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TOY_PACK
 
 from adaptermix.analysis import (
     centroid_similarity,
@@ -21,6 +20,7 @@ from adaptermix.analysis import (
 )
 from adaptermix.data.schema import Example
 from adaptermix.pipeline.config import StudyConfig
+from helpers import TOY_PACK
 
 UNIT = {"a": [1.0, 0.0], "b": [0.0, 1.0]}
 
@@ -70,9 +70,10 @@ def _corpus(n: int = 40) -> list[str]:
 def test_lda_topics_separate_two_vocabularies() -> None:
     topics = lda_topics(_corpus(), n_topics=2, top_words=5, seed=0)
     assert len(topics) == 2 and all(len(t) == 5 for t in topics)
-    assert {frozenset(set(t) <= set(SPORT) for t in topics), frozenset(set(t) <= set(FOOD) for t in topics)} == {
-        frozenset({True, False})
-    }, "each topic's top words come from one vocabulary"
+    assert {
+        frozenset(set(t) <= set(SPORT) for t in topics),
+        frozenset(set(t) <= set(FOOD) for t in topics),
+    } == {frozenset({True, False})}, "each topic's top words come from one vocabulary"
     assert not {"the", "and", "of"} & {w for t in topics for w in t}, "English stop words removed"
     assert lda_topics(_corpus(), n_topics=2, top_words=5, seed=0) == topics, "seeded"
 
@@ -110,7 +111,9 @@ def test_write_similarity_and_topics_from_the_study_data(tmp_path: Path) -> None
     assert write_topics(tmp_path, cfg) == path and path.stat().st_mtime_ns == before, "up to date: skipped"
     bigger = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"top_words": 5})})
     write_topics(tmp_path, bigger)
-    assert len(json.loads(path.read_text())["datasets"]["toy_nli"]["topics"][0]) == 5, "changed inputs: redone"
+    assert len(json.loads(path.read_text())["datasets"]["toy_nli"]["topics"][0]) == 5, (
+        "changed inputs: redone"
+    )
 
 
 @pytest.mark.slow
@@ -120,6 +123,8 @@ def test_packaged_minilm_sentence_encoder(minilm_ready: Path) -> None:
     encode = load_sentence_encoder()
     emb = encode(["a good film", "a bad film"])
     assert emb.shape == (2, 384)
-    got = dataset_similarity({"pos": ["a great movie", "loved it"], "fin": ["shares fell 3%", "profit rose"]}, encode)
+    got = dataset_similarity(
+        {"pos": ["a great movie", "loved it"], "fin": ["shares fell 3%", "profit rose"]}, encode
+    )
     m = np.array(got["matrix"])
     assert np.allclose(np.diag(m), 1.0) and m[0, 1] < 0.9

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_report_data import make_study
 
 from adaptermix.report import build_report
+from test_report_data import make_study
 
 IMG = re.compile(r'<img src="([^"]+)"')
 HREF = re.compile(r'href="([^"#][^"]*)"')
@@ -40,8 +40,15 @@ def test_index_links_every_figure_and_table(report: Path) -> None:
     assert all((root / ref).is_file() for ref in imgs | hrefs), "no dangling relative link"
     # 1 dataset figure + 7 per method (Fig. 3, 4, 5, 6, 7, 8a, 8b)
     assert len(pngs) == len(svgs) == 1 + 7 and all((root / p).stat().st_size > 1000 for p in pngs)
-    for fig in ("fig3_per_k", "fig4_fsd", "fig5_fsd_k2", "fig6_fsd_kmany", "fig7_greedy", "fig8a_sparsity",
-                "fig8b_sparse_mixing"):
+    for fig in (
+        "fig3_per_k",
+        "fig4_fsd",
+        "fig5_fsd_k2",
+        "fig6_fsd_kmany",
+        "fig7_greedy",
+        "fig8a_sparsity",
+        "fig8b_sparse_mixing",
+    ):
         assert f"figures/{fig}_pfeiffer.png" in imgs
 
 
@@ -57,18 +64,34 @@ def test_self_contained_with_config_provenance_and_examples(report: Path) -> Non
 
 
 def test_missing_inputs_say_not_run_and_rebuild_replaces_the_folder(tmp_path: Path) -> None:
-    root = make_study(tmp_path, methods=("houlsby", "pfeiffer"), analysis=False, fsd=False, textfooler=False,
-                      greedy=False, pruning=False)
+    root = make_study(
+        tmp_path,
+        methods=("houlsby", "pfeiffer"),
+        analysis=False,
+        fsd=False,
+        textfooler=False,
+        greedy=False,
+        pruning=False,
+    )
     index = build_report(root, formats=("png",))
     html = index.read_text(encoding="utf-8")
     assert 'id="method-houlsby"' in html and 'id="method-pfeiffer"' in html
-    for part in ("Dataset similarity (Fig. 2a)", "LDA topics (Fig. 2b)", "FSD matrix (Fig. 4)",
-                 "Greedy FSD mixing (Alg. 1)", "Pruning and sparse mixing (Sec. 7)", "black-box (TextFooler) evaluation",
-                 "Stored adversarial examples (TextFooler)"):
+    for part in (
+        "Dataset similarity (Fig. 2a)",
+        "LDA topics (Fig. 2b)",
+        "FSD matrix (Fig. 4)",
+        "Greedy FSD mixing (Alg. 1)",
+        "Pruning and sparse mixing (Sec. 7)",
+        "black-box (TextFooler) evaluation",
+        "Stored adversarial examples (TextFooler)",
+    ):
         assert f"{part}: not run in this study." in html, part
     imgs, hrefs = _refs(index)
-    assert imgs == {f"figures/{f}_{m}.png" for f in ("fig3_per_k", "fig5_fsd_k2", "fig6_fsd_kmany")
-                    for m in ("houlsby", "pfeiffer")}
+    assert imgs == {
+        f"figures/{f}_{m}.png"
+        for f in ("fig3_per_k", "fig5_fsd_k2", "fig6_fsd_kmany")
+        for m in ("houlsby", "pfeiffer")
+    }
     assert not any(h.endswith(".svg") for h in hrefs) and not list((root / "report").rglob("*.svg"))
 
     stale = root / "report" / "figures" / "stale.png"
@@ -88,14 +111,23 @@ def test_empty_study(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ browser
 
 BROWSER_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
 ]
 # Appended to a copy of the page: after load, the title says how many images there are and which failed.
-PROBE = ("<script>window.addEventListener('load',function(){var im=[].slice.call(document.images);"
-         "var bad=im.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).map(function(i){"
-         "return i.getAttribute('src')});document.title='IMAGES '+im.length+' BROKEN '+bad.length+' '+bad.join(',')"
-         ";});</script>")
+PROBE = (
+    "<script>window.addEventListener('load',function(){var im=[].slice.call(document.images);"
+    "var bad=im.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).map(function(i){"
+    "return i.getAttribute('src')});document.title='IMAGES '+im.length+' BROKEN '+bad.length+' '+bad.join(',')"
+    ";});</script>"
+)
 
 
 def _find_chromium() -> str | None:
@@ -113,8 +145,13 @@ def chromium() -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300, check=True)
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                       capture_output=True, timeout=600, check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            env=env,
+            capture_output=True,
+            timeout=600,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"could not install Debian's chromium with apt-get ({type(exc).__name__})")
     found = _find_chromium()
@@ -124,8 +161,12 @@ def chromium() -> str:
 
 
 def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.browser
@@ -133,7 +174,9 @@ def test_report_renders_in_headless_chromium(report: Path, chromium: str, tmp_pa
     probe_dir = tmp_path / "probe"
     shutil.copytree(report.parent, probe_dir)
     probe = probe_dir / "index.html"
-    probe.write_text(probe.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    probe.write_text(
+        probe.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
     dom = _run(chromium, tmp_path / "profile1", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
     title = re.search(r"<title>([^<]*)</title>", dom.stdout)
     assert title, f"no DOM dumped: {dom.stderr[-500:]}"

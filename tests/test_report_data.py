@@ -20,10 +20,7 @@ TARGETS = ("A", "B", "C", "D")
 BASE = {"A": 0.90, "B": 0.80, "C": 0.85, "D": 0.70}
 # Pairwise FSD of the synthetic pool (symmetric, zero diagonal).
 FSD = np.array(
-    [[0.00, 0.10, 0.20, 0.40],
-     [0.10, 0.00, 0.30, 0.35],
-     [0.20, 0.30, 0.00, 0.25],
-     [0.40, 0.35, 0.25, 0.00]]
+    [[0.00, 0.10, 0.20, 0.40], [0.10, 0.00, 0.30, 0.35], [0.20, 0.30, 0.00, 0.25], [0.40, 0.35, 0.25, 0.00]]
 )
 SPARSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MIX_SPARSITIES = (0.8, 0.9)
@@ -66,16 +63,47 @@ def greedy_order(target: str, largest: bool) -> list[str]:
     return sorted(others, key=lambda t: (-rank[t] if largest else rank[t], t))
 
 
-def _result(target: str, subset: Sequence[str], evaluation: str, metric: float, rule: str = "average",
-            params: dict | None = None, tag: str = "", examples: tuple = ()) -> TrialResult:
-    trial = Trial(target=target, subset=tuple(subset), rule=rule, rule_params=params or {}, split="test",
-                  evaluation=evaluation, eval_params=EPS if evaluation == "fgsm" else {}, seed=0, tag=tag)
-    return TrialResult(trial, "accuracy", metric, {"accuracy": metric}, mean_pairwise(subset),
-                       sign_change(target, subset), "raw", 100, 0.1, examples)
+def _result(
+    target: str,
+    subset: Sequence[str],
+    evaluation: str,
+    metric: float,
+    rule: str = "average",
+    params: dict | None = None,
+    tag: str = "",
+    examples: tuple = (),
+) -> TrialResult:
+    trial = Trial(
+        target=target,
+        subset=tuple(subset),
+        rule=rule,
+        rule_params=params or {},
+        split="test",
+        evaluation=evaluation,
+        eval_params=EPS if evaluation == "fgsm" else {},
+        seed=0,
+        tag=tag,
+    )
+    return TrialResult(
+        trial,
+        "accuracy",
+        metric,
+        {"accuracy": metric},
+        mean_pairwise(subset),
+        sign_change(target, subset),
+        "raw",
+        100,
+        0.1,
+        examples,
+    )
 
 
-def make_results(textfooler: bool = True, greedy: bool = True, pruning: bool = True,
-                 shift: Callable[[str, Sequence[str]], float] = lambda t, s: 0.0) -> list[TrialResult]:
+def make_results(
+    textfooler: bool = True,
+    greedy: bool = True,
+    pruning: bool = True,
+    shift: Callable[[str, Sequence[str]], float] = lambda t, s: 0.0,
+) -> list[TrialResult]:
     """Every trial of the synthetic study; ``shift(target, subset)`` is added to the clean metric."""
     out = []
     for target in TARGETS:
@@ -85,25 +113,56 @@ def make_results(textfooler: bool = True, greedy: bool = True, pruning: bool = T
         if textfooler:  # one subset per k, as with textfooler_per_k = 1
             for k in range(1, len(TARGETS) + 1):
                 subset = next(s for s in subsets_of(target) if len(s) == k)
-                ex = AdversarialExample(0, f"a fine film about {target}", f"a fine movie about {target}",
-                                        "positive", True, "positive", "negative", queries=12, perturbed_words=1)
-                out.append(_result(target, subset, "textfooler", EVAL_METRIC["textfooler"](target, subset),
-                                   examples=(ex,)))
+                ex = AdversarialExample(
+                    0,
+                    f"a fine film about {target}",
+                    f"a fine movie about {target}",
+                    "positive",
+                    True,
+                    "positive",
+                    "negative",
+                    queries=12,
+                    perturbed_words=1,
+                )
+                out.append(
+                    _result(
+                        target,
+                        subset,
+                        "textfooler",
+                        EVAL_METRIC["textfooler"](target, subset),
+                        examples=(ex,),
+                    )
+                )
         if greedy:
             for tag, largest in (("greedy_min", False), ("greedy_max", True)):
                 order = greedy_order(target, largest)
                 for l in range(1, len(TARGETS) + 1):  # noqa: E741
                     subset = (target, *order[: l - 1])
-                    out.append(_result(target, subset, "clean", clean_metric(target, subset) + shift(target, subset),
-                                       tag=tag))
+                    out.append(
+                        _result(
+                            target,
+                            subset,
+                            "clean",
+                            clean_metric(target, subset) + shift(target, subset),
+                            tag=tag,
+                        )
+                    )
         if pruning:
             for s in SPARSITIES:
                 drop = 0.3 if s == 1.0 else (0.005 if s == 0.9 else 0.0)
                 out.append(_result(target, (target,), "clean", BASE[target] - drop, "sparse_fsd", {"s": s}))
             for s in MIX_SPARSITIES:
                 for subset in subsets_of(target)[1:]:
-                    out.append(_result(target, subset, "clean", clean_metric(target, subset) + 0.05, "sparse_fsd",
-                                       {"s": s}))
+                    out.append(
+                        _result(
+                            target,
+                            subset,
+                            "clean",
+                            clean_metric(target, subset) + 0.05,
+                            "sparse_fsd",
+                            {"s": s},
+                        )
+                    )
     return out
 
 
@@ -114,27 +173,51 @@ def write_store(path: Path, results: Sequence[TrialResult]) -> Path:
     return path
 
 
-def make_study(root: Path, methods: Sequence[str] = ("pfeiffer",), analysis: bool = True,
-               fsd: bool = True, **kw) -> Path:
+def make_study(
+    root: Path, methods: Sequence[str] = ("pfeiffer",), analysis: bool = True, fsd: bool = True, **kw
+) -> Path:
     """A study directory in the pipeline's layout, with synthetic results."""
     atomic_write_text(root / "config.yaml", "name: synthetic\ndomains: [A, B, C, D]\n")
     for method in methods:
         write_store(root / method / "results.sqlite", make_results(**kw))
         if fsd:
-            atomic_write_json(root / method / "fsd.json", {"space": "raw", "n_params": 1000, "names": list(TARGETS),
-                                                           "fsd": FSD.tolist(), "row_means": FSD.mean(1).tolist()})
+            atomic_write_json(
+                root / method / "fsd.json",
+                {
+                    "space": "raw",
+                    "n_params": 1000,
+                    "names": list(TARGETS),
+                    "fsd": FSD.tolist(),
+                    "row_means": FSD.mean(1).tolist(),
+                },
+            )
         for t in TARGETS:
-            atomic_write_json(root / "adapters" / method / t / "adapter.json",
-                              {"task": {"name": t, "metric": "accuracy"}, "metrics": {"test": {"accuracy": BASE[t]}}})
+            atomic_write_json(
+                root / "adapters" / method / t / "adapter.json",
+                {"task": {"name": t, "metric": "accuracy"}, "metrics": {"test": {"accuracy": BASE[t]}}},
+            )
     if analysis:
         sim = np.full((4, 4), 0.5) + 0.5 * np.eye(4)
-        atomic_write_json(root / "analysis" / "similarity.json",
-                          {"names": list(TARGETS), "matrix": sim.tolist(), "n_docs": dict.fromkeys(TARGETS, 10),
-                           "encoder": "test", "note": "synthetic"})
-        atomic_write_json(root / "analysis" / "topics.json",
-                          {"params": {"n_topics": 2}, "datasets": {
-                              "A": {"n_docs": 10, "topics": [["film", "movie"], ["plot", "actor"]]},
-                              "B": {"n_docs": 1, "skipped": "empty vocabulary"}}})
+        atomic_write_json(
+            root / "analysis" / "similarity.json",
+            {
+                "names": list(TARGETS),
+                "matrix": sim.tolist(),
+                "n_docs": dict.fromkeys(TARGETS, 10),
+                "encoder": "test",
+                "note": "synthetic",
+            },
+        )
+        atomic_write_json(
+            root / "analysis" / "topics.json",
+            {
+                "params": {"n_topics": 2},
+                "datasets": {
+                    "A": {"n_docs": 10, "topics": [["film", "movie"], ["plot", "actor"]]},
+                    "B": {"n_docs": 1, "skipped": "empty vocabulary"},
+                },
+            },
+        )
     return root
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from matplotlib.collections import PolyCollection
-from test_report_data import MIX_SPARSITIES, SPARSITIES, TARGETS, make_study
 
 from adaptermix.report import figures as F
 from adaptermix.report import tables as T
 from adaptermix.report.data import load_study
 from adaptermix.report.plots import save_figure
+from test_report_data import MIX_SPARSITIES, SPARSITIES, TARGETS, make_study
 
 N = len(TARGETS)
 
@@ -51,7 +51,9 @@ def test_fig3_small_multiples_one_line_and_band_per_evaluation(md, tmp_path: Pat
         assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 3, "one min-max band each"
         assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4]
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {
-        "clean", "black-box (TextFooler)", "white-box (FGSM)"
+        "clean",
+        "black-box (TextFooler)",
+        "white-box (FGSM)",
     }
     _saved(fig, tmp_path / "fig3")
     only_clean = F.per_k_grid({"clean": per_k["clean"]})
@@ -94,7 +96,10 @@ def test_fig7_greedy_four_series(md, tmp_path: Path) -> None:
     fig = F.greedy_figure(m.greedy())
     (ax,) = fig.axes
     assert [line.get_label() for line in ax.get_lines()] == [
-        "empirical upper bound", "greedy min-FSD", "greedy max-FSD", "empirical lower bound"
+        "empirical upper bound",
+        "greedy min-FSD",
+        "greedy max-FSD",
+        "empirical lower bound",
     ]
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4]
     _saved(fig, tmp_path / "fig7")
@@ -106,7 +111,9 @@ def test_fig8_sparsity_and_sparse_mixing(md, tmp_path: Path) -> None:
     curve = T.sparsity_curve(m.per_k("clean"), sparse)
     fig = F.sparsity_figure(curve)
     (ax,) = fig.axes
-    assert len(ax.get_lines()) == 2 and list(ax.get_lines()[0].get_xdata()) == [0] + [s * 100 for s in SPARSITIES]
+    assert len(ax.get_lines()) == 2 and list(ax.get_lines()[0].get_xdata()) == [0] + [
+        s * 100 for s in SPARSITIES
+    ]
     _saved(fig, tmp_path / "fig8a")
     fig = F.sparse_mixing_figure(T.sparse_mixing_curves(m.per_k("clean"), sparse))
     (ax,) = fig.axes

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from scipy import stats as sps
-from test_report_data import TARGETS, clean_metric, make_study, mean_pairwise
 
 from adaptermix.report import statements as S
 from adaptermix.report.data import load_study
+from test_report_data import TARGETS, clean_metric, make_study, mean_pairwise
 
 
 def _statements(root: Path, **kw) -> dict[str, S.Statement]:
@@ -55,10 +55,11 @@ def test_k2_correlation_is_the_stored_pearson_r(base, tmp_path: Path) -> None:
     pairs = [(t, (t, o)) for t in TARGETS for o in TARGETS if o != t]
     r, p = sps.pearsonr([mean_pairwise(s) for _, s in pairs], [clean_metric(t, s) for t, s in pairs])
     k2 = base["Sec. 5.3 (k = 2)"]
-    assert f"{r:.2f}, p = {p:.3f}" in k2.result and "n = 12" in k2.result and k2.supports is True
+    assert f"{r:.2f}, p = {p:.3f} (n = 12)" in k2.result and k2.supports is True
+    assert "negative for 4 of 4 targets" in k2.result
     # Reward FSD instead: the correlation turns positive and the claim is no longer supported.
     changed = _statements(tmp_path, shift=lambda t, s: 0.9 * (mean_pairwise(s) or 0.0))["Sec. 5.3 (k = 2)"]
-    r_new = float(re.search(r"accuracy: (-?\d\.\d\d)", changed.result).group(1))
+    r_new = float(re.search(r"targets: (-?\d\.\d\d)", changed.result).group(1))
     assert r_new > 0 and changed.supports is False
 
 
@@ -85,3 +86,8 @@ def test_missing_stages_are_not_run(tmp_path: Path) -> None:
     assert "black-box" not in got["Sec. 4.2, Finding 2"].result
     counts = S.summary_counts({"m": list(got.values())})
     assert counts["not run"] == 3 and sum(counts.values()) == 9
+
+
+def test_undefined_correlation_is_said_not_printed_as_nan() -> None:
+    assert "undefined (n = 3" in S._r(float("nan"), float("nan"), 3)
+    assert S._r(-0.5, 0.0001, 20) == "-0.50, p = 1.0e-04 (n = 20)"

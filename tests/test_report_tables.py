@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats as sps
-from test_report_data import BASE, TARGETS, clean_metric, make_study, mean_pairwise
 
 from adaptermix.report import tables as T
 from adaptermix.report.data import load_study
+from test_report_data import BASE, TARGETS, clean_metric, make_study, mean_pairwise
 
 # All four adapters: mean pairwise FSD = (0.1 + 0.2 + 0.4 + 0.3 + 0.35 + 0.25) / 6.
 FSD_ALL = 1.6 / 6
@@ -80,8 +80,9 @@ def test_per_k_single_and_pruning_tables(study) -> None:
     curves = T.sparse_mixing_curves(md.per_k("clean"), sparse)
     assert curves["dense mean"][4] == pytest.approx(base - CLEAN_DROP)
     assert curves["80% sparse, mean"][4] == pytest.approx(base - CLEAN_DROP + 0.05)
-    assert curves["dense max (upper bound)"][2] == pytest.approx(np.mean(
-        [max(clean_metric(t, (t, o)) for o in TARGETS if o != t) for t in TARGETS]))
+    assert curves["dense max (upper bound)"][2] == pytest.approx(
+        np.mean([max(clean_metric(t, (t, o)) for o in TARGETS if o != t) for t in TARGETS])
+    )
     mixing = T.sparse_mixing_table(curves, md.label)
     assert mixing.columns == ["k", *curves] and [r[0] for r in mixing.rows] == [1, 2, 3, 4]
 

@@ -182,11 +182,18 @@ def is_done(run: Run, root: Path) -> bool:
 
 
 def load_rows(cfg: ExperimentConfig) -> list[ResultRow]:
-    """Every finished result under the output directory (the tables read only these files)."""
+    """Every finished result of the current config (the tables read only these files).
+
+    Results left by an earlier version of the config (their key matches no run of the full grid) are
+    ignored, so a table never mixes settings.
+    """
+    keys = {r.key for r in plan_runs(cfg, full=True)}
     rows = []
     for path in sorted((Path(cfg.output_dir) / "results").glob("*/*/seed*.json")):
         try:
-            rows.append(ResultRow.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("key") in keys:
+                rows.append(ResultRow.from_json(raw))
         except (OSError, json.JSONDecodeError, KeyError):
             log.warning("skipping unreadable result %s", path)
     return rows

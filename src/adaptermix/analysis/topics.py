@@ -87,8 +87,14 @@ def write_topics(study_dir: str | Path, cfg: Any) -> Path:
     """LDA topics of every domain of ``cfg`` into ``{study}/analysis/topics.json`` (skipped if current)."""
     a = cfg.analysis
     n_docs = min(a.docs_per_dataset, MAX_DOCS)
-    params = {"analysis": "topics", "n_docs": n_docs, "n_topics": a.n_topics, "top_words": a.top_words,
-              "max_features": MAX_FEATURES, "max_iter": MAX_ITER}
+    params = {
+        "analysis": "topics",
+        "n_docs": n_docs,
+        "n_topics": a.n_topics,
+        "top_words": a.top_words,
+        "max_features": MAX_FEATURES,
+        "max_iter": MAX_ITER,
+    }
     path = Path(study_dir) / "analysis" / "topics.json"
     digest = inputs_digest(cfg, params)
     if up_to_date(path, digest):

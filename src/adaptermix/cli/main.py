@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "mixing",
     "sweep",
     "interop",
+    "attack",
     "reproduce",
     "adamix",
 )

@@ -46,3 +46,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 register_command(Command("reproduce", "run a whole study (train, FSD, sweeps, pruning, report), resumable", _args, _run))
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_dir", help="a study's output directory (output_dir of its config)")
+
+
+def _report_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from adaptermix.errors import ArtefactError
+    from adaptermix.report import build_report
+
+    if not (Path(args.study_dir) / "config.yaml").is_file():
+        raise ArtefactError(f"{args.study_dir} is not a study directory (no config.yaml)")
+    print(f"report: {build_report(Path(args.study_dir))}")
+    return 0
+
+
+register_command(Command("report", "rebuild a study's HTML report from its stores and artefacts", _report_args, _report_run))

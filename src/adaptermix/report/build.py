@@ -44,18 +44,28 @@ class _Assets:
 
 
 def _datasets(study: StudyData, a: _Assets) -> str:
-    if study.similarity and study.similarity.get("names"):
-        note = study.similarity.get("note", "")
-        sim = a.figure("fig2a_similarity", lambda: F.similarity_heatmap(study.similarity or {}),
-                       f"Fig. 2a: cosine similarity between dataset centroids ({study.similarity.get('encoder', '')}"
-                       f" embeddings of up to {max(study.similarity.get('n_docs', {0: 0}).values())} documents each). "
-                       f"{note}.")
+    sim_data = study.similarity or {}
+    if sim_data.get("names"):
+        n_docs = max((sim_data.get("n_docs") or {}).values(), default=0)
+        sim = a.figure(
+            "fig2a_similarity",
+            lambda: F.similarity_heatmap(sim_data),
+            f"Fig. 2a: cosine similarity between dataset centroids ({sim_data.get('encoder', '?')} embeddings "
+            f"of up to {n_docs} documents each). {sim_data.get('note', '')}",
+        )
     else:
         sim = H.not_run("Dataset similarity (Fig. 2a)")
-    top = H.topics(study.topics) if study.topics and study.topics.get("datasets") else H.not_run("LDA topics (Fig. 2b)")
+    top = (
+        H.topics(study.topics)
+        if study.topics and study.topics.get("datasets")
+        else H.not_run("LDA topics (Fig. 2b)")
+    )
     single = a.table(T.single_adapter_table(study.single)) if study.single else H.not_run("Single adapters")
-    return (H.sub("Fig. 2a: semantic similarity", sim) + H.sub("Fig. 2b: LDA topics per dataset", top)
-            + H.sub("Single adapters", single))
+    return (
+        H.sub("Fig. 2a: semantic similarity", sim)
+        + H.sub("Fig. 2b: LDA topics per dataset", top)
+        + H.sub("Single adapters", single)
+    )
 
 
 def _sweep_part(md: MethodData, a: _Assets) -> str:
@@ -64,8 +74,11 @@ def _sweep_part(md: MethodData, a: _Assets) -> str:
     if not per_k:
         return H.sub("Fig. 3: metric vs k", H.not_run("The combinatorial sweep"))
     missing = [EVAL_NAMES[e] for e in EVALUATIONS if e not in per_k]
-    body = a.figure(f"fig3_per_k_{m}", lambda: F.per_k_grid(per_k, f"{m}: metric vs number of mixed adapters"),
-                    f"Fig. 3: per target, mean and min–max of the metric over the mixtures of k adapters ({m}).")
+    body = a.figure(
+        f"fig3_per_k_{m}",
+        lambda: F.per_k_grid(per_k, f"{m}: metric vs number of mixed adapters"),
+        f"Fig. 3: per target, mean and min–max of the metric over the mixtures of k adapters ({m}).",
+    )
     body += "".join(H.not_run(f"{name} evaluation") for name in missing)
     body += a.table(T.drop_table(md.drops(), m)) + a.table(T.per_k_table(per_k, m))
     return H.sub("Fig. 3 and Table 1: metric vs number of mixed adapters", body)
@@ -73,34 +86,59 @@ def _sweep_part(md: MethodData, a: _Assets) -> str:
 
 def _fsd_part(md: MethodData, a: _Assets) -> str:
     m = md.label
-    fig4 = (a.figure(f"fig4_fsd_{m}", lambda: F.fsd_matrix_figure(md.fsd or {}, f"FSD (%), {m}"),
-                     f"Fig. 4: fraction of sign difference between every pair of {m} adapters.")
-            if md.fsd else H.not_run("FSD matrix (Fig. 4)"))
+    fig4 = (
+        a.figure(
+            f"fig4_fsd_{m}",
+            lambda: F.fsd_matrix_figure(md.fsd or {}, f"FSD (%), {m}"),
+            f"Fig. 4: fraction of sign difference between every pair of {m} adapters.",
+        )
+        if md.fsd
+        else H.not_run("FSD matrix (Fig. 4)")
+    )
     pop = md.population("clean")
     single = {s.target: s.mean for s in md.per_k("clean") if s.k == 1}
     pairs = [r for r in pop if r["k"] == 2 and r["mean_pairwise_fsd"] is not None]
-    fig5 = (a.figure(f"fig5_fsd_k2_{m}", lambda: F.fsd_pairs_grid(pairs, single, title=f"{m}: mixing two adapters"),
-                     "Fig. 5: bars: FSD between the target's adapter and each partner (mean pairwise FSD of the "
-                     "pair); solid red: the pair's metric; dashed blue: the target's single adapter.")
-            if pairs else H.not_run("k = 2 mixtures (Fig. 5)"))
+    fig5 = (
+        a.figure(
+            f"fig5_fsd_k2_{m}",
+            lambda: F.fsd_pairs_grid(pairs, single, title=f"{m}: mixing two adapters"),
+            "Fig. 5: bars: FSD between the target's adapter and each partner (mean pairwise FSD of the "
+            "pair); solid red: the pair's metric; dashed blue: the target's single adapter.",
+        )
+        if pairs
+        else H.not_run("k = 2 mixtures (Fig. 5)")
+    )
     many = [r for r in pop if r["k"] > 2 and r["target_sign_change"] is not None]
-    fig6 = (a.figure(f"fig6_fsd_kmany_{m}", lambda: F.fsd_by_k_grid(pop, md.per_k("clean"), title=f"{m}: mixing k adapters"),
-                     "Fig. 6: bars: mean fraction of the target adapter's weights whose sign the mixture flips "
-                     "(target sign-change), per k; solid red: mean metric; dashed blue: single adapter.")
-            if many else H.not_run("k > 2 mixtures (Fig. 6)"))
+    fig6 = (
+        a.figure(
+            f"fig6_fsd_kmany_{m}",
+            lambda: F.fsd_by_k_grid(pop, md.per_k("clean"), title=f"{m}: mixing k adapters"),
+            "Fig. 6: bars: mean fraction of the target adapter's weights whose sign the mixture flips "
+            "(target sign-change), per k; solid red: mean metric; dashed blue: single adapter.",
+        )
+        if many
+        else H.not_run("k > 2 mixtures (Fig. 6)")
+    )
     corr = md.correlations()
     table = a.table(T.correlation_table(corr, m)) if corr else H.not_run("FSD–accuracy correlations")
-    return (H.sub("Fig. 4: FSD of the adapter pool", fig4) + H.sub("Fig. 5: k = 2", fig5)
-            + H.sub("Fig. 6: k > 2", fig6) + H.sub("FSD–accuracy correlation (Sections 5.3–5.4)", table))
+    return (
+        H.sub("Fig. 4: FSD of the adapter pool", fig4)
+        + H.sub("Fig. 5: k = 2", fig5)
+        + H.sub("Fig. 6: k > 2", fig6)
+        + H.sub("FSD–accuracy correlation (Sections 5.3–5.4)", table)
+    )
 
 
 def _greedy_part(md: MethodData, a: _Assets) -> str:
     rows = md.greedy()
     if not any(g.target == "*" for g in rows):
         return H.sub("Fig. 7: greedy mixing", H.not_run("Greedy FSD mixing (Alg. 1)"))
-    fig = a.figure(f"fig7_greedy_{md.label}", lambda: F.greedy_figure(rows, f"{md.label}: greedy FSD mixing"),
-                   "Fig. 7: greedy min-FSD and max-FSD mixtures of l adapters vs the best and worst evaluated "
-                   "mixture of l adapters (empirical bounds), averaged over targets.")
+    fig = a.figure(
+        f"fig7_greedy_{md.label}",
+        lambda: F.greedy_figure(rows, f"{md.label}: greedy FSD mixing"),
+        "Fig. 7: greedy min-FSD and max-FSD mixtures of l adapters vs the best and worst evaluated "
+        "mixture of l adapters (empirical bounds), averaged over targets.",
+    )
     return H.sub("Fig. 7: greedy mixing vs empirical bounds", fig + a.table(T.greedy_table(rows, md.label)))
 
 
@@ -110,14 +148,20 @@ def _pruning_part(md: MethodData, a: _Assets) -> str:
     if not sparse:
         return H.sub("Fig. 8: pruning", H.not_run("Pruning and sparse mixing (Sec. 7)"))
     curve = T.sparsity_curve(md.per_k("clean"), sparse)
-    body = a.figure(f"fig8a_sparsity_{m}", lambda: F.sparsity_figure(curve, f"{m}: single sparse adapters"),
-                    "Fig. 8a: single-adapter metric averaged over domains vs sparsity (0% = dense).")
+    body = a.figure(
+        f"fig8a_sparsity_{m}",
+        lambda: F.sparsity_figure(curve, f"{m}: single sparse adapters"),
+        "Fig. 8a: single-adapter metric averaged over domains vs sparsity (0% = dense).",
+    )
     body += a.table(T.sparsity_table(curve, m))
     curves = T.sparse_mixing_curves(md.per_k("clean"), sparse)
     if any(name.endswith("sparse, mean") for name in curves):
-        body += a.figure(f"fig8b_sparse_mixing_{m}", lambda: F.sparse_mixing_figure(curves, f"{m}: mixing sparse adapters"),
-                         "Fig. 8b: mean over mixtures of sparse adapters (solid) vs dense mixtures: mean (dashed "
-                         "red) and max, the empirical upper bound (dashed blue); averaged over targets.")
+        body += a.figure(
+            f"fig8b_sparse_mixing_{m}",
+            lambda: F.sparse_mixing_figure(curves, f"{m}: mixing sparse adapters"),
+            "Fig. 8b: mean over mixtures of sparse adapters (solid) vs dense mixtures: mean (dashed "
+            "red) and max, the empirical upper bound (dashed blue); averaged over targets.",
+        )
         body += a.table(T.sparse_mixing_table(curves, m))
     else:
         body += H.not_run("Mixtures of sparse adapters (Fig. 8b)")
@@ -125,7 +169,11 @@ def _pruning_part(md: MethodData, a: _Assets) -> str:
 
 
 def _adversarial_part(md: MethodData) -> str:
-    body = H.adversarial(md.adversarial) if md.adversarial else H.not_run("Stored adversarial examples (TextFooler)")
+    body = (
+        H.adversarial(md.adversarial)
+        if md.adversarial
+        else H.not_run("Stored adversarial examples (TextFooler)")
+    )
     return H.sub("Adversarial examples (a sample)", body)
 
 
@@ -164,7 +212,9 @@ def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg"))
             f"Findings: {counts['supported']} supported, {counts['not supported']} not supported, "
             f"{counts['not run']} not run. Differences are in percentage points (pp = metric × 100)."
         )
-        overview += "".join(H.sub(f"Findings: {label}", H.statements(rows)) for label, rows in statements.items())
+        overview += "".join(
+            H.sub(f"Findings: {label}", H.statements(rows)) for label, rows in statements.items()
+        )
         parts = [
             ("overview", "Overview and findings", overview),
             ("datasets", "Datasets and single adapters", _datasets(study, a)),
@@ -177,7 +227,9 @@ def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg"))
         config = H.preformatted(study.config_text) if study.config_text else H.not_run("config.yaml")
         body += H.section("provenance", "Provenance", _provenance(study))
         body += H.section("config", "Configuration (config.yaml)", config)
-        nav = [(a_, t) for a_, t, _ in parts] + [(f"method-{md.label}", f"Method: {md.label}") for md in study.methods]
+        nav = [(a_, t) for a_, t, _ in parts] + [
+            (f"method-{md.label}", f"Method: {md.label}") for md in study.methods
+        ]
         nav += [("provenance", "Provenance"), ("config", "Configuration")]
         index = H.page(f"adaptermix report: {study.name}", f"study directory {study.root}", nav, body)
         atomic_write_text(tmp / "index.html", index)

@@ -60,7 +60,9 @@ class MethodData:
     """Everything the report shows for one adapter method of a study."""
 
     label: str
-    rows: list[dict[str, Any]]  # trials with a metric; "_label" is the setting label, "params" the rule params
+    rows: list[
+        dict[str, Any]
+    ]  # trials with a metric; "_label" is the setting label, "params" the rule params
     stats: SweepStats
     settings: dict[str, Setting]
     fsd: dict[str, Any] | None = None
@@ -69,19 +71,22 @@ class MethodData:
 
     # -- selecting one setting ------------------------------------------------------------------------
 
-    def setting(self, evaluation: str | None, rule: str = "average", params: Mapping[str, Any] | None = None
-                ) -> str | None:
+    def setting(
+        self, evaluation: str | None, rule: str = "average", params: Mapping[str, Any] | None = None
+    ) -> str | None:
         """The label of the matching setting with the most trials (None if nothing matches)."""
         found = [s for s in self.settings.values() if s.matches(evaluation, rule, params)]
         return max(found, key=lambda s: (s.n_rows, s.label)).label if found else None
 
-    def per_k(self, evaluation: str, rule: str = "average", params: Mapping[str, Any] | None = None
-              ) -> list[KStats]:
+    def per_k(
+        self, evaluation: str, rule: str = "average", params: Mapping[str, Any] | None = None
+    ) -> list[KStats]:
         label = self.setting(evaluation, rule, params)
         return [s for s in self.stats.per_k if s.setting == label]
 
-    def population(self, evaluation: str = "clean", rule: str = "average",
-                   params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def population(
+        self, evaluation: str = "clean", rule: str = "average", params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """The setting's population trials (tag ``""``), as store rows."""
         label = self.setting(evaluation, rule, params)
         return [r for r in self.rows if r["_label"] == label and r["tag"] == ""]
@@ -111,8 +116,13 @@ class MethodData:
 
     def sparsities(self, rule: str = "sparse_fsd") -> list[float]:
         """The sparsity levels ``s`` of the stored pruning trials, ascending."""
-        return sorted({float(s.rule_params["s"]) for s in self.settings.values()
-                       if s.rule == rule and "s" in s.rule_params})
+        return sorted(
+            {
+                float(s.rule_params["s"])
+                for s in self.settings.values()
+                if s.rule == rule and "s" in s.rule_params
+            }
+        )
 
     @property
     def has_trials(self) -> bool:
@@ -148,16 +158,21 @@ def settings_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...]
     labels = _setting_labels(rows)
     counts = Counter(tuple(r[f] for f in SETTING_FIELDS) for r in rows)
     settings = {
-        label: Setting(label, key[0], key[2], json.loads(key[3]), counts[key]) for key, label in labels.items()
+        label: Setting(label, key[0], key[2], json.loads(key[3]), counts[key])
+        for key, label in labels.items()
     }
     return labels, settings
 
 
-def adversarial_sample(store: ResultsStore, trials: Mapping[str, Mapping[str, Any]], n: int = 8,
-                       seed: int = 0) -> list[dict[str, Any]]:
+def adversarial_sample(
+    store: ResultsStore, trials: Mapping[str, Mapping[str, Any]], n: int = 8, seed: int = 0
+) -> list[dict[str, Any]]:
     """A seeded sample of at most ``n`` stored adversarial examples, successful attacks first."""
-    examples = [{**ex, **{k: trials[ex["trial_key"]][k] for k in ("target", "k", "subset_json")}}
-                for ex in store.rows("adversarial_examples") if ex["trial_key"] in trials]
+    examples = [
+        {**ex, **{k: trials[ex["trial_key"]][k] for k in ("target", "k", "subset_json")}}
+        for ex in store.rows("adversarial_examples")
+        if ex["trial_key"] in trials
+    ]
     rng = random.Random(seed)
     ok = [e for e in examples if e["success"]]
     rest = [e for e in examples if not e["success"]]
@@ -185,8 +200,9 @@ def load_method(method_dir: Path) -> MethodData:
     for r in rows:
         r["_label"] = labels[tuple(r[f] for f in SETTING_FIELDS)]
         r["params"] = json.loads(r["rule_params_json"])
-    return MethodData(method_dir.name, rows, stats, settings, _read_json(method_dir / FSD_NAME),
-                      adversarial, provenance)
+    return MethodData(
+        method_dir.name, rows, stats, settings, _read_json(method_dir / FSD_NAME), adversarial, provenance
+    )
 
 
 def single_adapters(root: Path) -> dict[str, dict[str, tuple[str, float | None]]]:
@@ -214,12 +230,23 @@ def load_study(root: str | Path) -> StudyData:
             name = str((yaml.safe_load(config_text) or {}).get("name", name))
         except yaml.YAMLError:
             pass
-    method_dirs = sorted(
-        d for d in root.iterdir()
-        if d.is_dir() and d.name not in _NOT_METHODS and ((d / STORE_NAME).is_file() or (d / FSD_NAME).is_file())
-    ) if root.is_dir() else []
+    method_dirs = (
+        sorted(
+            d
+            for d in root.iterdir()
+            if d.is_dir()
+            and d.name not in _NOT_METHODS
+            and ((d / STORE_NAME).is_file() or (d / FSD_NAME).is_file())
+        )
+        if root.is_dir()
+        else []
+    )
     return StudyData(
-        root, name, config_text, [load_method(d) for d in method_dirs],
-        _read_json(root / "analysis" / "similarity.json"), _read_json(root / "analysis" / "topics.json"),
+        root,
+        name,
+        config_text,
+        [load_method(d) for d in method_dirs],
+        _read_json(root / "analysis" / "similarity.json"),
+        _read_json(root / "analysis" / "topics.json"),
         single_adapters(root),
     )

@@ -48,8 +48,14 @@ def _finish(fig: Figure, title: str, legend: bool = True) -> Figure:
                     handles.append(h)
                     labels.append(lab)
         if handles:
-            fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False,
-                       bbox_to_anchor=(0.5, -0.02))
+            fig.legend(
+                handles,
+                labels,
+                loc="lower center",
+                ncol=min(4, len(labels)),
+                frameon=False,
+                bbox_to_anchor=(0.5, -0.02),
+            )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 0.97))
     return fig
@@ -69,8 +75,15 @@ def similarity_heatmap(similarity: Mapping[str, Any], title: str = "Dataset simi
     ax.set_yticks(range(n), names)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if values[i, j] > 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if values[i, j] > 0.6 else "white",
+            )
     fig.colorbar(im, ax=ax, label="cosine similarity of centroids")
     ax.set_title(title)
     return fig
@@ -89,8 +102,9 @@ def fsd_matrix_figure(fsd: Mapping[str, Any], title: str = "FSD") -> Figure:
 # ------------------------------------------------------------------------------------------ Fig. 3
 
 
-def per_k_grid(per_k: Mapping[str, Sequence[KStats]], title: str = "Metric vs number of mixed adapters"
-               ) -> Figure:
+def per_k_grid(
+    per_k: Mapping[str, Sequence[KStats]], title: str = "Metric vs number of mixed adapters"
+) -> Figure:
     """Fig. 3 / 10-13: per target, the mean metric vs k with a min-max band, one per evaluation."""
     targets = sorted({s.target for rows in per_k.values() for s in rows})
     fig, axes = _grid(len(targets))
@@ -115,14 +129,26 @@ def per_k_grid(per_k: Mapping[str, Sequence[KStats]], title: str = "Metric vs nu
 # ---------------------------------------------------------------------------------------- Fig. 5-6
 
 
-def _fsd_panel(ax: Any, x: Sequence[Any], bars: Sequence[float], line: Sequence[float], single: float | None,
-               stat: str, metric: str) -> None:
+def _fsd_panel(
+    ax: Any,
+    x: Sequence[Any],
+    bars: Sequence[float],
+    line: Sequence[float],
+    single: float | None,
+    stat: str,
+    metric: str,
+) -> None:
     """Sky-blue FSD bars (left axis, %), the mixtures' metric (solid red, right axis), the single adapter
     (dashed blue, right axis)."""
     pos = np.arange(len(x))
     ax.bar(pos, np.asarray(bars, dtype=float) * 100, color=BAR_COLOR, label=FSD_NAMES.get(stat, stat))
-    ax.set_xticks(pos, [str(v) for v in x], rotation=45 if len(x) > 4 else 0, ha="right" if len(x) > 4 else "center",
-                  fontsize=8)
+    ax.set_xticks(
+        pos,
+        [str(v) for v in x],
+        rotation=45 if len(x) > 4 else 0,
+        ha="right" if len(x) > 4 else "center",
+        fontsize=8,
+    )
     ax.set_ylabel(f"{FSD_NAMES.get(stat, stat)} (%)", fontsize=8)
     right = ax.twinx()
     right.plot(pos, line, color=MIX_COLOR, marker="o", ms=3, label="mixture")
@@ -131,8 +157,12 @@ def _fsd_panel(ax: Any, x: Sequence[Any], bars: Sequence[float], line: Sequence[
     right.set_ylabel(metric, fontsize=8)
 
 
-def fsd_pairs_grid(rows: Sequence[Mapping[str, Any]], single: Mapping[str, float],
-                   stat: str = "mean_pairwise_fsd", title: str = "FSD when mixing two adapters (k = 2)") -> Figure:
+def fsd_pairs_grid(
+    rows: Sequence[Mapping[str, Any]],
+    single: Mapping[str, float],
+    stat: str = "mean_pairwise_fsd",
+    title: str = "FSD when mixing two adapters (k = 2)",
+) -> Figure:
     """Fig. 5 / 14: per target, one bar per partner (the k = 2 mixture's FSD statistic ``stat``) with the
     mixture's metric and the single adapter's metric. ``rows``: population store rows with k = 2."""
     by_target: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -143,8 +173,15 @@ def fsd_pairs_grid(rows: Sequence[Mapping[str, Any]], single: Mapping[str, float
     fig, axes = _grid(len(targets), panel=(3.4, 2.6))
     for ax, target in zip(axes, targets, strict=True):
         picked = sorted(by_target[target], key=lambda r: _partner(r))
-        _fsd_panel(ax, [_partner(r) for r in picked], [r[stat] for r in picked], [r["metric"] for r in picked],
-                   single.get(target), stat, picked[0]["metric_name"])
+        _fsd_panel(
+            ax,
+            [_partner(r) for r in picked],
+            [r[stat] for r in picked],
+            [r["metric"] for r in picked],
+            single.get(target),
+            stat,
+            picked[0]["metric_name"],
+        )
         ax.set_title(target, fontsize=10)
     return _finish(fig, title)
 
@@ -153,8 +190,12 @@ def _partner(row: Mapping[str, Any]) -> str:
     return next(n for n in json.loads(row["subset_json"]) if n != row["target"])
 
 
-def fsd_by_k_grid(rows: Sequence[Mapping[str, Any]], per_k: Sequence[KStats], stat: str = "target_sign_change",
-                  title: str = "FSD when mixing k > 2 adapters") -> Figure:
+def fsd_by_k_grid(
+    rows: Sequence[Mapping[str, Any]],
+    per_k: Sequence[KStats],
+    stat: str = "target_sign_change",
+    title: str = "FSD when mixing k > 2 adapters",
+) -> Figure:
     """Fig. 6 / 15: per target and k >= 2, the mean FSD statistic ``stat`` over the k-mixtures (bars), the
     mean metric (``per_k``) and the single adapter's metric. ``rows``: population store rows."""
     fsd: dict[tuple[str, int], list[float]] = defaultdict(list)
@@ -167,8 +208,15 @@ def fsd_by_k_grid(rows: Sequence[Mapping[str, Any]], per_k: Sequence[KStats], st
     for ax, target in zip(axes, targets, strict=True):
         ks = sorted(k for t, k in fsd if t == target and (t, k) in metric)
         single = metric.get((target, 1))
-        _fsd_panel(ax, ks, [float(np.mean(fsd[(target, k)])) for k in ks], [metric[(target, k)].mean for k in ks],
-                   single.mean if single else None, stat, metric[(target, ks[0])].metric_name if ks else "")
+        _fsd_panel(
+            ax,
+            ks,
+            [float(np.mean(fsd[(target, k)])) for k in ks],
+            [metric[(target, k)].mean for k in ks],
+            single.mean if single else None,
+            stat,
+            metric[(target, ks[0])].metric_name if ks else "",
+        )
         ax.set_title(target, fontsize=10)
         ax.set_xlabel("k", fontsize=8)
     return _finish(fig, f"{title} (means over the mixtures of each k)")
@@ -177,14 +225,20 @@ def fsd_by_k_grid(rows: Sequence[Mapping[str, Any]], per_k: Sequence[KStats], st
 # ---------------------------------------------------------------------------------------- Fig. 7-8
 
 
-def greedy_figure(greedy: Sequence[GreedyRow], title: str = "Greedy FSD mixing vs empirical bounds") -> Figure:
+def greedy_figure(
+    greedy: Sequence[GreedyRow], title: str = "Greedy FSD mixing vs empirical bounds"
+) -> Figure:
     """Fig. 7: greedy min-FSD / max-FSD mixtures and the empirical upper / lower bound per l, averaged
     over targets (the ``target = "*"`` rows of the statistics)."""
     rows = sorted((g for g in greedy if g.target == ALL), key=lambda g: g.l)
     ls = [g.l for g in rows]
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    styles = {"upper": ("empirical upper bound", "tab:blue", "--"), "greedy_min": ("greedy min-FSD", "tab:green", "-"),
-              "greedy_max": ("greedy max-FSD", "tab:purple", "-"), "lower": ("empirical lower bound", "tab:red", "--")}
+    styles = {
+        "upper": ("empirical upper bound", "tab:blue", "--"),
+        "greedy_min": ("greedy min-FSD", "tab:green", "-"),
+        "greedy_max": ("greedy max-FSD", "tab:purple", "-"),
+        "lower": ("empirical lower bound", "tab:red", "--"),
+    }
     for field, (label, color, ls_) in styles.items():
         ax.plot(ls, [getattr(g, field) for g in rows], color=color, ls=ls_, marker="o", ms=3, label=label)
     ax.set_xlabel("l (mixed adapters)")
@@ -197,7 +251,9 @@ def greedy_figure(greedy: Sequence[GreedyRow], title: str = "Greedy FSD mixing v
     return fig
 
 
-def sparsity_figure(curve: Sequence[tuple[float, float, int]], title: str = "Single sparse adapters") -> Figure:
+def sparsity_figure(
+    curve: Sequence[tuple[float, float, int]], title: str = "Single sparse adapters"
+) -> Figure:
     """Fig. 8a: the single-adapter metric averaged over domains vs sparsity (0% = dense)."""
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     x = [s * 100 for s, _, _ in curve]
@@ -218,8 +274,9 @@ SPARSE_STYLES = {"dense mean": ("tab:red", "--"), "dense max (upper bound)": ("t
 SPARSE_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:olive")
 
 
-def sparse_mixing_figure(curves: Mapping[str, Mapping[int, float]], title: str = "Mixing sparse adapters"
-                         ) -> Figure:
+def sparse_mixing_figure(
+    curves: Mapping[str, Mapping[int, float]], title: str = "Mixing sparse adapters"
+) -> Figure:
     """Fig. 8b: per k, dense mean (dashed red), dense max (dashed blue, the empirical upper bound) and the
     mean over mixtures of sparse adapters (solid), each averaged over targets."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))

@@ -46,8 +46,8 @@ def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str) -
     """The whole document."""
     links = "".join(f'<li><a href="#{escape(a)}">{escape(t)}</a></li>' for a, t in nav)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
         f"<style>{CSS}</style></head><body><header><h1>{escape(title)}</h1><div>{escape(subtitle)}</div></header>"
         f"<main><nav><ul>{links}</ul></nav>{body}</main></body></html>\n"
     )
@@ -73,8 +73,10 @@ def not_run(what: str) -> str:
 def figure(png: str, svg: str | None, caption: str) -> str:
     """An image with a caption and a link to its SVG (paths relative to index.html)."""
     link = f' (<a href="{escape(svg)}">SVG</a>)' if svg else ""
-    return (f'<figure><img src="{escape(png)}" alt="{escape(caption)}" loading="eager">'
-            f"<figcaption>{escape(caption)}{link}</figcaption></figure>")
+    return (
+        f'<figure><img src="{escape(png)}" alt="{escape(caption)}" loading="eager">'
+        f"<figcaption>{escape(caption)}{link}</figcaption></figure>"
+    )
 
 
 def table(t: Table, csv_href: str | None = None) -> str:
@@ -88,8 +90,10 @@ def table(t: Table, csv_href: str | None = None) -> str:
     head = "".join(cell("th", i, c) for i, c in enumerate(t.columns))
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in t.rows)
     link = f' <a href="{escape(csv_href)}">CSV</a>' if csv_href else ""
-    html = (f"<table><caption>{escape(t.title)}{link}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    html = (
+        f"<table><caption>{escape(t.title)}{link}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
     if t.note:
         html += f'<p class="note">{escape(t.note)}</p>'
     if len(t.rows) > FOLD_ROWS:
@@ -98,21 +102,25 @@ def table(t: Table, csv_href: str | None = None) -> str:
 
 
 def key_values(items: Mapping[str, Any]) -> str:
-    rows = "".join(f'<tr><th class="t">{escape(str(k))}</th><td class="t">{escape(str(v))}</td></tr>'
-                   for k, v in items.items())
+    rows = "".join(
+        f'<tr><th class="t">{escape(str(k))}</th><td class="t">{escape(str(v))}</td></tr>'
+        for k, v in items.items()
+    )
     return f"<table>{rows}</table>"
 
 
 def statements(rows: Sequence[Statement]) -> str:
     """The findings table: section, the paper's claim, this run's numbers, verdict."""
-    verdict = {True: ('yes', "supports"), False: ('no', "does not support"), None: ('na', "—")}
+    verdict = {True: ("yes", "supports"), False: ("no", "does not support"), None: ("na", "—")}
     body = "".join(
         f'<tr><td class="t">{escape(s.section)}</td><td class="t">{escape(s.paper)}</td>'
         f'<td class="t">{escape(s.result)}</td><td class="t {verdict[s.supports][0]}">{verdict[s.supports][1]}</td></tr>'
         for s in rows
     )
-    return ('<table><thead><tr><th class="t">finding</th><th class="t">paper</th><th class="t">this study</th>'
-            f'<th class="t">verdict</th></tr></thead><tbody>{body}</tbody></table>')
+    return (
+        '<table><thead><tr><th class="t">finding</th><th class="t">paper</th><th class="t">this study</th>'
+        f'<th class="t">verdict</th></tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def topics(data: Mapping[str, Any]) -> str:
@@ -122,11 +130,15 @@ def topics(data: Mapping[str, Any]) -> str:
         if "skipped" in entry:
             parts.append(f"<p><b>{escape(name)}</b>: skipped ({escape(str(entry['skipped']))}).</p>")
             continue
-        rows = "".join(f"<tr><td>{i}</td><td class=\"t\">{escape(', '.join(words))}</td></tr>"
-                       for i, words in enumerate(entry["topics"], 1))
-        parts.append(f"<details><summary>{escape(name)} ({entry.get('n_docs', '?')} documents)</summary>"
-                     f'<table><thead><tr><th>#</th><th class="t">top words</th></tr></thead>'
-                     f"<tbody>{rows}</tbody></table></details>")
+        rows = "".join(
+            f'<tr><td>{i}</td><td class="t">{escape(", ".join(words))}</td></tr>'
+            for i, words in enumerate(entry["topics"], 1)
+        )
+        parts.append(
+            f"<details><summary>{escape(name)} ({entry.get('n_docs', '?')} documents)</summary>"
+            f'<table><thead><tr><th>#</th><th class="t">top words</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></details>"
+        )
     params = data.get("params", {})
     note = ", ".join(f"{k} = {v}" for k, v in params.items())
     return "".join(parts) + (f'<p class="note">LDA parameters: {escape(note)}</p>' if note else "")
@@ -151,13 +163,19 @@ def adversarial(examples: Sequence[Mapping[str, Any]]) -> str:
         if e.get("original_pair"):
             orig += ["||"] + str(e["original_pair"]).split()
             adv += ["||"] + str(e.get("adversarial_pair") or e["original_pair"]).split()
-        outcome = (f"{e.get('original_prediction')} → {e.get('new_prediction')}"
-                   f" ({'success' if e['success'] else 'failed'})")
-        rows.append(f"<tr><td>{escape(str(e['target']))}</td><td>{e['k']}</td>"
-                    f"<td>{escape(str(e['original_label']))}</td><td>{escape(outcome)}</td>"
-                    f"<td>{_marked(orig, adv)}</td><td>{_marked(adv, orig)}</td></tr>")
-    return ('<table class="adv"><thead><tr><th>target</th><th>k</th><th>label</th><th>prediction</th>'
-            f"<th>original</th><th>adversarial</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        outcome = (
+            f"{e.get('original_prediction')} → {e.get('new_prediction')}"
+            f" ({'success' if e['success'] else 'failed'})"
+        )
+        rows.append(
+            f"<tr><td>{escape(str(e['target']))}</td><td>{e['k']}</td>"
+            f"<td>{escape(str(e['original_label']))}</td><td>{escape(outcome)}</td>"
+            f"<td>{_marked(orig, adv)}</td><td>{_marked(adv, orig)}</td></tr>"
+        )
+    return (
+        '<table class="adv"><thead><tr><th>target</th><th>k</th><th>label</th><th>prediction</th>'
+        f"<th>original</th><th>adversarial</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def preformatted(text: str) -> str:

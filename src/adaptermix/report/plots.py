@@ -36,8 +36,15 @@ def fsd_heatmap(values: np.ndarray, names: Sequence[str], title: str) -> plt.Fig
     ax.set_yticks(range(n), names)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{values[i, j] * 100:.1f}", ha="center", va="center", fontsize=7,
-                    color="white" if values[i, j] < values.max() * 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{values[i, j] * 100:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if values[i, j] < values.max() * 0.6 else "black",
+            )
     fig.colorbar(im, ax=ax, label="FSD (%)")
     ax.set_title(title)
     return fig

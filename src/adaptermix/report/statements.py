@@ -41,11 +41,14 @@ def _not_run(section: str, paper: str, what: str) -> Statement:
 
 def _metric_word(per_k: Sequence[KStats]) -> str:
     names = {s.metric_name for s in per_k}
-    return names.pop() if len(names) == 1 else "the metric"
+    return names.pop() if len(names) == 1 else "metric"
 
 
-def _p(p: float) -> str:
-    return "p = nan" if math.isnan(p) else (f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}")
+def _r(r: float, p: float, n: int) -> str:
+    """``r, p, n`` as text; an undefined r (fewer than 3 points or a constant input) says so."""
+    if math.isnan(r):
+        return f"undefined (n = {n}: fewer than 3 points or a constant input)"
+    return f"{r:.2f}, " + (f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}") + f" (n = {n})"
 
 
 def _by_target_k(per_k: Sequence[KStats]) -> dict[str, dict[int, KStats]]:
@@ -63,7 +66,10 @@ def _list(items: Sequence[object]) -> str:
 
 
 def finding_1(md: MethodData) -> Statement:
-    sec, paper = "Sec. 4.2, Finding 1", "As more adapters are mixed, the performance of every target decreases."
+    sec, paper = (
+        "Sec. 4.2, Finding 1",
+        "As more adapters are mixed, the performance of every target decreases.",
+    )
     drops = [d for d in md.drops().get("clean", []) if d.target != ALL]
     if not drops:
         return _not_run(sec, paper, "clean sweep over k")
@@ -71,30 +77,43 @@ def finding_1(md: MethodData) -> Statement:
     big = max(drops, key=lambda d: d.drop)
     small = min(drops, key=lambda d: d.drop)
     word = _metric_word(md.per_k("clean"))
-    text = (f"{word} falls from k = 1 to k = N for {len(falling)} of {len(drops)} targets (clean); "
-            f"largest drop {big.target} {big.drop * PP:.1f} pp, smallest {small.target} {small.drop * PP:.1f} pp.")
+    text = (
+        f"the {word} falls from k = 1 to k = N for {len(falling)} of {len(drops)} targets (clean); "
+        f"largest drop {big.target} {big.drop * PP:.1f} pp, smallest {small.target} {small.drop * PP:.1f} pp."
+    )
     return Statement(sec, paper, text, len(falling) > len(drops) / 2)
 
 
 def finding_2(md: MethodData) -> Statement:
     sec = "Sec. 4.2, Finding 2"
-    paper = ("On average the drop is about the same with and without attacks (clean 11.91%, black-box "
-             "12.03%, white-box 10.30% in the paper); white-box performance is lower overall.")
-    avg = {e: next((d.abs_drop * PP for d in rows if d.target == ALL), math.nan) for e, rows in md.drops().items()}
+    paper = (
+        "On average the drop is about the same with and without attacks (clean 11.91%, black-box "
+        "12.03%, white-box 10.30% in the paper); white-box performance is lower overall."
+    )
+    avg = {
+        e: next((d.abs_drop * PP for d in rows if d.target == ALL), math.nan)
+        for e, rows in md.drops().items()
+    }
     if "clean" not in avg or len(avg) < 2:
         return _not_run(sec, paper, "clean and attacked sweeps")
     parts = [f"{EVAL_NAMES[e]} {v:.1f} pp" for e, v in avg.items()]
     gaps = [f"{EVAL_NAMES[e]} {_gap(md, e) * PP:.1f} pp" for e in avg if e != "clean"]
     same = all(abs(v - avg["clean"]) < SAME_DROP_PP for v in avg.values())
-    text = (f"mean absolute drop k=1→N: {'; '.join(parts)} (within {SAME_DROP_PP:g} pp of clean: "
-            f"{'yes' if same else 'no'}); mean metric below clean (same mixtures) by: {'; '.join(gaps)}.")
+    text = (
+        f"mean absolute drop k=1→N: {'; '.join(parts)} (within {SAME_DROP_PP:g} pp of clean: "
+        f"{'yes' if same else 'no'}); mean metric below clean (same mixtures) by: {'; '.join(gaps)}."
+    )
     return Statement(sec, paper, text, same)
 
 
 def _gap(md: MethodData, evaluation: str) -> float:
     """Mean of (clean - attacked) metric over the mixtures evaluated both ways (paired by target and subset)."""
     clean = {(r["target"], r["subset_json"]): r["metric"] for r in md.population("clean")}
-    diffs = [clean[key] - r["metric"] for r in md.population(evaluation) if (key := (r["target"], r["subset_json"])) in clean]
+    diffs = [
+        clean[key] - r["metric"]
+        for r in md.population(evaluation)
+        if (key := (r["target"], r["subset_json"])) in clean
+    ]
     return float(np.mean(diffs)) if diffs else math.nan
 
 
@@ -110,17 +129,23 @@ def finding_3(md: MethodData) -> Statement:
     spread = {e: _mean_std(rows) for e, rows in md.per_k_by_eval().items()}
     if "clean" not in spread or len(spread) < 2:
         return _not_run(sec, paper, "clean and attacked sweeps")
-    parts = [f"{EVAL_NAMES[e]} " + ("– (one mixture per k)" if math.isnan(v) else f"{v * PP:.2f} pp")
-             for e, v in spread.items()]
+    parts = [
+        f"{EVAL_NAMES[e]} " + ("– (one mixture per k)" if math.isnan(v) else f"{v * PP:.2f} pp")
+        for e, v in spread.items()
+    ]
     attacked = [v for e, v in spread.items() if e != "clean" and not math.isnan(v)]
     better = []
     for e in (e for e in spread if e != "clean"):
         for target, ks in _by_target_k(md.per_k(e)).items():
             if 1 in ks and any(k in ks and ks[k].max > ks[1].mean for k in (2, 3)):
                 better.append(f"{target} ({EVAL_NAMES[e].split(' ')[0]})")
-    text = (f"mean std of the metric over mixtures of the same k: {'; '.join(parts)}. Mixtures of k = 2-3 more "
-            f"robust than the single adapter: {_list(sorted(set(better)))}.")
-    supports = None if not attacked or math.isnan(spread["clean"]) else all(v > spread["clean"] for v in attacked)
+    text = (
+        f"mean std of the metric over mixtures of the same k: {'; '.join(parts)}. Mixtures of k = 2-3 more "
+        f"robust than the single adapter: {_list(sorted(set(better)))}."
+    )
+    supports = (
+        None if not attacked or math.isnan(spread["clean"]) else all(v > spread["clean"] for v in attacked)
+    )
     return Statement(sec, paper, text, supports)
 
 
@@ -138,10 +163,18 @@ def finding_4(md: MethodData) -> Statement:
             continue
         mean_ok = sum((ks[1].mean - ks[k].mean) * PP < COMPETITIVE_PP for ks in have.values())
         best_ok[k] = sum((ks[1].mean - ks[k].max) * PP < COMPETITIVE_PP for ks in have.values())
-        parts.append(f"k = {k}: mean mixture {mean_ok} of {len(have)}, best mixture {best_ok[k]} of {len(have)}")
-    gain = sorted(t for t, ks in by_target.items() if 1 in ks and any(k in ks and ks[k].max > ks[1].mean for k in (2, 3)))
-    text = (f"targets within {COMPETITIVE_PP:g} pp of the single adapter: {'; '.join(parts)}. "
-            f"A k ≤ 3 mixture beats the single adapter for: {_list(gain)}.")
+        parts.append(
+            f"k = {k}: mean mixture {mean_ok} of {len(have)}, best mixture {best_ok[k]} of {len(have)}"
+        )
+    gain = sorted(
+        t
+        for t, ks in by_target.items()
+        if 1 in ks and any(k in ks and ks[k].max > ks[1].mean for k in (2, 3))
+    )
+    text = (
+        f"targets within {COMPETITIVE_PP:g} pp of the single adapter: {'; '.join(parts)}. "
+        f"A k ≤ 3 mixture beats the single adapter for: {_list(gain)}."
+    )
     # Supported when, at the largest k <= 3 stored, the best mixture is competitive for half the targets.
     return Statement(sec, paper, text, best_ok[max(best_ok)] >= n / 2 if best_ok else None)
 
@@ -157,20 +190,29 @@ def _correlation(md: MethodData, stat: str, k_range: str) -> tuple[float, float,
 
 
 def _negative_targets(md: MethodData, stat: str, k_range: str) -> tuple[int, int]:
-    rows = [c for c in md.correlations().get("clean", [])
-            if c.target != ALL and c.fsd_stat == stat and c.k_range == k_range and not math.isnan(c.pearson_r)]
+    rows = [
+        c
+        for c in md.correlations().get("clean", [])
+        if c.target != ALL and c.fsd_stat == stat and c.k_range == k_range and not math.isnan(c.pearson_r)
+    ]
     return sum(c.pearson_r < 0 for c in rows), len(rows)
 
 
 def correlation_k2(md: MethodData) -> Statement:
-    sec, paper = "Sec. 5.3 (k = 2)", "FSD between two adapters correlates negatively with the mixture's accuracy."
+    sec, paper = (
+        "Sec. 5.3 (k = 2)",
+        "FSD between two adapters correlates negatively with the mixture's accuracy.",
+    )
     got = _correlation(md, "mean_pairwise_fsd", "k=2")
     if got is None:
         return _not_run(sec, paper, "k = 2 mixtures with FSD")
     r, p, n = got
     neg, tot = _negative_targets(md, "mean_pairwise_fsd", "k=2")
-    text = (f"Pearson r between FSD and k=2 {_metric_word(md.per_k('clean'))}: {r:.2f}, {_p(p)} (n = {n}, pooled "
-            f"over targets); negative for {neg} of {tot} targets.")
+    per_target = f"; negative for {neg} of {tot} targets" if tot else ""
+    text = (
+        f"Pearson r between FSD and the k=2 {_metric_word(md.per_k('clean'))}, pooled over targets: "
+        f"{_r(r, p, n)}{per_target}."
+    )
     return Statement(sec, paper, text, None if math.isnan(r) else bool(r < 0 and p < 0.05))
 
 
@@ -181,8 +223,11 @@ def correlation_k_many(md: MethodData) -> Statement:
     pair = _correlation(md, "mean_pairwise_fsd", "k>2")
     if sign is None and pair is None:
         return _not_run(sec, paper, "k > 2 mixtures with FSD statistics")
-    parts = [f"{name} r = {c[0]:.2f}, {_p(c[1])} (n = {c[2]})"
-             for name, c in (("target sign-change", sign), ("mean pairwise FSD", pair)) if c is not None]
+    parts = [
+        f"{name} r = {_r(*c)}"
+        for name, c in (("target sign-change", sign), ("mean pairwise FSD", pair))
+        if c is not None
+    ]
     flips: dict[int, list[float]] = {}
     for r in md.population("clean"):
         if r["k"] >= 2 and r["target_sign_change"] is not None:
@@ -190,18 +235,22 @@ def correlation_k_many(md: MethodData) -> Statement:
     trend = ""
     if len(flips) > 1:
         lo, hi = min(flips), max(flips)
-        trend = (f" Mean target sign-change {np.mean(flips[lo]) * 100:.1f}% at k = {lo} vs "
-                 f"{np.mean(flips[hi]) * 100:.1f}% at k = {hi}.")
+        trend = (
+            f" Mean target sign-change {np.mean(flips[lo]) * 100:.1f}% at k = {lo} vs "
+            f"{np.mean(flips[hi]) * 100:.1f}% at k = {hi}."
+        )
     main = sign or pair
     assert main is not None
-    text = f"Pearson r with k>2 {_metric_word(md.per_k('clean'))}: {'; '.join(parts)}.{trend}"
+    text = f"Pearson r with the k>2 {_metric_word(md.per_k('clean'))}: {'; '.join(parts)}.{trend}"
     return Statement(sec, paper, text, None if math.isnan(main[0]) else bool(main[0] < 0 and main[1] < 0.05))
 
 
 def greedy(md: MethodData) -> Statement:
     sec = "Sec. 6 (Alg. 1)"
-    paper = ("Greedy min-FSD mixing comes close to the empirical upper bound; greedy max-FSD close to the "
-             "lower bound.")
+    paper = (
+        "Greedy min-FSD mixing comes close to the empirical upper bound; greedy max-FSD close to the "
+        "lower bound."
+    )
     rows = sorted((g for g in md.greedy() if g.target == ALL), key=lambda g: g.l)
     inner = [g for g in rows if 1 < g.l < rows[-1].l] if rows else []
     if not inner:
@@ -209,9 +258,11 @@ def greedy(md: MethodData) -> Statement:
     wins = sum(g.greedy_min > g.greedy_max for g in inner)
     to_upper = np.mean([g.upper - g.greedy_min for g in inner]) * PP
     to_lower = np.mean([g.greedy_max - g.lower for g in inner]) * PP
-    text = (f"greedy min-FSD beats greedy max-FSD for {wins} of {len(inner)} l (2 ≤ l < N, averaged over targets); "
-            f"min-FSD is on average {to_upper:.1f} pp below the upper bound, max-FSD {to_lower:.1f} pp above the "
-            "lower bound.")
+    text = (
+        f"greedy min-FSD beats greedy max-FSD for {wins} of {len(inner)} l (2 ≤ l < N, averaged over targets); "
+        f"min-FSD is on average {to_upper:.1f} pp below the upper bound, max-FSD {to_lower:.1f} pp above the "
+        "lower bound."
+    )
     return Statement(sec, paper, text, wins > len(inner) / 2)
 
 
@@ -231,8 +282,10 @@ def pruning_single(md: MethodData) -> Statement:
     kept = [s for s, m, _ in curve[1:] if (dense - m) * PP < NO_LOSS_PP]
     at90 = next((m for s, m, _ in curve if math.isclose(s, 0.9)), None)
     parts = [f"dense {dense:.3f}"] + [f"{s:.0%} {m:.3f}" for s, m, _ in curve[1:]]
-    text = (f"mean single-adapter metric over domains: {', '.join(parts)}; sparsity levels within "
-            f"{NO_LOSS_PP:g} pp of dense: {_list([f'{s:.0%}' for s in kept])}.")
+    text = (
+        f"mean single-adapter metric over domains: {', '.join(parts)}; sparsity levels within "
+        f"{NO_LOSS_PP:g} pp of dense: {_list([f'{s:.0%}' for s in kept])}."
+    )
     supports = None if at90 is None else bool((dense - at90) * PP < NO_LOSS_PP)
     return Statement(sec, paper, text, supports)
 
@@ -251,14 +304,23 @@ def pruning_mixing(md: MethodData) -> Statement:
         beat_upper = [k for k in ks if curve[k] > upper[k]]
         beat_mean = [k for k in ks if k in mean and curve[k] > mean[k]]
         all_k.append(bool(ks) and len(beat_upper) == len(ks))
-        parts.append(f"mixing {name.split(' ')[0]}-sparse adapters beats the dense upper bound at k of "
-                     f"{_list(beat_upper)} and the dense mean at k of {_list(beat_mean)} (of k = 2..{max(ks, default=2)})")
+        parts.append(
+            f"mixing {name.split(' ')[0]}-sparse adapters beats the dense upper bound at k of "
+            f"{_list(beat_upper)} and the dense mean at k of {_list(beat_mean)} (of k = 2..{max(ks, default=2)})"
+        )
     return Statement(sec, paper, "; ".join(parts) + ".", any(all_k))
 
 
 #: Every statement, in the paper's order.
 STATEMENTS: tuple[Callable[[MethodData], Statement], ...] = (
-    finding_1, finding_2, finding_3, finding_4, correlation_k2, correlation_k_many, greedy, pruning_single,
+    finding_1,
+    finding_2,
+    finding_3,
+    finding_4,
+    correlation_k2,
+    correlation_k_many,
+    greedy,
+    pruning_single,
     pruning_mixing,
 )
 

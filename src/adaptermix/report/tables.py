@@ -59,7 +59,7 @@ def fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2g}"
+        return f"{value:.{digits}f}" if abs(value) >= 10**-digits or value == 0 else f"{value:.2g}"
     return str(value)
 
 
@@ -74,20 +74,26 @@ def mean_over_targets(per_k: Sequence[KStats], stat: str = "mean") -> dict[int, 
     return {k: float(np.mean(v)) for k, v in sorted(by_k.items())}
 
 
-def sparsity_curve(dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
-                   ) -> list[tuple[float, float, int]]:
+def sparsity_curve(
+    dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+) -> list[tuple[float, float, int]]:
     """Fig. 8a: (sparsity, single-adapter metric averaged over domains, domains); 0 = dense (k = 1)."""
     levels = {0.0: [s for s in dense_per_k if s.k == 1]}
     levels.update({s: [r for r in rows if r.k == 1] for s, rows in sparse.items()})
-    return [(s, float(np.mean([r.mean for r in rows])), len(rows)) for s, rows in sorted(levels.items()) if rows]
+    return [
+        (s, float(np.mean([r.mean for r in rows])), len(rows)) for s, rows in sorted(levels.items()) if rows
+    ]
 
 
-def sparse_mixing_curves(dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
-                         ) -> dict[str, dict[int, float]]:
+def sparse_mixing_curves(
+    dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+) -> dict[str, dict[int, float]]:
     """Fig. 8b: curve name -> k -> metric averaged over targets: dense mean, dense max (the empirical
     upper bound), and the mean over mixtures of each sparsity level."""
-    curves = {"dense mean": mean_over_targets(dense_per_k), "dense max (upper bound)":
-              mean_over_targets(dense_per_k, "max")}
+    curves = {
+        "dense mean": mean_over_targets(dense_per_k),
+        "dense max (upper bound)": mean_over_targets(dense_per_k, "max"),
+    }
     for s, rows in sorted(sparse.items()):
         if any(r.k > 1 for r in rows):
             curves[f"{s:.0%} sparse, mean"] = mean_over_targets(rows)
@@ -114,17 +120,30 @@ def drop_table(drops: Mapping[str, Sequence[DropRow]], method: str = "") -> Tabl
     )
 
 
-def correlation_table(correlations: Mapping[str, Sequence[CorrelationRow]], method: str = "",
-                      target: str = ALL) -> Table:
+def correlation_table(
+    correlations: Mapping[str, Sequence[CorrelationRow]], method: str = "", target: str = ALL
+) -> Table:
     """Sections 5.3-5.4: Pearson / Spearman r (two-sided p) between an FSD statistic and the metric."""
     rows = [
-        [EVAL_NAMES[e], FSD_NAMES.get(c.fsd_stat, c.fsd_stat), c.k_range, c.n,
-         c.pearson_r, c.pearson_p, c.spearman_r, c.spearman_p]
-        for e in EVALUATIONS for c in correlations.get(e, []) if c.target == target
+        [
+            EVAL_NAMES[e],
+            FSD_NAMES.get(c.fsd_stat, c.fsd_stat),
+            c.k_range,
+            c.n,
+            c.pearson_r,
+            c.pearson_p,
+            c.spearman_r,
+            c.spearman_p,
+        ]
+        for e in EVALUATIONS
+        for c in correlations.get(e, [])
+        if c.target == target
     ]
     return Table(
         f"correlations{_suffix(method)}",
-        "FSD–metric correlation (pooled over targets)" if target == ALL else f"FSD–metric correlation ({target})",
+        "FSD–metric correlation (pooled over targets)"
+        if target == ALL
+        else f"FSD–metric correlation ({target})",
         ["evaluation", "FSD statistic", "k", "n", "Pearson r", "Pearson p", "Spearman r", "Spearman p"],
         rows,
         "mean pairwise FSD: mean FSD over the pairs of the subset; target sign-change fraction: share of the "
@@ -134,20 +153,33 @@ def correlation_table(correlations: Mapping[str, Sequence[CorrelationRow]], meth
 
 def per_k_table(per_k: Mapping[str, Sequence[KStats]], method: str = "") -> Table:
     """Fig. 3's numbers: per evaluation, target and k — count, mean, std, min, max of the metric."""
-    rows = [[EVAL_NAMES[e], s.target, s.metric_name, s.k, s.count, s.mean, s.std, s.min, s.max]
-            for e in EVALUATIONS for s in per_k.get(e, [])]
-    return Table(f"per_k{_suffix(method)}", "Metric per target and number of mixed adapters k",
-                 ["evaluation", "target", "metric", "k", "mixtures", "mean", "std", "min", "max"], rows)
+    rows = [
+        [EVAL_NAMES[e], s.target, s.metric_name, s.k, s.count, s.mean, s.std, s.min, s.max]
+        for e in EVALUATIONS
+        for s in per_k.get(e, [])
+    ]
+    return Table(
+        f"per_k{_suffix(method)}",
+        "Metric per target and number of mixed adapters k",
+        ["evaluation", "target", "metric", "k", "mixtures", "mean", "std", "min", "max"],
+        rows,
+    )
 
 
 def greedy_table(greedy: Sequence[GreedyRow], method: str = "") -> Table:
     """Fig. 7's numbers: greedy min-FSD / max-FSD mixing vs the empirical bounds per l (average first)."""
     ordered = sorted(greedy, key=lambda g: (g.target != ALL, g.target, g.l))
-    rows = [["average" if g.target == ALL else g.target, g.l, g.greedy_min, g.greedy_max, g.upper, g.lower, g.n]
-            for g in ordered]
-    return Table(f"greedy{_suffix(method)}", "Greedy FSD mixing (Alg. 1) vs empirical bounds",
-                 ["target", "l", "greedy min-FSD", "greedy max-FSD", "upper bound", "lower bound", "n"], rows,
-                 "n: evaluated subsets of size l (per target) or targets averaged (average rows).")
+    rows = [
+        ["average" if g.target == ALL else g.target, g.l, g.greedy_min, g.greedy_max, g.upper, g.lower, g.n]
+        for g in ordered
+    ]
+    return Table(
+        f"greedy{_suffix(method)}",
+        "Greedy FSD mixing (Alg. 1) vs empirical bounds",
+        ["target", "l", "greedy min-FSD", "greedy max-FSD", "upper bound", "lower bound", "n"],
+        rows,
+        "n: evaluated subsets of size l (per target) or targets averaged (average rows).",
+    )
 
 
 def single_adapter_table(single: Mapping[str, Mapping[str, tuple[str, float | None]]]) -> Table:
@@ -158,21 +190,32 @@ def single_adapter_table(single: Mapping[str, Mapping[str, tuple[str, float | No
     for d in domains:
         metric = next(single[m][d][0] for m in methods if d in single[m])
         rows.append([d, metric, *(single[m].get(d, ("", None))[1] for m in methods)])
-    return Table("single_adapters", "Single adapters (k = 1): test metric", ["domain", "metric", *methods], rows)
+    return Table(
+        "single_adapters", "Single adapters (k = 1): test metric", ["domain", "metric", *methods], rows
+    )
 
 
 def sparsity_table(curve: Sequence[tuple[float, float, int]], method: str = "") -> Table:
     rows = [[f"{s:.0%}", m, n] for s, m, n in curve]
-    return Table(f"sparsity{_suffix(method)}", "Single sparse adapters: metric averaged over domains",
-                 ["sparsity", "mean metric", "domains"], rows, "0% = the dense adapter (k = 1).")
+    return Table(
+        f"sparsity{_suffix(method)}",
+        "Single sparse adapters: metric averaged over domains",
+        ["sparsity", "mean metric", "domains"],
+        rows,
+        "0% = the dense adapter (k = 1).",
+    )
 
 
 def sparse_mixing_table(curves: Mapping[str, Mapping[int, float]], method: str = "") -> Table:
     ks = sorted({k for c in curves.values() for k in c})
     names = list(curves)
     rows = [[k, *(curves[n].get(k) for n in names)] for k in ks]
-    return Table(f"sparse_mixing{_suffix(method)}", "Mixing sparse adapters vs dense mixtures (averaged over targets)",
-                 ["k", *names], rows)
+    return Table(
+        f"sparse_mixing{_suffix(method)}",
+        "Mixing sparse adapters vs dense mixtures (averaged over targets)",
+        ["k", *names],
+        rows,
+    )
 
 
 def _suffix(method: str) -> str:

@@ -1,0 +1,68 @@
+"""``adaptermix reproduce`` on tiny models: runs end to end, writes the report, and a second run does no work."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from adaptermix.cli.main import main
+from adaptermix.sweep.store import ResultsStore
+from helpers import TOY_PACK
+from tiny import tiny_encoder
+
+
+@pytest.fixture
+def study(tmp_path):
+    tiny = tiny_encoder("bert")
+    tiny.model.save_pretrained(tmp_path / "model")
+    tiny.tokenizer.save_pretrained(tmp_path / "model")
+    cfg = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "study"),
+        "model": {"name": str(tmp_path / "model"), "max_length": 32},
+        "data": {"data_dir": str(TOY_PACK), "max_train": 16, "max_validation": 8},
+        "domains": ["toy_sentiment", "toy_nli", "toy_sts"],
+        "methods": [{"name": "pfeiffer", "bottleneck_size": 4}],
+        "train": {"epochs": 1, "batch_size": 8, "progress": False},
+        "sweep": {"generator": "all", "evaluations": ["clean", "fgsm"], "max_eval_examples": 8},
+        "pruning": {"sparsities": [0.5, 0.9], "mix_sparsities": [0.9]},
+        "analysis": {"enabled": False},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, tmp_path / "study"
+
+
+def test_reproduce_end_to_end_then_nothing_to_do(study, capsys):
+    path, out = study
+    assert main(["reproduce", str(path)]) == 0
+    first = capsys.readouterr().out
+    assert "report: " in first and (out / "report" / "index.html").is_file()
+    for name in ("config.yaml", "single_adapters.md", "pfeiffer/fsd.json", "pfeiffer/fsd.png"):
+        assert (out / name).is_file(), name
+    with ResultsStore(out / "pfeiffer" / "results.sqlite", readonly=True) as s:
+        rows = s.rows()
+    rules = {(r["rule"], r["tag"], r["evaluation"]) for r in rows}
+    assert ("average", "", "clean") in rules and ("average", "", "fgsm") in rules
+    assert ("average", "greedy_min", "clean") in rules and ("sparse_fsd", "", "clean") in rules
+    # 3 targets x 4 subsets x 2 evaluations + greedy + 2 single sparsities x 3 + one mixed sparsity x 12
+    assert sum(r["tag"] == "" and r["rule"] == "average" for r in rows) == 24
+    mtime = (out / "adapters" / "pfeiffer" / "toy_sentiment" / "adapter.safetensors").stat().st_mtime_ns
+    html = (out / "report" / "index.html").read_text()
+    assert "<img" in html
+
+    assert main(["reproduce", str(path)]) == 0
+    second = capsys.readouterr().out
+    assert "trials run" in second and all(
+        line.split(": ", 2)[-1].startswith("0 trials run") for line in second.splitlines() if "trials run" in line
+    ), second
+    assert (out / "adapters" / "pfeiffer" / "toy_sentiment" / "adapter.safetensors").stat().st_mtime_ns == mtime
+    with ResultsStore(out / "pfeiffer" / "results.sqlite", readonly=True) as s:
+        assert len(s.rows()) == len(rows)
+
+
+def test_reproduce_unknown_stage(study, capsys):
+    path, out = study
+    assert main(["reproduce", str(path), "--stages", "train,nope"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "unknown stage 'nope'; valid: train, fsd, sweep, greedy, pruning, analysis, report")
