@@ -4,8 +4,14 @@ Runs ``--reps`` rounds; in each round every variant does one full training step 
 AdamW update) on the same batch of ``--batch`` x ``--length`` tokens, with its body attached to the one
 shared encoder only for its own step. Interleaving the variants round by round keeps them side by side
 under the same machine load; the medians of the timed steps (after ``--warmup`` rounds) and their ratios
-to Houlsby are printed. Goal (Wang et al. 2022, Sec. 3): AdaMix without consistency <= 1.15x Houlsby;
-with consistency about two forwards (~2x).
+to Houlsby are printed, for wall time and for the CPU time of this process (``time.process_time``, less
+sensitive to other jobs on a shared machine). Goal (Wang et al. 2022, Sec. 3): AdaMix without
+consistency <= 1.15x Houlsby; with consistency about two forwards (~2x).
+
+Because whole steps are noisy on a shared CPU, the adapters' own cost is also measured in isolation
+(``--adapter-reps``): every site of the body applied in sequence to a hidden-state tensor of the batch's
+shape, plus backward and the AdamW update of the adapter parameters, i.e. everything in which an AdaMix
+step differs from a Houlsby step (route draw, expert selection, more parameters in the optimizer).
 
     .venv/bin/python bench/bench_adamix_step.py [--reps 15] [--json out.json]
 """
@@ -13,6 +19,7 @@ with consistency about two forwards (~2x).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -36,13 +43,35 @@ VARIANTS: dict[str, dict] = {
 def make_step(model: AdapterModel, batch: dict[str, torch.Tensor], labels: torch.Tensor):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def step() -> float:
-        t0 = time.perf_counter()
+    def step() -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step_loss(model, batch, labels, regression=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    return step
+
+
+def make_adapter_step(model: AdapterModel, hidden: torch.Tensor):
+    """Time the body alone: all sites in sequence on ``hidden``, backward, AdamW (CPU seconds)."""
+    body = model.body
+    opt = torch.optim.AdamW(list(body.parameters()), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    draw = getattr(body, "draw_route", None)
+
+    def step() -> float:
+        c0 = time.process_time()
+        with body.pinned_route(draw(gen)) if draw else contextlib.nullcontext():
+            x = hidden
+            for _, _, site in body.site_modules():
+                x = site.hook(site, (x,), x)
+            loss = x.pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.process_time() - c0
 
     return step
 
@@ -56,6 +85,7 @@ def main() -> None:
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--adapter-reps", type=int, default=50)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 
@@ -83,17 +113,18 @@ def main() -> None:
         model.detach_body()
         model.train()
         models[name], steps[name] = model, make_step(model, batch, labels)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in VARIANTS}
     for rep in range(args.warmup + args.reps):
         for name, model in models.items():
             model.body.attach(enc)
             try:
-                dt = steps[name]()
+                wall, cpu = steps[name]()
             finally:
                 model.body.detach()
             if rep >= args.warmup:
-                times[name].append(dt)
-    base = statistics.median(times["houlsby"])
+                times[name]["wall"].append(wall)
+                times[name]["cpu"].append(cpu)
+    base = {clock: statistics.median(times["houlsby"][clock]) for clock in ("wall", "cpu")}
     result = {
         "model": args.model,
         "batch": args.batch,
@@ -108,10 +139,34 @@ def main() -> None:
         f"{args.model}: batch {args.batch} x {args.length} tokens, bottleneck {args.bottleneck}, "
         f"M={args.experts}, {torch.get_num_threads()} threads, median of {args.reps} steps"
     )
-    for name, ts in times.items():
+    for name, clocks in times.items():
+        entry = result["variants"][name] = {}
+        line = f"  {name:<26}"
+        for clock, ts in clocks.items():
+            med = statistics.median(ts)
+            entry[clock] = {"median_s": med, "ratio_to_houlsby": med / base[clock], "steps_s": ts}
+            line += f" {clock} {med * 1000:8.1f} ms/step {med / base[clock]:5.2f}x houlsby |"
+        print(line.rstrip(" |"))
+    hidden = torch.randn(args.batch, args.length, enc.hidden_size)
+    adapter_steps = {
+        name: make_adapter_step(models[name], hidden) for name in VARIANTS if "no consistency" in name
+    }
+    adapter_steps = {"houlsby": make_adapter_step(models["houlsby"], hidden), **adapter_steps}
+    adapter_times: dict[str, list[float]] = {name: [] for name in adapter_steps}
+    for rep in range(args.warmup + args.adapter_reps):
+        for name, fn in adapter_steps.items():
+            dt = fn()
+            if rep >= args.warmup:
+                adapter_times[name].append(dt)
+    full = base["cpu"]
+    print(f"adapters only (all sites + backward + AdamW), CPU median of {args.adapter_reps}:")
+    for name, ts in adapter_times.items():
         med = statistics.median(ts)
-        result["variants"][name] = {"median_s": med, "ratio_to_houlsby": med / base, "steps_s": ts}
-        print(f"  {name:<26} {med * 1000:8.1f} ms/step   {med / base:5.2f}x houlsby")
+        extra = med - statistics.median(adapter_times["houlsby"])
+        result["variants"][name]["adapters_only_cpu_s"] = med
+        print(
+            f"  {name:<26} {med * 1000:8.1f} ms  ({extra * 1000:+.1f} ms vs houlsby = {extra / full:+.2%} of a step)"
+        )
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)

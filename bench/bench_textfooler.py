@@ -24,7 +24,7 @@ from adaptermix.attacks.resources import ResourceConfig, ResourceContext
 from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019, build_resources
 from adaptermix.attacks.victim import CachedVictim
 from adaptermix.data.config import DataConfig
-from adaptermix.data.datapack import load_datapack
+from adaptermix.data.sources import load_task
 
 
 class EmbeddingLogRegVictim:
@@ -57,7 +57,7 @@ def main() -> None:
     cfg = TextFoolerConfig(max_queries=args.max_queries)
     resources = build_resources(cfg, ctx)
     t_res = time.perf_counter() - t0
-    data = load_datapack(DataConfig(name="sst2", max_train=args.train, max_test=400), ("train", "test"))
+    data = load_task(DataConfig(name="sst2", max_train=args.train, max_test=200), ("train", "test"))
     victim = EmbeddingLogRegVictim(ctx.encoder(), data.split("train"))
     test = data.split("test")
     clean = victim.predict_proba([(e.text, None) for e in test]).argmax(1)

@@ -422,3 +422,27 @@ def test_experiment_tables_from_result_files(tmp_path: Path) -> None:
     # Results of another config (different key) are not shown.
     other = experiment_cfg(tmp_path, train={**cfg.train.model_dump(), "learning_rate": 0.5})
     assert "(no finished runs yet)" in write_tables(other)
+
+
+def test_merged_adapter_mixes_like_any_bottleneck_adapter(tmp_path: Path, detach_after) -> None:
+    from adaptermix.errors import IncompatibleAdaptersError
+    from adaptermix.merging import merge
+    from adaptermix.pool import load_pool
+
+    mix = make_model(adamix_cfg(m=3))
+    detach_after(mix)
+    randomise(mix, seed=1)
+    src = save_unmerged(mix, tmp_path / "mix")
+    merged = merge_artefact(src, tmp_path / "mix-merged")
+    plain_cfg = MethodConfig(name="houlsby", bottleneck_size=8)
+    plain = make_model(plain_cfg)
+    detach_after(plain)
+    randomise(plain, seed=2)
+    other = save_unmerged(plain, tmp_path / "plain", cfg=plain_cfg)
+    pool = load_pool([merged, other])
+    assert 0.0 < pool.fsd().values[0, 1] < 1.0
+    soup = merge("average", pool.stacked)
+    assert soup.layout == pool.stacked.layout
+    assert all(torch.isfinite(t).all() for t in soup.tensors.values())
+    with pytest.raises(IncompatibleAdaptersError):  # the unmerged checkpoint is not an ordinary adapter
+        load_pool([src, other])

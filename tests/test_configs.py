@@ -12,6 +12,10 @@ from conftest import REPO
 
 def test_demo_config():
     (cfg,) = load_studies(str(REPO / "configs" / "demo.yaml"), [])
+    from adaptermix.attacks.textfooler import TextFoolerConfig
+    from adaptermix.config import validate
+
+    validate(TextFoolerConfig, cfg.sweep.textfooler)
     assert len(cfg.domains) >= 5 and len(cfg.methods) == 1
     assert cfg.sweep.generator == "all" and set(cfg.sweep.evaluations) == {"clean", "fgsm", "textfooler"}
     assert cfg.data.max_train and cfg.sweep.max_eval_examples, "the demo must be capped"
@@ -35,6 +39,12 @@ def test_paper_config_has_both_models_and_table17():
     assert bert.train_run(bert.methods[0], "mrpc", "x").train.epochs == 5
     assert roberta.train.learning_rate == 3e-4 and roberta.train.batch_size == 64
     assert bert.sweep.generator == "all" and bert.sweep.fgsm["epsilon"] == 0.01
+    from adaptermix.attacks.textfooler import TextFoolerConfig
+    from adaptermix.config import validate
+
+    for study in studies:
+        tf = validate(TextFoolerConfig, study.sweep.textfooler)
+        assert tf.min_cos_sim == 0.8 and tf.sim_threshold == pytest.approx(0.84, abs=1e-3)
 
 
 def test_overrides_apply_to_every_study_of_a_suite():

@@ -82,7 +82,9 @@ def test_a_pair_listed_as_synonym_and_antonym_is_treated_as_antonyms() -> None:
 
 def test_read_pairs_symmetric_in_vocabulary_without_self_pairs(tmp_path: Path) -> None:
     f = tmp_path / "syn.txt"
-    f.write_text("happy glad\nglad happy\nhappy happy\nhappy unknown\n\nred crimson extra\n", encoding="utf-8")
+    f.write_text(
+        "happy glad\nglad happy\nhappy happy\nhappy unknown\n\nred crimson extra\n", encoding="utf-8"
+    )
     index = {w: i for i, w in enumerate(WORDS)}
     got = {tuple(p) for p in read_pairs([f], index).tolist()}
     assert got == {(0, 1), (1, 0), (4, 5), (5, 4)}

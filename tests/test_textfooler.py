@@ -50,8 +50,20 @@ POS = {
 }
 # Fake sentence encoder: each word adds its concept's axis plus a small word-specific offset, so a swap
 # within a concept keeps similarity high and a swap across concepts ("good" -> "awful") lowers it.
-CONCEPTS = {"good": 0, "nice": 0, "fine": 0, "goods": 1, "awful": 2, "movie": 3, "film": 3, "picture": 3,
-            "plot": 4, "storyline": 4, "great": 0, "grand": 5}
+CONCEPTS = {
+    "good": 0,
+    "nice": 0,
+    "fine": 0,
+    "goods": 1,
+    "awful": 2,
+    "movie": 3,
+    "film": 3,
+    "picture": 3,
+    "plot": 4,
+    "storyline": 4,
+    "great": 0,
+    "grand": 5,
+}
 # Offsets sized so that "nice" is the most similar replacement of "good" and "fine" is less similar but
 # still above the threshold.
 OFFSET = {"good": 0.0, "nice": 0.05, "fine": 0.25, "awful": 0.0, "goods": 0.0}
@@ -125,12 +137,28 @@ class LexiconVictim:
 
     num_labels = 2
     is_pair = False
-    WEIGHTS = {"good": 2.0, "great": 1.5, "nice": 0.3, "fine": 0.2, "movie": 0.4, "plot": 0.3, "bad": -2.0,
-               "boring": -1.5, "awful": -2.5, "fun": 1.0, "best": 1.5, "worst": -2.0}
+    WEIGHTS = {
+        "good": 2.0,
+        "great": 1.5,
+        "nice": 0.3,
+        "fine": 0.2,
+        "movie": 0.4,
+        "plot": 0.3,
+        "bad": -2.0,
+        "boring": -1.5,
+        "awful": -2.5,
+        "fun": 1.0,
+        "best": 1.5,
+        "worst": -2.0,
+    }
 
     def predict_proba(self, batch):
-        scores = np.array([sum(self.WEIGHTS.get(w.lower(), 0.0) for w in TokenizedText.from_text(t).words)
-                           for t, _ in batch])
+        scores = np.array(
+            [
+                sum(self.WEIGHTS.get(w.lower(), 0.0) for w in TokenizedText.from_text(t).words)
+                for t, _ in batch
+            ]
+        )
         p = 1 / (1 + np.exp(-(scores - 0.5)))
         return np.stack([1 - p, p], axis=1)
 
@@ -193,8 +221,10 @@ def test_similarity_threshold_blocks_meaning_changes() -> None:
 
 def test_pair_tasks_only_modify_text_pair() -> None:
     victim = KeywordVictim(is_pair=True)
-    examples = [Example("a good movie with a good plot", 1, text_pair="the movie is good"),
-                Example("good good good", 1, text_pair="a great movie")]
+    examples = [
+        Example("a good movie with a good plot", 1, text_pair="the movie is good"),
+        Example("good good good", 1, text_pair="a great movie"),
+    ]
     report = attack(TextFoolerConfig(), examples, victim)
     for o, ex in zip(report.outcomes, examples, strict=True):
         assert o.attacked_column == "text_pair"
@@ -204,8 +234,12 @@ def test_pair_tasks_only_modify_text_pair() -> None:
 
 
 def test_misclassified_examples_are_skipped_and_summary_counts() -> None:
-    examples = [Example("a good movie", 1), Example("a boring plot", 1), Example("a good plot", 0),
-                Example("too good", 1)]
+    examples = [
+        Example("a good movie", 1),
+        Example("a boring plot", 1),
+        Example("a good plot", 0),
+        Example("too good", 1),
+    ]
     report = attack(TextFoolerConfig(), examples, KeywordVictim())
     statuses = [o.status for o in report.outcomes]
     assert statuses == ["success", "skipped", "skipped", "success"]
@@ -220,8 +254,11 @@ def test_misclassified_examples_are_skipped_and_summary_counts() -> None:
 
 
 def test_caching_reduces_model_calls_without_changing_results() -> None:
-    examples = [Example("good movie , good plot", 1), Example("good movie , good plot", 1),
-                Example("a great movie", 1)]
+    examples = [
+        Example("good movie , good plot", 1),
+        Example("good movie , good plot", 1),
+        Example("a great movie", 1),
+    ]
     victim = LexiconVictim()
     cached = TextFoolerJin2019(TextFoolerConfig(), resources()).run(examples, victim)
     plain = TextFoolerJin2019(TextFoolerConfig(cache=False), resources()).run(examples, victim)
@@ -237,7 +274,9 @@ def test_unbatched_run_gives_identical_results_with_one_input_per_call() -> None
     examples = [Example("good movie , great plot", 1), Example("a good movie", 1)]
     batched_victim, single_victim = KeywordVictim(("good", "great")), KeywordVictim(("good", "great"))
     a = TextFoolerJin2019(TextFoolerConfig(), resources()).run(examples, batched_victim)
-    b = TextFoolerJin2019(TextFoolerConfig(batch=False, cache=False), resources()).run(examples, single_victim)
+    b = TextFoolerJin2019(TextFoolerConfig(batch=False, cache=False), resources()).run(
+        examples, single_victim
+    )
     assert [o.adversarial for o in a.outcomes] == [o.adversarial for o in b.outcomes]
     assert single_victim.calls == single_victim.inputs  # one input per victim call
     assert batched_victim.calls < single_victim.calls
@@ -272,7 +311,9 @@ def test_query_budget_and_example_cap_are_enforced_and_recorded() -> None:
 def test_regression_and_malformed_pair_inputs_are_user_errors() -> None:
     stsb = TaskInfo(name="stsb", task="pair", problem="regression")
     with pytest.raises(ConfigError, match="TextFooler needs a classification task"):
-        TextFoolerJin2019(TextFoolerConfig(), resources()).run([Example("a", 1.0, "b")], KeywordVictim(), stsb)
+        TextFoolerJin2019(TextFoolerConfig(), resources()).run(
+            [Example("a", 1.0, "b")], KeywordVictim(), stsb
+        )
     with pytest.raises(DataError, match="text_pair"):
         TextFoolerJin2019(TextFoolerConfig(), resources()).run([Example("a", 1)], KeywordVictim(is_pair=True))
 
@@ -326,9 +367,11 @@ class _FakeSynset:
 class _FakeWordNet:
     """Just enough of NLTK's WordNet reader: ``synsets(word)`` and ``morphy``."""
 
-    TABLE = {"good": [_FakeSynset("a", ["good", "nice"], 20), _FakeSynset("n", ["good", "goodness", "commodity"])],
-             "nice": [_FakeSynset("a", ["nice"], 5)],
-             "movie": [_FakeSynset("n", ["movie", "film", "picture", "moving_picture"], 3)]}
+    TABLE = {
+        "good": [_FakeSynset("a", ["good", "nice"], 20), _FakeSynset("n", ["good", "goodness", "commodity"])],
+        "nice": [_FakeSynset("a", ["nice"], 5)],
+        "movie": [_FakeSynset("n", ["movie", "film", "picture", "moving_picture"], 3)],
+    }
 
     def synsets(self, word: str) -> list[_FakeSynset]:
         return self.TABLE.get(word, [])
@@ -349,8 +392,10 @@ class _FakeContext:
     def neighbours(self, n: int, min_cos: float):
         from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 
-        vecs = WordVectors.create(["good", "nice", "fine", "movie", "film"],
-                                  [[1, 0.1, 0], [1, 0.2, 0], [1, 0.5, 0.1], [0, 1, 1], [0, 1, 0.9]])
+        vecs = WordVectors.create(
+            ["good", "nice", "fine", "movie", "film"],
+            [[1, 0.1, 0], [1, 0.2, 0], [1, 0.5, 0.1], [0, 1, 1], [0, 1, 0.9]],
+        )
         return NeighbourTable.build(vecs, n, min_cos)
 
 
@@ -394,16 +439,17 @@ def test_real_resources_end_to_end(minilm_ready: Path, tmp_path: Path) -> None:
     if not (WORDNET_SYSTEM_DIR / "data.noun").is_file():
         pytest.skip("WordNet is not installed (apt-get install wordnet-base)")
     start = time.perf_counter()
-    rcfg = ResourceConfig(data_dir=str(minilm_ready), cache_dir=str(tmp_path),
-                          counterfit=CounterFitConfig(max_words=20000))
-    cfg = TextFoolerConfig(resources=rcfg, max_examples=6)
+    rcfg = ResourceConfig(
+        data_dir=str(minilm_ready), cache_dir=str(tmp_path), counterfit=CounterFitConfig(max_words=20000)
+    )
+    cfg = TextFoolerConfig(resources=rcfg, max_examples=4)
     ctx = ResourceContext(rcfg)
     from adaptermix.attacks.textfooler import build_resources
 
     res = build_resources(cfg, ctx)
     test = load_datapack(DataConfig(name="sst2", data_dir=str(minilm_ready)), ("test",)).split("test")
     victim = _real_lexicon_victim()
-    examples = [e for e in test if victim.predict_proba([(e.text, None)])[0].argmax() == e.label][:6]
+    examples = [e for e in test if victim.predict_proba([(e.text, None)])[0].argmax() == e.label][:4]
     report = TextFoolerJin2019(cfg, res).run(examples, victim)
     wn = WordNetPos.from_reader(ctx.wordnet())
     table = ctx.neighbours(cfg.max_candidates, cfg.min_cos_sim)
@@ -421,6 +467,16 @@ def test_real_resources_end_to_end(minilm_ready: Path, tmp_path: Path) -> None:
 
 def _real_lexicon_victim() -> LexiconVictim:
     v = LexiconVictim()
-    v.WEIGHTS = {**LexiconVictim.WEIGHTS, "funny": 1.0, "beautiful": 1.5, "dull": -1.5, "mess": -1.0,
-                 "stupid": -1.5, "charming": 1.2, "waste": -1.5, "worst": -2.0, "brilliant": 2.0}
+    v.WEIGHTS = {
+        **LexiconVictim.WEIGHTS,
+        "funny": 1.0,
+        "beautiful": 1.5,
+        "dull": -1.5,
+        "mess": -1.0,
+        "stupid": -1.5,
+        "charming": 1.2,
+        "waste": -1.5,
+        "worst": -2.0,
+        "brilliant": 2.0,
+    }
     return v

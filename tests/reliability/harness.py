@@ -56,7 +56,10 @@ def save_tiny_model(root: Path) -> tuple[Path, Encoder]:
 
 
 def make_sweep(
-    root: Path, encoder: Encoder, n_adapters: int = 5, evaluations: Sequence[str] = ("clean", "fgsm"),
+    root: Path,
+    encoder: Encoder,
+    n_adapters: int = 5,
+    evaluations: Sequence[str] = ("clean", "fgsm"),
     **spec: Any,
 ) -> Path:
     """A pool of ``n_adapters`` seeded adapters on the toy sentiment data and a sweep spec over every subset.
@@ -186,6 +189,14 @@ def count_trials(store: Path) -> int:
         return 0
 
 
+def store_integrity(store: Path) -> str:
+    """``PRAGMA integrity_check`` of the store (``"ok"``, or ``"missing"`` before it exists)."""
+    if not store.exists():
+        return "missing"
+    with ResultsStore(store, readonly=True) as s:
+        return s.integrity_check()
+
+
 @dataclass
 class FaultRun:
     """What :func:`sweep_with_kills` did."""
@@ -194,6 +205,7 @@ class FaultRun:
     attempts: int = 0
     leftovers: int = 0  # processes (Ray head, workers) that outlived a killed driver and were reaped
     counts_at_kill: list[int] = field(default_factory=list)
+    integrity_at_kill: list[str] = field(default_factory=list)  # PRAGMA integrity_check right after each kill
     sessions: list[int] = field(default_factory=list)  # session ids of every child started
     seconds: float = 0.0
     final_stdout: str = ""
@@ -205,17 +217,26 @@ def _tail(fh: Any, limit: int = 2000) -> str:
 
 
 def sweep_with_kills(
-    cmd: Sequence[str], store: Path, total: int, kills: int, seed: int, env: dict[str, str],
-    jitter_s: float = 0.2, timeout_s: float = 600.0,
+    cmd: Sequence[str],
+    store: Path,
+    total: int,
+    kills: int,
+    seed: int,
+    env: dict[str, str],
+    jitter_s: float = 0.2,
+    timeout_s: float = 600.0,
 ) -> FaultRun:
     """Run ``cmd`` (a sweep into ``store`` of ``total`` trials), SIGKILL it ``kills`` times, resume, finish.
 
-    The kill moments are seeded: ``kills`` distinct progress points drawn from 1..total-1, each plus a
-    random 0..``jitter_s`` delay, so a kill lands in set-up, mid-mixture or mid-commit. Every attempt must
-    record at least one new trial before it is killed, so the run always makes progress.
+    The kill moments are seeded: ``kills`` distinct progress points drawn from the first 60% of the
+    trials, each plus a random 0..``jitter_s`` delay, so a kill lands mid-mixture, mid-commit or while
+    results are in flight from Ray workers. The last 40% leave room for the overshoot between reaching a
+    point and the kill (the Ray driver records whole batches at once), so every kill lands before the
+    sweep is complete. Every attempt records at least one new trial before it is killed, so the run
+    always makes progress.
     """
     rng = random.Random(seed)
-    points = sorted(rng.sample(range(1, total), kills))
+    points = sorted(rng.sample(range(1, max(kills + 1, int(total * 0.6))), kills))
     run = FaultRun()
     started = time.monotonic()
     while True:
@@ -236,6 +257,7 @@ def sweep_with_kills(
                         run.leftovers += kill_session(proc)
                         run.kills += 1
                         run.counts_at_kill.append(count_trials(store))
+                        run.integrity_at_kill.append(store_integrity(store))
                         continue
                 else:
                     proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
@@ -326,7 +348,8 @@ def compare_stores(reference: Path, candidate: Path, tol: float = 1e-9) -> Store
         conn = cand._conn  # raw SQL for what the API deliberately cannot express: duplicate keys
         duplicates = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT key) FROM trials").fetchone()[0]
         duplicates += conn.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM adversarial_examples GROUP BY trial_key, idx HAVING COUNT(*) > 1)"
+            "SELECT COUNT(*) FROM (SELECT 1 FROM adversarial_examples"
+            " GROUP BY trial_key, idx HAVING COUNT(*) > 1)"
         ).fetchone()[0]
     got = {r["key"]: r for r in rows}
     lost = sum(

@@ -26,6 +26,7 @@ KILLS = 5
 def _check(case, store, run) -> None:
     assert run.kills == KILLS, f"only {run.kills} kills landed before the sweep finished"
     assert len(set(run.counts_at_kill)) == KILLS and run.counts_at_kill == sorted(run.counts_at_kill)
+    assert run.integrity_at_kill == ["ok"] * KILLS
     summary = json.loads(run.final_stdout[run.final_stdout.index("{") :])
     assert summary["trials"] == case.total and summary["already_done"] + summary["ran"] == case.total
     assert summary["already_done"] >= run.counts_at_kill[-1] > 0

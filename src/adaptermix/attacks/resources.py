@@ -189,13 +189,18 @@ def wordnet_dir(
     corpora under its data roots and refuses symbolic links out of them, so the files are copied.
     """
     src = Path(source).expanduser() if source is not None else WORDNET_SYSTEM_DIR
+    name = (
+        "wordnet"
+        if source is None
+        else f"wordnet-{hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]}"
+    )
+    target = resolve_cache_dir(cache_dir) / "nltk_data" / "corpora" / name
+    if (target / "lexnames").is_file() and (target / "data.noun").is_file():
+        return target  # copied before (the system package may even be gone since)
     if not (src / "data.noun").is_file():
         raise ResourceError(
             f"WordNet not found in {src}: apt-get install wordnet-base (or set the WordNet folder in config)"
         )
-    target = resolve_cache_dir(cache_dir) / "nltk_data" / "corpora" / "wordnet"
-    if (target / "lexnames").is_file() and (target / "data.noun").is_file():
-        return target
     lexnames = src / "lexnames"
     if not lexnames.is_file():
         lexnames = lexical_dir(data_dir) / "wordnet_lexnames"

@@ -16,6 +16,7 @@ from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
+from adaptermix.sweep.spec import check_name
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
 
 
@@ -96,6 +97,8 @@ class StudyConfig(StrictModel):
             raise ValueError("at least one domain is required")
         if len(set(names)) != len(names):
             raise ValueError("domain names must be unique")
+        for name in names:  # a path part (adapters/<method>/<domain>): no separator, no '..'
+            check_name(name, "domain")
         return v
 
     def domain_names(self) -> list[str]:

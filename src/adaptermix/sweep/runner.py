@@ -60,6 +60,10 @@ class SweepContext:
             EVALUATIONS.get(evaluation)  # unknown names -> one-line errors before anything loads
         for rule in spec.rules:
             MERGE_RULES.get(rule.name)
+        if "textfooler" in spec.evaluations:
+            from adaptermix.attacks.textfooler import TextFoolerConfig
+
+            validate(TextFoolerConfig, dict(spec.textfooler), source="textfooler")
         pool = load_pool(spec.pool_dirs())
         encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"])
         for adapter in pool.adapters:

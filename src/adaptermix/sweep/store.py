@@ -498,6 +498,8 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
     Trials are deduplicated by key. The same key with different metrics (or content), or stores of
     different models, is a :class:`StoreConflictError` and ``dst`` is left unchanged.
     """
+    for src in srcs:  # a missing or broken shard fails before ``dst`` is created
+        ResultsStore(src, readonly=True).close()
     with ResultsStore(dst) as out:
         seen = {r["key"]: r for r in out.rows("trials")}
         fingerprints = out.fingerprints()
