@@ -19,7 +19,6 @@ step differs from a Houlsby step (route draw, expert selection, more parameters 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
@@ -58,16 +57,16 @@ def make_adapter_step(model: AdapterModel, hidden: torch.Tensor):
     """Time the body alone: all sites in sequence on ``hidden``, backward, AdamW (CPU seconds)."""
     body = model.body
     opt = torch.optim.AdamW(list(body.parameters()), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
-    draw = getattr(body, "draw_route", None)
+    prepare = getattr(body, "prepare_forward", None)  # AdaMix: draw this step's route
 
     def step() -> float:
         c0 = time.process_time()
-        with body.pinned_route(draw(gen)) if draw else contextlib.nullcontext():
-            x = hidden
-            for _, _, site in body.site_modules():
-                x = site.hook(site, (x,), x)
-            loss = x.pow(2).mean()
+        if prepare is not None:
+            prepare()
+        x = hidden
+        for _, _, site in body.site_modules():
+            x = site.hook(site, (x,), x)
+        loss = x.pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -2,9 +2,9 @@
 
 On a tiny random-init BERT saved to disk and a pool of seeded adapters on the toy sentiment data (every
 subset, clean + FGSM), it runs ``python -m adaptermix sweep`` once uninterrupted (the reference), then
-again with ``--kills`` SIGKILLs at seeded random moments (the local backend; with ``--ray`` also the Ray
-backend, on a local Ray instance the killed driver starts itself), resuming after each kill until the
-sweep completes. It prints, per backend:
+again with ``--kills`` SIGKILLs at seeded random moments (``--backend local``, ``ray`` — on a local
+Ray instance the killed driver starts itself — or ``both``), resuming after each kill until the sweep
+completes. It prints, per backend:
 
 - faults injected / survived (a kill is survived when the store passes ``PRAGMA integrity_check`` right
   after it and the sweep later completes);
@@ -12,7 +12,8 @@ sweep completes. It prints, per backend:
   metrics differ from the uninterrupted run's, or torn rows), leftover processes reaped;
 - and the size of the bad-input catalogue of ``tests/reliability/test_bad_inputs.py``.
 
-Usage: ``python bench/soak.py [--kills 20] [--seed 0] [--adapters 6] [--ray] [--keep DIR]``.
+Usage: ``python bench/soak.py [--kills 20] [--seed 0] [--adapters 7] [--backend local|ray|both]
+[--keep DIR]``.
 Exit status 0 when every figure is as it should be (0 duplicates, 0 gaps, 0 lost).
 """
 
@@ -82,8 +83,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20, help="SIGKILLs per backend (default 20)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
-    ap.add_argument("--adapters", type=int, default=6, help="pool size: N * 2**(N-1) * 2 trials (6: 384)")
-    ap.add_argument("--ray", action="store_true", help="also soak the Ray backend (needs adaptermix[ray])")
+    ap.add_argument("--adapters", type=int, default=7, help="pool size: N * 2**(N-1) * 2 trials (7: 896)")
+    ap.add_argument(
+        "--backend",
+        choices=["local", "ray", "both"],
+        default="local",
+        help="which backend to soak (ray needs adaptermix[ray]; default: local)",
+    )
     ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
     args = ap.parse_args()
     from transformers.utils import logging as hf_logging
@@ -102,20 +108,22 @@ def main() -> int:
         subprocess.run(sweep_command(spec, reference), env=child_env(), check=True, capture_output=True)
         print(f"uninterrupted run: {total} trials in {time.monotonic() - started:.1f} s", flush=True)
         results = []
-        for backend in ["local"] + (["ray"] if args.ray else []):
+        for backend in ["local", "ray"] if args.backend == "both" else [args.backend]:
             print(f"soaking the {backend} backend with {args.kills} SIGKILLs ...", flush=True)
             results.append(soak(backend, spec, reference, total, args.kills, args.seed, root))
             print(json.dumps(results[-1], indent=2), flush=True)
         cases, commands = _catalogue()
         print(
-            f"bad-input catalogue: {cases} cases over {commands} commands (tests/reliability/test_bad_inputs.py)"
+            f"bad-input catalogue: {cases} cases over {commands} commands "
+            "(tests/reliability/test_bad_inputs.py)"
         )
         print()
         print("| backend | faults injected | faults survived | trials | duplicates | gaps | data lost |")
         print("|---|---|---|---|---|---|---|")
         for r in results:
             print(
-                f"| {r['backend']} | {r['faults injected']} | {r['faults survived']} | {r['trials']}/{r['expected']} "
+                f"| {r['backend']} | {r['faults injected']} | {r['faults survived']} "
+                f"| {r['trials']}/{r['expected']} "
                 f"| {r['duplicates']} | {r['gaps']} | {r['data lost']} |"
             )
         ok = all(

@@ -46,15 +46,28 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Encoder]
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-@pytest.fixture(scope="session")
-def sweep_case(tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[Path, Encoder]) -> SweepCase:
-    """5 adapters x every subset x (clean, FGSM) = 160 trials, run once, uninterrupted, in-process."""
+def _sweep_case(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[Path, Encoder], n: int
+) -> SweepCase:
     model, encoder = tiny_model
-    root = tmp_path_factory.mktemp("sweep")
-    spec = make_sweep(root, encoder, n_adapters=5)
+    root = tmp_path_factory.mktemp(f"sweep{n}")
+    spec = make_sweep(root, encoder, n_adapters=n)
     loaded = load_spec(spec)
     total = describe_expansion(loaded, list(loaded.pool_dirs())).total
     reference = root / "reference.sqlite"
     with torch_threads(1):  # the children run with one thread too
         run_sweep(loaded, reference, encoder=encoder, progress=False)
     return SweepCase(root, model, encoder, spec, total, reference)
+
+
+@pytest.fixture(scope="session")
+def sweep_case(tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[Path, Encoder]) -> SweepCase:
+    """5 adapters x every subset x (clean, FGSM) = 160 trials (80 mixtures), run once, uninterrupted."""
+    return _sweep_case(tmp_path_factory, tiny_model, 5)
+
+
+@pytest.fixture(scope="session")
+def large_sweep_case(tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[Path, Encoder]) -> SweepCase:
+    """6 adapters: 384 trials. The Ray driver records whole batches (8 trials) at once, so 5 kills that
+    must each land before the end need more trials than the local backend does."""
+    return _sweep_case(tmp_path_factory, tiny_model, 6)

@@ -224,32 +224,34 @@ def sweep_with_kills(
     seed: int,
     env: dict[str, str],
     jitter_s: float = 0.2,
-    timeout_s: float = 600.0,
+    timeout_s: float = 300.0,
 ) -> FaultRun:
     """Run ``cmd`` (a sweep into ``store`` of ``total`` trials), SIGKILL it ``kills`` times, resume, finish.
 
-    The kill moments are seeded: ``kills`` distinct progress points drawn from the first 60% of the
-    trials, each plus a random 0..``jitter_s`` delay, so a kill lands mid-mixture, mid-commit or while
-    results are in flight from Ray workers. The last 40% leave room for the overshoot between reaching a
-    point and the kill (the Ray driver records whole batches at once), so every kill lands before the
-    sweep is complete. Every attempt records at least one new trial before it is killed, so the run
-    always makes progress.
+    The kill moments are seeded and spread over the run: attempt ``i`` is killed once the store holds a
+    random number of new trials, drawn from the next ``1/(k+1)`` of the trials still to run (``k`` kills
+    still to inject), plus a random 0..``jitter_s`` delay, so a kill lands mid-mixture, mid-commit or
+    while results are in flight from Ray workers. Every attempt records at least one new trial before it
+    is killed, so the run always makes progress; the share left for later kills absorbs the overshoot
+    between reaching the goal and the kill (the Ray driver records whole batches at once). Each attempt
+    has ``timeout_s`` to make its progress or finish.
     """
     rng = random.Random(seed)
-    points = sorted(rng.sample(range(1, max(kills + 1, int(total * 0.6))), kills))
     run = FaultRun()
     started = time.monotonic()
     while True:
         before = count_trials(store)
         run.attempts += 1
+        deadline = time.monotonic() + timeout_s
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(list(cmd), env=env, stdout=out, stderr=err, start_new_session=True)
             run.sessions.append(proc.pid)
             try:
                 if run.kills < kills:
-                    goal = max(points[run.kills], before + 1)
+                    share = max(1, (total - before) // (kills - run.kills + 1))
+                    goal = before + 1 + rng.randrange(share)
                     while proc.poll() is None and count_trials(store) < goal:
-                        if time.monotonic() - started > timeout_s:
+                        if time.monotonic() > deadline:
                             raise TimeoutError(f"no progress to {goal} trials within {timeout_s:.0f} s")
                         time.sleep(0.05)
                     if proc.poll() is None:
@@ -260,7 +262,7 @@ def sweep_with_kills(
                         run.integrity_at_kill.append(store_integrity(store))
                         continue
                 else:
-                    proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
+                    proc.wait(timeout=timeout_s)
                 run.leftovers += kill_session(proc)  # reap anything a finished driver left behind
                 if proc.returncode != 0:
                     raise RuntimeError(f"sweep exited {proc.returncode}: {_tail(err)}")

@@ -44,12 +44,13 @@ def test_kill_resume_local(sweep_case, tmp_path):
 
 
 @pytest.mark.ray
-def test_kill_resume_ray(sweep_case, tmp_path):
+def test_kill_resume_ray(large_sweep_case, tmp_path):
     pytest.importorskip("ray")
+    case = large_sweep_case
     store = tmp_path / "killed-ray.sqlite"
-    cmd = sweep_command(sweep_case.spec, store, backend="ray")
+    cmd = sweep_command(case.spec, store, backend="ray")
     with ray_tmpdir() as ray_tmp:
-        run = sweep_with_kills(cmd, store, sweep_case.total, KILLS, seed=11, env=child_env(ray_tmp))
+        run = sweep_with_kills(cmd, store, case.total, KILLS, seed=11, env=child_env(ray_tmp), jitter_s=0.1)
         assert list((ray_tmp / "ray").glob("session_*")), "the sweep did not start a local Ray"
         assert not any(session_processes(pid) for pid in run.sessions), "Ray processes outlived the test"
-    _check(sweep_case, store, run)
+    _check(case, store, run)

@@ -180,13 +180,14 @@ class AdaMixBody(AdapterBody):
             return self.fixed_route()
         return self.draw_route(self._eval_gen)  # RANDOM, and ENSEMBLE one member at a time
 
-    def _before_encoder(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+    def prepare_forward(self, *_hook_args: Any) -> None:
+        """Pick the route of the next forward (the encoder's forward pre-hook calls this every forward)."""
         self.routing.route = self._next_route()
 
     def attach(self, encoder: Encoder) -> None:
         """Attach the site hooks, plus a pre-hook on the encoder that picks the route of each forward."""
         super().attach(encoder)
-        self._handles.append(encoder.model.register_forward_pre_hook(self._before_encoder))
+        self._handles.append(encoder.model.register_forward_pre_hook(self.prepare_forward))
 
     @contextlib.contextmanager
     def pinned_route(self, route: list[list[tuple[int, int]]] | None) -> Iterator[None]:
