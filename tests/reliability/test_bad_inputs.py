@@ -68,7 +68,6 @@ METHOD_SIG = (
 METHODS_DIFFER = "adapters 'a' and 'lora' have different method: '{}' vs '{}'".format(
     METHOD_SIG.format("pfeiffer", False), METHOD_SIG.format("lora", False)
 )
-ARGPARSE_BUG = "argparse prints its usage (several lines) before the error line; see the report for the fix"
 MERGE_BUG = "merge creates an empty destination store before it finds the conflict; see the report"
 
 # A table: one case per two lines reads better than one argument per line.
@@ -124,7 +123,7 @@ CASES: tuple[Case, ...] = (
     # list
     case("list-unknown-topic", "list nope",
          r"argument what: invalid choice: 'nope' \(choose from [^\n]+\)",
-         regex=True, bug=ARGPARSE_BUG, prefix="adaptermix list: error: "),
+         regex=True, prefix="adaptermix list: error: "),
     # fsd / mix / prune
     case("fsd-different-base-models", "fsd {W}/a {W}/rob -o {O}/f",
          "adapters 'a' and 'rob' have different base_fingerprint: '{FB}' vs '{FR}'"),
@@ -185,7 +184,7 @@ CASES: tuple[Case, ...] = (
          "results store {W}/a/adapter.json: cannot open: not an SQLite database (file is not a database)"),
     case("sweep-unknown-backend", "sweep {W}/cfg/ok.yaml --store {O}/s.sqlite --backend nope",
          r"argument --backend: invalid choice: 'nope' \(choose from [^\n]+\)",
-         regex=True, bug=ARGPARSE_BUG, prefix="adaptermix sweep: error: "),
+         regex=True, prefix="adaptermix sweep: error: "),
     # stats / export / merge
     case("stats-missing-store", "stats {W}/nope.sqlite",
          "results store not found: {W}/nope.sqlite"),

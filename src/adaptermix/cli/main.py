@@ -26,10 +26,17 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``adaptermix CMD: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     for mod in COMMAND_MODULES:
         importlib.import_module(f"adaptermix.cli.{mod}")
-    parser = argparse.ArgumentParser(prog="adaptermix", description="Mixtures of domain-specific adapters.")
+    parser = _Parser(prog="adaptermix", description="Mixtures of domain-specific adapters.")
     parser.add_argument("--version", action="version", version=f"adaptermix {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
