@@ -25,7 +25,14 @@ from pathlib import Path
 
 import torch
 
-from adaptermix.artefact import AdapterMeta, load_adapter, model_from_adapter, new_model, save_adapter, task_to_dict
+from adaptermix.artefact import (
+    AdapterMeta,
+    load_adapter,
+    model_from_adapter,
+    new_model,
+    save_adapter,
+    task_to_dict,
+)
 from adaptermix.backbone import load_encoder
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
@@ -34,7 +41,7 @@ from adaptermix.methods import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.sweep.runner import SweepContext, evaluate_group
 from adaptermix.sweep.spec import SweepSpec, Trial
-from adaptermix.training.batching import eval_batches, tokenize
+from adaptermix.training.batching import eval_batches
 
 
 def make_pool(root: Path, encoder, task, n: int) -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from adaptermix.artefact import load_adapter, model_from_adapter
+from adaptermix.artefact import model_from_adapter
 from adaptermix.cli.main import main
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig

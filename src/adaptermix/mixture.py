@@ -64,7 +64,7 @@ def mix_pool(
         "params": {k: v for k, v in params.items()},
         "target": pool.names[tpos],
         "head": head_mode,
-        "adapters": [{"name": n, "path": str(a.path) if a.path else None} for n, a in zip(pool.names, pool.adapters)],
+        "adapters": [{"name": n, "path": str(a.path) if a.path else None} for n, a in zip(pool.names, pool.adapters, strict=True)],
     }
     tensors = {**body.to_state_dict(), **head}
     return Adapter(_meta_for(tgt, provenance, method), tensors)

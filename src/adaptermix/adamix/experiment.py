@@ -235,6 +235,8 @@ def run_experiment(cfg: ExperimentConfig, full: bool = False, dry_run: bool = Fa
             )
         return write_tables(cfg)
     for i, run in enumerate(pending, 1):
+        if is_done(run, root):  # finished meanwhile by another process working on the same grid
+            continue
         t0 = time.perf_counter()
         result = execute_run(run, assets, cfg)
         result["key"] = run.key

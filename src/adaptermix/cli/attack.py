@@ -28,12 +28,12 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import load_adapter, model_from_adapter
+    from adaptermix.artefact import load_adapter
     from adaptermix.backbone.loading import load_encoder
     from adaptermix.io import atomic_write_json, atomic_write_text
-    from adaptermix.sweep.spec import SweepSpec
-    from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.evaluations import EVALUATIONS
+    from adaptermix.sweep.runner import SweepContext
+    from adaptermix.sweep.spec import SweepSpec
 
     adapter = load_adapter(args.adapter)
     params: dict = {}

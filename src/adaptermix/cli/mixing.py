@@ -33,7 +33,7 @@ def _fsd_run(args: argparse.Namespace) -> int:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["adapter", *pool.names])
-    for name, row in zip(pool.names, vals):
+    for name, row in zip(pool.names, vals, strict=True):
         w.writerow([name, *(f"{v:.6f}" for v in row)])
     atomic_write_text(out / "fsd.csv", buf.getvalue())
     grouped = grouped_fsd(pool.stacked_in(args.space), args.by)
@@ -50,7 +50,7 @@ def _fsd_run(args: argparse.Namespace) -> int:
     width = max(len(n) for n in pool.names)
     print(f"FSD (%), space={args.space}, {mat.n_params} parameters per adapter")
     print(" " * (width + 1) + " ".join(f"{n[:7]:>7s}" for n in pool.names))
-    for name, row in zip(pool.names, vals):
+    for name, row in zip(pool.names, vals, strict=True):
         print(f"{name:<{width}s} " + " ".join(f"{v * 100:7.2f}" for v in row))
     print(f"wrote {out}/fsd.csv, fsd.json, fsd.png, fsd.svg, fsd_per_{args.by}.csv")
     return 0

@@ -20,7 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptermix.methods.base import ACTIVATIONS, AdapterBody, Method, SiteModule, register_method, seeded_generator
+from adaptermix.methods.base import (
+    ACTIVATIONS,
+    AdapterBody,
+    Method,
+    SiteModule,
+    register_method,
+    seeded_generator,
+)
 from adaptermix.methods.config import MethodConfig
 
 

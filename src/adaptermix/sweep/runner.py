@@ -25,8 +25,8 @@ from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import validate
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
-from adaptermix.data.schema import Example
 from adaptermix.data.sampling import stratified_sample
+from adaptermix.data.schema import Example
 from adaptermix.diagnostics import subset_stats
 from adaptermix.merging import MERGE_RULES, merge_flat
 from adaptermix.pool import AdapterPool, load_pool

@@ -6,7 +6,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptermix.artefact import AdapterMeta, load_adapter, model_from_adapter, new_model, save_adapter, task_to_dict
+from adaptermix.artefact import (
+    AdapterMeta,
+    load_adapter,
+    model_from_adapter,
+    new_model,
+    save_adapter,
+    task_to_dict,
+)
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import dump_config, validate
 from adaptermix.data import load_task
