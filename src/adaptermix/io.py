@@ -40,6 +40,28 @@ def _default_mode(path: Path, directory: bool) -> None:
         pass
 
 
+def _blocking_file(folder: Path) -> Path | None:
+    """The first existing ancestor-or-self of ``folder`` that is not a folder (so mkdir cannot work)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def ensure_parent(target: Path, what: str) -> None:
+    """Create ``target``'s folder; a failure is one line that names the cause, e.g. a file in the way.
+
+    ``mkdir`` reports a file in the way as EEXIST ("File exists") or ENOTDIR, which reads as if
+    ``target`` itself existed; naming the blocking file says what to fix.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = _blocking_file(target.parent)
+        reason = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        raise OutputError(f"cannot {what} {target}: {reason}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
@@ -47,8 +69,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
+    ensure_parent(target, "write")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -95,8 +117,8 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Itera
         raise OutputError(f"cannot write {target}: exists and is not a directory")
     if target.exists() and not overwrite:
         raise OutputError(f"cannot write {target}: already exists")
+    ensure_parent(target, "write")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None

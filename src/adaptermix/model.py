@@ -58,6 +58,12 @@ class AdapterModel(nn.Module):
         self.body = body
         self.head = head
         body.attach(encoder)
+        self.body.to(encoder.device)
+        self.head.to(encoder.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
 
     def forward(
         self,
@@ -67,24 +73,31 @@ class AdapterModel(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [batch, num_labels]. Pass ``inputs_embeds`` (word embeddings) instead of ids for FGSM."""
+        # Batches are built on the CPU; they move to the model's device here, once (no-op on the CPU).
+        dev = self.device
+
+        def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t.to(dev, non_blocking=True) if t is not None else None
+
+        attention_mask = on_device(attention_mask)
         kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
+            kwargs["token_type_ids"] = on_device(token_type_ids)
         if inputs_embeds is not None:
-            kwargs["inputs_embeds"] = inputs_embeds
+            kwargs["inputs_embeds"] = on_device(inputs_embeds)
         else:
-            kwargs["input_ids"] = input_ids
+            kwargs["input_ids"] = on_device(input_ids)
         hidden = self.encoder_model(**kwargs).last_hidden_state
-        mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2])
+        mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], device=hidden.device)
         return self.head(hidden, mask)
 
     def word_embeddings(self) -> nn.Embedding:
         return self.encoder_model.get_input_embeddings()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Adapter body (``layers.*``) and head (``head.*``) tensors: what an artefact stores."""
-        state = {k: v for k, v in self.body.state_dict().items()}
-        state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
+        """Adapter body (``layers.*``) and head (``head.*``) tensors, on the CPU: what an artefact stores."""
+        state = {k: v.to("cpu") for k, v in self.body.state_dict().items()}  # no copy when already on the CPU
+        state.update({f"head.{k}": v.to("cpu") for k, v in self.head.state_dict().items()})
         return state
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:

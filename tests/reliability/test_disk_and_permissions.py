@@ -192,21 +192,15 @@ def test_output_under_a_regular_file(sweep_case, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     code, err = _main(capsys, ["export", str(sweep_case.reference), "-o", str(blocker / "t.csv")])
-    # (io.atomic_path reports the mkdir's EEXIST; "Not a directory" would be clearer: see the report)
-    assert (code, err) == (2, f"adaptermix: error: cannot write {blocker / 't.csv'}: File exists\n")
+    assert (code, err) == (2, f"adaptermix: error: cannot write {blocker / 't.csv'}: {blocker} is a file, not a folder\n")
     code, err = _main(capsys, ["sweep", str(sweep_case.spec), "--store", str(blocker / "s.sqlite")])
     assert (code, err) == (
         2,
-        f"adaptermix: error: cannot create results store {blocker / 's.sqlite'}: File exists\n",
+        f"adaptermix: error: cannot create results store {blocker / 's.sqlite'}: {blocker} is a file, not a folder\n",
     )
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a read-only reader cannot open a WAL store whose folder is read-only "
-    "(SQLite cannot create -shm); see the reliability report for the fix in ResultsStore._open",
-)
 def test_store_in_read_only_dir_is_readable(sweep_case, tmp_path, capsys):
     folder = tmp_path / "archive"
     folder.mkdir()

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adaptermix.artefact import load_adapter, model_from_adapter
-from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.data import load_task
+from adaptermix.artefact import load_adapter
+from adaptermix.backbone.loading import Encoder
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskInfo
-from adaptermix.errors import ArtefactError, DataError
+from adaptermix.errors import ArtefactError
 from adaptermix.methods.adamix import AdaMixBody, AdaMixInference
 from adaptermix.model import AdapterModel
-from adaptermix.training.batching import TokenizedSet, tokenize
+from adaptermix.training.batching import TokenizedSet
 from adaptermix.training.evaluate import metrics_from_outputs, predict
+from adaptermix.training.run import prepared_eval
 
 
 def adamix_body(model: AdapterModel) -> AdaMixBody:
@@ -92,19 +92,5 @@ def eval_adamix(
             f"adapter {adapter_dir} is a {adapter.meta.method.get('name')!r} adapter; inference modes need an "
             "unmerged 'adamix' adapter (evaluate merged ones with 'adaptermix eval')"
         )
-    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
-    if data is None:
-        data = DataConfig.model_validate((adapter.meta.training or {}).get("data") or {"name": adapter.name})
-    task = load_task(data, splits=(split,))
-    info = adapter.meta.task_info
-    if task.info.num_labels != info.num_labels:
-        raise DataError(
-            f"dataset {task.info.name!r} has {task.info.num_labels} labels but adapter {adapter.name!r} "
-            f"has a head for {info.num_labels}"
-        )
-    model = model_from_adapter(adapter, encoder)
-    try:
-        tset = tokenize(encoder.tokenizer, task.split(split), max_length, info.problem == "regression")
+    with prepared_eval(adapter, split, data, encoder, max_length) as (model, tset, info):
         return evaluate_mode(model, tset, info, mode, routes, seed, batch_size)
-    finally:
-        model.detach_body()

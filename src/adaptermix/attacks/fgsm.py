@@ -38,7 +38,7 @@ def fgsm_outputs(victim: ModelVictim, tset: TokenizedSet, epsilon: float, batch_
     for idx, batch in eval_batches(tset, batch_size):
         labels = tset.labels[idx]
         adv = fgsm_perturb(victim, batch, labels, epsilon)
-        logits = victim.logits_from_embeddings(batch, adv).float().numpy()
+        logits = victim.logits_from_embeddings(batch, adv).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(tset), logits.shape[1]), dtype=np.float32)
         out[idx] = logits

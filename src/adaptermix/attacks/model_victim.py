@@ -44,19 +44,19 @@ class ModelVictim:
         self.model.eval()
         with torch.inference_mode():
             for idx, b in eval_batches(tset, self.batch_size):
-                out[idx] = torch.softmax(self.model(**b).float(), -1).numpy()
+                out[idx] = torch.softmax(self.model(**b).float(), -1).cpu().numpy()
         return out
 
     def perturbable_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """1 for real, non-special tokens; 0 for special tokens ([CLS], [SEP] ...) and padding."""
         ids = batch["input_ids"]
         special = torch.isin(ids, self._special_ids) if len(self._special_ids) else torch.zeros_like(ids, dtype=torch.bool)
-        return (batch["attention_mask"].bool() & ~special).to(torch.float32)
+        return (batch["attention_mask"].bool() & ~special).to(self.model.device, torch.float32)
 
     def embedding_gradients(self, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(word embeddings, d loss / d embeddings) for a batch, in eval mode (white-box access)."""
         self.model.eval()
-        emb = self.model.word_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+        emb = self.model.word_embeddings()(batch["input_ids"].to(self.model.device)).detach().requires_grad_(True)
         with torch.enable_grad():
             logits = self.model(attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"),
                                 inputs_embeds=emb)

@@ -67,6 +67,12 @@ class Encoder:
         return int(getattr(self.model.config, self.spec.hidden_size_attr))
 
     @property
+    def device(self) -> torch.device:
+        """Where the encoder's weights live (adapters and heads built on it are put there too)."""
+        first = next(self.model.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    @property
     def num_layers(self) -> int:
         return len(self.spec.blocks(self.model))
 
@@ -113,8 +119,14 @@ def wrap_encoder(name: str, model: nn.Module, tokenizer: object) -> Encoder:
                    fingerprint=fingerprint_model(model))
 
 
-def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Encoder:
-    """Load and freeze an encoder; offline copies first, then the hub (if the user has internet)."""
+def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None) -> Encoder:
+    """Load and freeze an encoder; offline copies first, then the hub (if the user has internet).
+
+    ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``).
+    """
+    from adaptermix.device import resolve_device
+
+    target = resolve_device(device)
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -130,4 +142,6 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Encoder:
         raise ResourceError(f"cannot load model {name_or_path!r}{hint}: {first}") from None
     if os.environ.get("ADAPTERMIX_THREADS"):
         torch.set_num_threads(int(os.environ["ADAPTERMIX_THREADS"]))
-    return wrap_encoder(name_or_path, model, tokenizer)
+    encoder = wrap_encoder(name_or_path, model, tokenizer)  # fingerprinted on the CPU: device-independent
+    encoder.model.to(target)
+    return encoder

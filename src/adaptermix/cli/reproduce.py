@@ -12,7 +12,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="study config (YAML), e.g. configs/demo.yaml")
     add_overrides(p)
     p.add_argument("--stages", help="comma-separated subset of stages to run (default: all configured)")
-    p.add_argument("--backend", choices=["local", "ray"], default="local", help="where sweeps run")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where training and sweeps run (ray: actors on a local or existing Ray cluster)")
     p.add_argument("--address", help="Ray cluster address (with --backend ray)")
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
 
@@ -40,7 +41,12 @@ def _run(args: argparse.Namespace) -> int:
 
         backend = ray_backend(address=args.address, workers=args.workers)
     for cfg in load_studies(args.config, args.overrides):
-        report = run_study(cfg, stages=stages, backend=backend)
+        trainer = None
+        if args.backend == "ray":
+            from adaptermix.pipeline.ray_train import ray_trainer
+
+            trainer = ray_trainer(cfg.model.name, address=args.address, workers=args.workers)
+        report = run_study(cfg, stages=stages, backend=backend, trainer=trainer)
         print(f"report: {report}")
     return 0
 

@@ -17,7 +17,7 @@ from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pipeline.stages import MethodPool, run_sweep_stage, write_fsd
-from adaptermix.pipeline.train_stage import train_all, write_single_adapter_table
+from adaptermix.pipeline.train_stage import Trainer, train_all, write_single_adapter_table
 from adaptermix.sweep.runner import Backend
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,13 @@ def _say(msg: str) -> None:
     print(f"adaptermix: {msg}", flush=True)
 
 
-def run_study(cfg: StudyConfig, stages: list[str] | None = None, backend: Backend | None = None) -> Path:
-    """Run the requested stages (default: all, in order) and return the report's ``index.html`` path."""
+def run_study(
+    cfg: StudyConfig, stages: list[str] | None = None, backend: Backend | None = None, trainer: Trainer | None = None
+) -> Path:
+    """Run the requested stages (default: all, in order) and return the report's ``index.html`` path.
+
+    ``backend`` runs the sweeps and ``trainer`` the training (default for both: this process).
+    """
     wanted = stages or list(STAGES)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
@@ -41,7 +46,7 @@ def run_study(cfg: StudyConfig, stages: list[str] | None = None, backend: Backen
     encoder = load_encoder(cfg.model.name)
     # Training is never skipped: later stages need the adapters, and finished ones are reused anyway.
     _say(f"stage train: {len(cfg.methods)} method(s) x {len(cfg.domains)} domain(s)")
-    adapters = train_all(cfg, encoder=encoder, progress=progress)
+    adapters = train_all(cfg, encoder=encoder, progress=progress, trainer=trainer)
     write_single_adapter_table(adapters, out / "single_adapters.md")
     pools = []
     for label in dict.fromkeys(a.method for a in adapters):

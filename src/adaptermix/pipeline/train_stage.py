@@ -7,6 +7,7 @@ it. Each adapter is written atomically, so a kill loses at most the adapter in t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.errors import ArtefactError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig, config_hash
+from adaptermix.training.config import TrainRunConfig
 from adaptermix.training.run import train_adapter
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,27 @@ class TrainedAdapter:
     path: Path
     metrics: dict[str, dict[str, float]]
     reused: bool
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One adapter to train: its fully resolved run config (``output_dir`` = its artefact folder)."""
+
+    label: str
+    run: TrainRunConfig
+    config_hash: str
+
+    @property
+    def domain(self) -> str:
+        return self.run.data.name
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run.output_dir)
+
+
+#: Trains ``jobs`` and calls ``done(job, metrics)`` once each artefact is in place at ``job.path``.
+Trainer = Callable[[list[TrainJob], Callable[[TrainJob, dict[str, dict[str, float]]], None]], None]
 
 
 def adapter_dir(cfg: StudyConfig, method_label: str, domain: str) -> Path:
@@ -47,26 +70,60 @@ def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
     return adapter.meta.metrics
 
 
-def train_all(cfg: StudyConfig, encoder: Encoder | None = None, progress: bool = True) -> list[TrainedAdapter]:
-    """Train (or reuse) every adapter of the study; returns them in (method, domain) order."""
-    jobs = [(m, d) for m in cfg.methods for d in cfg.domains]
-    out: list[TrainedAdapter] = []
-    bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
-    for method, domain in bar:
-        label = cfg.method_label(method)
-        run = cfg.train_run(method, domain, "")
-        path = adapter_dir(cfg, label, run.data.name)
-        run = run.model_copy(update={"output_dir": str(path)})
-        h = config_hash(run)
-        bar.set_postfix_str(f"{label}/{run.data.name}")
-        metrics = _matching(path, h)
-        if metrics is not None:
-            out.append(TrainedAdapter(label, run.data.name, path, metrics, reused=True))
-            continue
-        encoder = encoder or load_encoder(cfg.model.name)
-        result = train_adapter(run, encoder=encoder, config_hash=h)
-        out.append(TrainedAdapter(label, run.data.name, result.path, result.metrics, reused=False))
-    return out
+def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str], TrainedAdapter]]:
+    """Every (method, domain) job in order, and the finished ones (artefact present, same config hash)."""
+    jobs: list[TrainJob] = []
+    done: dict[tuple[str, str], TrainedAdapter] = {}
+    for method in cfg.methods:
+        for domain in cfg.domains:
+            label = cfg.method_label(method)
+            run = cfg.train_run(method, domain, "")
+            path = adapter_dir(cfg, label, run.data.name)
+            run = run.model_copy(update={"output_dir": str(path)})
+            job = TrainJob(label, run, config_hash(run))
+            jobs.append(job)
+            metrics = _matching(path, job.config_hash)
+            if metrics is not None:
+                done[(label, job.domain)] = TrainedAdapter(label, job.domain, path, metrics, reused=True)
+    return jobs, done
+
+
+def local_trainer(model_name: str, encoder: Encoder | None = None, progress: bool = True) -> Trainer:
+    """Train jobs one after another in this process, loading the encoder once (on first need)."""
+
+    def trainer(jobs: list[TrainJob], done: Callable[[TrainJob, dict[str, dict[str, float]]], None]) -> None:
+        nonlocal encoder
+        bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
+        for job in bar:
+            bar.set_postfix_str(f"{job.label}/{job.domain}")
+            encoder = encoder or load_encoder(model_name)
+            result = train_adapter(job.run, encoder=encoder, config_hash=job.config_hash)
+            done(job, result.metrics)
+
+    return trainer
+
+
+def train_all(
+    cfg: StudyConfig, encoder: Encoder | None = None, progress: bool = True, trainer: Trainer | None = None
+) -> list[TrainedAdapter]:
+    """Train (or reuse) every adapter of the study; returns them in (method, domain) order.
+
+    ``trainer`` decides where the missing ones train (default: here, one after another; see
+    :func:`adaptermix.pipeline.ray_train.ray_trainer` for a Ray cluster).
+    """
+    jobs, finished = plan_training(cfg)
+    pending = [j for j in jobs if (j.label, j.domain) not in finished]
+    if pending:
+        log.info("training %d of %d adapters (%d reused)", len(pending), len(jobs), len(finished))
+
+        def done(job: TrainJob, metrics: dict[str, dict[str, float]]) -> None:
+            finished[(job.label, job.domain)] = TrainedAdapter(job.label, job.domain, job.path, metrics, False)
+
+        (trainer or local_trainer(cfg.model.name, encoder, progress))(pending, done)
+    missing = [f"{j.label}/{j.domain}" for j in jobs if (j.label, j.domain) not in finished]
+    if missing:
+        raise ArtefactError(f"training finished without the adapters {', '.join(missing)}")
+    return [finished[(j.label, j.domain)] for j in jobs]
 
 
 def single_adapter_table(adapters: list[TrainedAdapter], split: str = "test") -> str:

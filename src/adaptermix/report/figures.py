@@ -142,13 +142,9 @@ def _fsd_panel(
     (dashed blue, right axis)."""
     pos = np.arange(len(x))
     ax.bar(pos, np.asarray(bars, dtype=float) * 100, color=BAR_COLOR, label=FSD_NAMES.get(stat, stat))
-    ax.set_xticks(
-        pos,
-        [str(v) for v in x],
-        rotation=45 if len(x) > 4 else 0,
-        ha="right" if len(x) > 4 else "center",
-        fontsize=8,
-    )
+    labels = [str(v) for v in x]
+    tilt = len(labels) > 4 or max((len(v) for v in labels), default=0) > 6  # long domain names overlap
+    ax.set_xticks(pos, labels, rotation=40 if tilt else 0, ha="right" if tilt else "center", fontsize=8)
     ax.set_ylabel(f"{FSD_NAMES.get(stat, stat)} (%)", fontsize=8)
     right = ax.twinx()
     right.plot(pos, line, color=MIX_COLOR, marker="o", ms=3, label="mixture")

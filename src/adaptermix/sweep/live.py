@@ -35,7 +35,7 @@ class LiveModel:
         if set(params) != set(layout.names):
             model.detach_body()
             raise ArtefactError("the pool's tensors do not match the adapter method's parameters")
-        buffer = torch.zeros(layout.size, dtype=torch.float32)
+        buffer = torch.zeros(layout.size, dtype=torch.float32, device=model.device)
         for name, start, shape in zip(layout.names, layout.offsets, layout.shapes, strict=False):
             p = params[name]
             if tuple(p.shape) != tuple(shape):
@@ -57,7 +57,7 @@ class LiveModel:
             meta = adapter.meta
             head = Head(self.model.encoder.hidden_size, meta.task_info.num_labels, meta.head_config)
             head.load_state_dict({k[len("head."):]: v for k, v in adapter.head.items()}, strict=True)
-            head.eval()
+            head.to(self.model.device).eval()
             for p in head.parameters():
                 p.requires_grad_(False)
             self.heads[target] = head

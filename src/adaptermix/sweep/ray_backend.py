@@ -23,22 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adaptermix.errors import ResourceError
+from adaptermix.raycluster import ActorPlan, import_ray, init_ray, pack_tree, unpack_tree
 from adaptermix.sweep.runner import Backend, SweepContext, evaluate_group
 from adaptermix.sweep.spec import SweepSpec, Trial
 from adaptermix.sweep.store import TrialResult
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ResourceError("the Ray backend needs Ray: pip install 'adaptermix[ray]'") from None
-    return ray
-
-
-def _pack_dir(path: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
 
 
 class _Worker:
@@ -54,9 +42,7 @@ class _Worker:
         pool = {}
         for name, files in pool_files.items():
             d = Path(self._tmp.name) / name
-            d.mkdir()
-            for fname, data in files.items():
-                (d / fname).write_bytes(data)
+            unpack_tree(files, d)
             pool[name] = str(d)
         spec = SweepSpec.model_validate({**spec_json, "pool": pool})
         self.ctx = SweepContext.prepare(spec, examples=examples)
@@ -77,29 +63,20 @@ def ray_backend(
     on_workers: Callable[[list[Any]], None] | None = None,
 ) -> Backend:
     """A :data:`Backend` that spreads groups of trials over Ray actors (``address`` None: a local Ray)."""
-    ray = _import_ray()
+    ray = import_ray()
 
     def backend(ctx: SweepContext, groups: list[list[Trial]], sink: Callable[[list[TrialResult]], None]) -> None:
         if not groups:
             return
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     ignore_reinit_error=True, configure_logging=False)
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        n = workers or (gpus if gpus else max(1, cpus // cpus_per_worker))
-        n = min(n, len(groups))
-        per_worker = max(1, cpus // n)  # every actor must fit at once, or batches wait on a pending actor
-        opts: dict[str, Any] = {"max_restarts": -1, "max_task_retries": -1}
-        opts.update({"num_gpus": 1} if gpus else {"num_cpus": per_worker})
-        actor_cls = ray.remote(**opts)(_Worker)
+        init_ray(ray, address)
+        plan = ActorPlan.for_cluster(ray, len(groups), workers, cpus_per_worker)
+        actor_cls = ray.remote(**plan.options)(_Worker)
         targets = sorted({t.target for g in groups for t in g})
         examples = {t: ctx.eval_set(t).examples for t in targets}
-        pool_files = {n_: _pack_dir(p) for n_, p in ctx.spec.pool_dirs().items()}
+        pool_files = {n_: pack_tree(p) for n_, p in ctx.spec.pool_dirs().items()}
         spec_json = ctx.spec.model_dump(mode="json")
         refs = (ray.put(spec_json), ray.put(pool_files), ray.put(examples))
-        threads = None if gpus else per_worker
-        actors = [actor_cls.remote(*refs, threads) for _ in range(n)]
+        actors = [actor_cls.remote(*refs, plan.threads) for _ in range(plan.count)]
         if on_workers is not None:
             on_workers(actors)
         batches = [groups[i : i + groups_per_batch] for i in range(0, len(groups), groups_per_batch)]

@@ -29,7 +29,7 @@ from typing import Any
 
 from adaptermix import __version__
 from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
-from adaptermix.io import OutputError
+from adaptermix.io import OutputError, ensure_parent
 from adaptermix.sweep.spec import Trial, canonical_json
 
 SCHEMA_VERSION = 1
@@ -293,8 +293,7 @@ class ResultsStore:
             raise OutputError(f"results store {self.path}: exists and is not a file")
         if not self.readonly and not self.path.exists():
             self._create()
-        target = self.path.resolve().as_uri() + "?mode=ro" if self.readonly else str(self.path)
-        conn = self._connect(target)
+        conn = self._connect(self._reader_uri() if self.readonly else str(self.path))
         try:
             with self._errors("open"):
                 self._check_schema(conn)  # first, so a file that is not a store is never written to
@@ -305,6 +304,21 @@ class ResultsStore:
             conn.close()
             raise
         return conn
+
+    def _reader_uri(self) -> str:
+        """``mode=ro`` URI; ``immutable=1`` as well for a store in a folder this process cannot write.
+
+        A WAL-mode reader must create the ``-shm`` index next to the store, which fails in a read-only
+        folder (an archive, a read-only mount). With no ``-wal`` file beside it no writer can be active
+        there (a writer would need that folder too), so the file is complete and reading it as immutable,
+        without locks or ``-shm``, is safe.
+        """
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        folder = self.path.resolve().parent
+        wal = folder / f"{self.path.name}-wal"
+        if not os.access(folder, os.W_OK) and not wal.exists():
+            uri += "&immutable=1"
+        return uri
 
     def _connect(self, target: str) -> sqlite3.Connection:
         with self._errors("open"):
@@ -319,10 +333,7 @@ class ResultsStore:
         Readers therefore see no file or a complete store, never a half-initialised one; ``os.link``
         fails if another writer created the store first, and that store is then used as it is.
         """
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create results store {self.path}: {exc.strerror or exc}") from None
+        ensure_parent(self.path, "create results store")
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.init")
         try:
             conn = self._connect(str(tmp))
@@ -498,30 +509,31 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
     Trials are deduplicated by key. The same key with different metrics (or content), or stores of
     different models, is a :class:`StoreConflictError` and ``dst`` is left unchanged.
     """
-    for src in srcs:  # a missing or broken shard fails before ``dst`` is created
-        ResultsStore(src, readonly=True).close()
-    with ResultsStore(dst) as out:
-        seen = {r["key"]: r for r in out.rows("trials")}
-        fingerprints = out.fingerprints()
-        tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-        for src in srcs:
-            if Path(src).resolve() == out.path.resolve():
-                continue
-            with ResultsStore(src, readonly=True) as store:
-                fingerprints |= store.fingerprints()
-                rows = {name: store.rows(name) for name in TABLES}
-            for name in TABLES:
-                tables[name].extend(rows[name])
-            for row in rows["trials"]:
-                prior = seen.setdefault(row["key"], row)
-                if not _same_result(prior, row):
-                    raise StoreConflictError(
-                        f"trial {row['key']} has different results in {src} and another store"
-                    )
-        if len(fingerprints - {""}) > 1:
-            raise StoreConflictError(
-                f"stores hold results of different models: {', '.join(sorted(fingerprints))}"
-            )
+    # Every check runs on read-only views before ``dst`` is opened for writing: a missing, broken or
+    # conflicting shard leaves no new (empty) ``dst`` behind and an existing one unchanged.
+    dst_path = Path(dst)
+    seen: dict[str, Mapping[str, Any]] = {}
+    fingerprints: set[str] = set()
+    if dst_path.exists():
+        with ResultsStore(dst_path, readonly=True) as existing:
+            seen = {r["key"]: r for r in existing.rows("trials")}
+            fingerprints = existing.fingerprints()
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    for src in srcs:
+        if dst_path.exists() and Path(src).resolve() == dst_path.resolve():
+            continue
+        with ResultsStore(src, readonly=True) as store:
+            fingerprints |= store.fingerprints()
+            rows = {name: store.rows(name) for name in TABLES}
+        for name in TABLES:
+            tables[name].extend(rows[name])
+        for row in rows["trials"]:
+            prior = seen.setdefault(row["key"], row)
+            if not _same_result(prior, row):
+                raise StoreConflictError(f"trial {row['key']} has different results in {src} and another store")
+    if len(fingerprints - {""}) > 1:
+        raise StoreConflictError(f"stores hold results of different models: {', '.join(sorted(fingerprints))}")
+    with ResultsStore(dst_path) as out:
         before = out.count()
         with out._transaction(f"merge into {dst}") as conn:
             for name, rows in tables.items():

@@ -18,7 +18,7 @@ def predict(model: AdapterModel, tset: TokenizedSet, batch_size: int = 64) -> np
     out: np.ndarray | None = None
     with torch.inference_mode():
         for idx, batch in eval_batches(tset, batch_size):
-            logits = model(**batch).float().numpy()
+            logits = model(**batch).float().cpu().numpy()
             if out is None:
                 out = np.zeros((len(tset), logits.shape[1]), dtype=np.float32)
             out[idx] = logits

@@ -37,6 +37,7 @@ class TrainResult:
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
     """Cross-entropy for classification, mean squared error for regression."""
+    labels = labels.to(logits.device)
     if regression:
         return F.mse_loss(logits.squeeze(-1), labels.float())
     return F.cross_entropy(logits, labels)

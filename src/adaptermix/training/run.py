@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from adaptermix.artefact import (
+    Adapter,
     AdapterMeta,
     load_adapter,
     model_from_adapter,
@@ -18,8 +21,10 @@ from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import dump_config, validate
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
-from adaptermix.data.schema import TaskData
-from adaptermix.training.batching import tokenize
+from adaptermix.data.schema import TaskData, TaskInfo
+from adaptermix.errors import DataError
+from adaptermix.model import AdapterModel
+from adaptermix.training.batching import TokenizedSet, tokenize
 from adaptermix.training.config import TrainRunConfig
 from adaptermix.training.evaluate import evaluate
 from adaptermix.training.loop import train
@@ -34,12 +39,18 @@ class TrainOutcome:
 
 
 def train_adapter(
-    cfg: TrainRunConfig, encoder: Encoder | None = None, task: TaskData | None = None, config_hash: str | None = None
+    cfg: TrainRunConfig,
+    encoder: Encoder | None = None,
+    task: TaskData | None = None,
+    config_hash: str | None = None,
+    write_to: Path | None = None,
 ) -> TrainOutcome:
     """Train one adapter as configured, evaluate it on ``cfg.eval_splits``, write the artefact.
 
     ``encoder`` / ``task`` may be passed in to reuse an already loaded model or dataset (e.g. when a
-    pipeline trains many adapters); otherwise they are loaded from the config.
+    pipeline trains many adapters); otherwise they are loaded from the config. ``write_to`` writes the
+    artefact somewhere other than ``cfg.output_dir`` (a Ray worker's scratch folder) while the config saved
+    beside it still names ``cfg.output_dir``, where the driver will put it.
     """
     encoder = encoder or load_encoder(cfg.model.name)
     splits = tuple(dict.fromkeys(("train", "validation", *cfg.eval_splits)))
@@ -69,7 +80,7 @@ def train_adapter(
             },
             metrics=metrics,
         )
-        path = save_adapter(cfg.output_dir, model.trainable_state(), meta, {"config.yaml": dump_config(cfg)})
+        path = save_adapter(write_to or cfg.output_dir, model.trainable_state(), meta, {"config.yaml": dump_config(cfg)})
         # Extension point: a method with a deployable form of its artefact (AdaMix: the merged adapter).
         export_merged = getattr(model.body, "export_merged", None)
         if export_merged is not None:
@@ -77,6 +88,36 @@ def train_adapter(
     finally:
         model.detach_body()
     return TrainOutcome(path, metrics)
+
+
+@contextmanager
+def prepared_eval(
+    adapter: Adapter,
+    split: str = "test",
+    data: DataConfig | None = None,
+    encoder: Encoder | None = None,
+    max_length: int = 128,
+) -> Iterator[tuple[AdapterModel, TokenizedSet, TaskInfo]]:
+    """The model of ``adapter`` and ``split`` of its own dataset (or of ``data``), tokenised once.
+
+    Shared by every evaluation of one artefact (plain, and AdaMix's inference modes); the adapter body is
+    detached from the encoder when the block ends.
+    """
+    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
+    if data is None:
+        data = validate(DataConfig, (adapter.meta.training or {}).get("data") or {"name": adapter.name}, "data")
+    task = load_task(data, splits=(split,))
+    info = adapter.meta.task_info
+    if task.info.num_labels != info.num_labels:
+        raise DataError(
+            f"dataset {task.info.name!r} has {task.info.num_labels} labels but adapter {adapter.name!r} "
+            f"has a head for {info.num_labels}"
+        )
+    model = model_from_adapter(adapter, encoder)
+    try:
+        yield model, tokenize(encoder.tokenizer, task.split(split), max_length, info.problem == "regression"), info
+    finally:
+        model.detach_body()
 
 
 def eval_adapter(
@@ -88,22 +129,5 @@ def eval_adapter(
     max_length: int = 128,
 ) -> dict[str, float]:
     """Evaluate an artefact on ``split`` of its own dataset (or of ``data`` if given)."""
-    adapter = load_adapter(adapter_dir)
-    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
-    if data is None:
-        data = validate(DataConfig, (adapter.meta.training or {}).get("data") or {"name": adapter.name}, "data")
-    task = load_task(data, splits=(split,))
-    info = adapter.meta.task_info
-    if task.info.num_labels != info.num_labels:
-        from adaptermix.errors import DataError
-
-        raise DataError(
-            f"dataset {task.info.name!r} has {task.info.num_labels} labels but adapter {adapter.name!r} "
-            f"has a head for {info.num_labels}"
-        )
-    model = model_from_adapter(adapter, encoder)
-    try:
-        tset = tokenize(encoder.tokenizer, task.split(split), max_length, info.problem == "regression")
+    with prepared_eval(load_adapter(adapter_dir), split, data, encoder, max_length) as (model, tset, info):
         return evaluate(model, tset, info, batch_size)
-    finally:
-        model.detach_body()
