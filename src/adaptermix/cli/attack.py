@@ -28,6 +28,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from adaptermix.artefact import load_adapter
     from adaptermix.backbone.loading import load_encoder
     from adaptermix.io import atomic_write_json, atomic_write_text
@@ -55,7 +57,18 @@ def _run(args: argparse.Namespace) -> int:
         ctx.live.use_head(name, adapter)
         es = ctx.eval_set(name)
         clean = EVALUATIONS.get("clean")(ctx.live.model, es, {}, name, args.batch_size)
-        outcome = EVALUATIONS.get(args.attack)(ctx.live.model, es, spec.eval_params(args.attack), name, args.batch_size)
+        evaluation = EVALUATIONS.get(args.attack)
+        eval_args = (ctx.live.model, es, spec.eval_params(args.attack), name, args.batch_size)
+        if args.attack == "textfooler":  # seconds per example: show a bar with an ETA
+            with tqdm(desc="textfooler", unit="example") as bar:
+
+                def tick(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                outcome = evaluation(*eval_args, progress=tick)
+        else:
+            outcome = evaluation(*eval_args)
     finally:
         ctx.close()
     out = Path(args.output_dir)

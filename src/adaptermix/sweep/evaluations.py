@@ -72,9 +72,17 @@ def _textfooler_attack(params: Mapping[str, Any]) -> object:
     return _ATTACKS[key]
 
 
-def _textfooler(model: AdapterModel, es: EvalSet, params: Mapping[str, Any], identity: str, batch_size: int) -> EvalOutcome:
+def _textfooler(
+    model: AdapterModel,
+    es: EvalSet,
+    params: Mapping[str, Any],
+    identity: str,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalOutcome:
     """TextFooler on the target's evaluation examples (the first ``max_examples``); the task metric is
-    computed on the attacked examples with the post-attack predictions, next to the attack statistics."""
+    computed on the attacked examples with the post-attack predictions, next to the attack statistics.
+    ``progress(done, total)`` is called after each example (the ``attack`` command's progress bar)."""
     import numpy as np
 
     from adaptermix.attacks.victim import CachedVictim
@@ -84,7 +92,9 @@ def _textfooler(model: AdapterModel, es: EvalSet, params: Mapping[str, Any], ide
         return EvalOutcome(None, {"skipped": "TextFooler needs a classification task"})
     attack = _textfooler_attack(params)
     victim = ModelVictim(model, es.max_length, batch_size, es.info.is_pair)
-    report = attack.run(es.examples, CachedVictim(victim, identity=identity), es.info)  # type: ignore[attr-defined]
+    report = attack.run(  # type: ignore[attr-defined]
+        es.examples, CachedVictim(victim, identity=identity), es.info, progress=progress
+    )
     outcomes = report.outcomes
     labels = np.array([o.label for o in outcomes])
     preds = np.zeros((len(outcomes), es.info.num_labels), dtype=np.float32)
