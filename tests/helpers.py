@@ -49,3 +49,13 @@ def make_adapter(
     state = model.trainable_state()
     model.detach_body()
     return save_adapter(path, state, meta)
+
+
+def save_tiny_model(path: Path, arch: str = "bert") -> Path:
+    """Save a tiny random-init encoder and its tokenizer to ``path`` (for code that loads by path)."""
+    from tiny import tiny_encoder
+
+    tiny = tiny_encoder(arch)
+    tiny.model.save_pretrained(path)
+    tiny.tokenizer.save_pretrained(path)
+    return path

@@ -23,13 +23,6 @@ NAMES = ["alpha", "beta", "gamma", "delta"]
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def spec_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("raysweep")
     tiny = tiny_encoder("bert")

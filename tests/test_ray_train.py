@@ -14,8 +14,7 @@ from safetensors.torch import load_file
 from adaptermix.config import load_config
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pipeline.train_stage import plan_training, train_all
-from helpers import TOY_PACK
-from tiny import tiny_encoder
+from helpers import TOY_PACK, save_tiny_model
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -23,19 +22,8 @@ DOMAINS = ["toy_sentiment", "toy_nli", "toy_sts"]
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("raytrain")
-    tiny = tiny_encoder("bert")
-    tiny.model.save_pretrained(root / "model")
-    tiny.tokenizer.save_pretrained(root / "model")
-    return root / "model"
+    return save_tiny_model(tmp_path_factory.mktemp("raytrain") / "model")
 
 
 def _study(root, model_dir, name):

@@ -66,3 +66,12 @@ def test_reproduce_unknown_stage(study, capsys):
     assert main(["reproduce", str(path), "--stages", "train,nope"]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "unknown stage 'nope'; valid: train, fsd, sweep, greedy, pruning, analysis, report")
+
+
+def test_reproduce_train_stage_only_builds_no_report(study, capsys):
+    path, out = study
+    assert main(["reproduce", str(path), "--stages", "train"]) == 0
+    printed = capsys.readouterr().out
+    assert "report: " not in printed and f"done: {out} (stages: train)" in printed
+    assert (out / "adapters" / "pfeiffer" / "toy_sentiment" / "adapter.safetensors").is_file()
+    assert not (out / "report").exists() and not (out / "pfeiffer" / "results.sqlite").exists()

@@ -27,7 +27,9 @@ _SHAPE_FIELDS = ("name", "bottleneck_size", "reduction_factor", "activation", "r
 
 def method_signature(meta: AdapterMeta) -> str:
     """The part of the method config that two adapters must share to be mixed."""
-    m = meta.method
+    # Validated first, so that a field added later with a default (an artefact written before the field
+    # existed) compares equal to that default rather than to None.
+    m = meta.method_config.model_dump()
     return ",".join(f"{k}={m.get(k)}" for k in _SHAPE_FIELDS)
 
 

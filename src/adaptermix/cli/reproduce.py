@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 
             trainer = ray_trainer(cfg.model.name, address=args.address, workers=args.workers)
         report = run_study(cfg, stages=stages, backend=backend, trainer=trainer)
-        print(f"report: {report}")
+        print(f"report: {report}" if report else f"done: {cfg.output_dir} (stages: {', '.join(stages or [])})")
     return 0
 
 

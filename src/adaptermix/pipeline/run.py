@@ -31,8 +31,8 @@ def _say(msg: str) -> None:
 
 def run_study(
     cfg: StudyConfig, stages: list[str] | None = None, backend: Backend | None = None, trainer: Trainer | None = None
-) -> Path:
-    """Run the requested stages (default: all, in order) and return the report's ``index.html`` path.
+) -> Path | None:
+    """Run the requested stages (default: all, in order); the report's ``index.html``, if it was built.
 
     ``backend`` runs the sweeps and ``trainer`` the training (default for both: this process).
     """
@@ -66,10 +66,10 @@ def run_study(
         _say("stage analysis: dataset similarity and LDA topics")
         write_similarity(out, cfg)
         write_topics(out, cfg)
-    index = out / "report" / "index.html"
-    if "report" in wanted:
-        from adaptermix.report import build_report
+    if "report" not in wanted:
+        return None
+    from adaptermix.report import build_report
 
-        index = build_report(out)
-        _say(f"report written: {index}")
+    index = build_report(out)
+    _say(f"report written: {index}")
     return index
