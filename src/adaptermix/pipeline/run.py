@@ -51,10 +51,12 @@ def run_study(
     pools = []
     for label in dict.fromkeys(a.method for a in adapters):
         pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}))
-    for stage in ("fsd", "sweep", "greedy", "pruning"):
-        if stage not in wanted:
-            continue
-        for mp in pools:
+    # Method-major: each method's stages all run before the next method's, so a study stopped part-way
+    # has whole methods (every figure of a method needs its sweep, greedy and pruning results).
+    for mp in pools:
+        for stage in ("fsd", "sweep", "greedy", "pruning"):
+            if stage not in wanted:
+                continue
             if stage == "fsd":
                 _say(f"stage fsd: {write_fsd(cfg, mp)}")
             elif stage != "sweep" or cfg.sweep.enabled:
