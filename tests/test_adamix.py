@@ -446,3 +446,13 @@ def test_merged_adapter_mixes_like_any_bottleneck_adapter(tmp_path: Path, detach
     assert all(torch.isfinite(t).all() for t in soup.tensors.values())
     with pytest.raises(IncompatibleAdaptersError):  # the unmerged checkpoint is not an ordinary adapter
         load_pool([src, other])
+
+
+def test_experiment_dry_run_writes_nothing(tmp_path: Path, minilm_ready, capsys) -> None:
+    from adaptermix.adamix.experiment import run_experiment
+
+    cfg = experiment_cfg(tmp_path / "exp", data_dir=str(minilm_ready), default_tasks=["rte"])
+    text = run_experiment(cfg, dry_run=True)
+    assert "(no finished runs yet)" in text
+    assert "pending" in capsys.readouterr().out
+    assert not (tmp_path / "exp").exists()  # no results.md, no folders: a dry run only reports

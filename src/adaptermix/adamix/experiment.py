@@ -199,8 +199,8 @@ def load_rows(cfg: ExperimentConfig) -> list[ResultRow]:
     return rows
 
 
-def write_tables(cfg: ExperimentConfig) -> str:
-    """Render the configured tables from the result files to ``<output_dir>/results.md`` (atomically)."""
+def render_results(cfg: ExperimentConfig) -> str:
+    """The configured tables (Markdown) rendered from the result files."""
     labels = {k: v.label or k for k, v in cfg.variants.items()}
     header = (
         f"Encoder `{cfg.model.name}`, max_length {cfg.model.max_length}; caps: train {cfg.max_train}, "
@@ -209,7 +209,12 @@ def write_tables(cfg: ExperimentConfig) -> str:
         f"seeds {', '.join(map(str, cfg.seeds))}. Test split = GLUE dev set (QNLI/MNLI: carved from dev). "
         "Cells: mean ± std over seeds (n = seeds finished), metric x 100."
     )
-    text = render_tables(cfg.tables, load_rows(cfg), labels, cfg.tasks, header)
+    return render_tables(cfg.tables, load_rows(cfg), labels, cfg.tasks, header)
+
+
+def write_tables(cfg: ExperimentConfig) -> str:
+    """Render the tables to ``<output_dir>/results.md`` (atomically) and return them."""
+    text = render_results(cfg)
     atomic_write_text(Path(cfg.output_dir) / "results.md", text)
     return text
 
@@ -233,7 +238,7 @@ def run_experiment(cfg: ExperimentConfig, full: bool = False, dry_run: bool = Fa
             print(
                 f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s"
             )
-        return write_tables(cfg)
+        return render_results(cfg)  # a dry run writes nothing
     for i, run in enumerate(pending, 1):
         if is_done(run, root):  # finished meanwhile by another process working on the same grid
             continue
