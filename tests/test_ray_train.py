@@ -58,7 +58,7 @@ def test_ray_training_equals_local_and_is_reused(local_ray, model_dir, tmp_path)
 
     local = train_all(_study(tmp_path, model_dir, "local"), progress=False)
     cfg = _study(tmp_path, model_dir, "ray")
-    remote = train_all(cfg, trainer=ray_trainer(cfg.model.name, workers=2))
+    remote = train_all(cfg, trainer=ray_trainer(cfg.model.name, workers=2, progress=False))
     assert [(a.method, a.domain) for a in remote] == [(a.method, a.domain) for a in local]
     assert not any(a.reused for a in remote)
     _assert_same(_weights(local), _weights(remote))
@@ -85,7 +85,7 @@ def test_killed_training_worker_is_replaced(local_ray, model_dir, tmp_path):
 
     local = train_all(_study(tmp_path, model_dir, "local"), progress=False)
     cfg = _study(tmp_path, model_dir, "ray")
-    remote = train_all(cfg, trainer=ray_trainer(cfg.model.name, workers=2, on_workers=kill_one))
+    remote = train_all(cfg, trainer=ray_trainer(cfg.model.name, workers=2, on_workers=kill_one, progress=False))
     assert killed, "the test must have killed a worker"
     _assert_same(_weights(local), _weights(remote))
     assert not [p for p in (tmp_path / "ray" / "adapters").rglob("*.tmp")]  # no half-written artefact

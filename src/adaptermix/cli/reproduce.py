@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.backend == "ray":
             from adaptermix.pipeline.ray_train import ray_trainer
 
-            trainer = ray_trainer(cfg.model.name, address=args.address, workers=args.workers)
+            trainer = ray_trainer(cfg.model.name, address=args.address, workers=args.workers,
+                                  progress=cfg.train.progress)
         report = run_study(cfg, stages=stages, backend=backend, trainer=trainer)
         print(f"report: {report}" if report else f"done: {cfg.output_dir} (stages: {', '.join(stages or [])})")
     return 0

@@ -65,8 +65,11 @@ def ray_trainer(
     workers: int | None = None,
     cpus_per_worker: int = 2,
     on_workers: Callable[[list[Any]], None] | None = None,
+    progress: bool = True,
 ) -> Trainer:
     """A :data:`~adaptermix.pipeline.train_stage.Trainer` that spreads jobs over Ray actors."""
+    from tqdm.auto import tqdm
+
     ray = import_ray()
 
     def trainer(jobs: list[TrainJob], done: Callable[[TrainJob, dict[str, dict[str, float]]], None]) -> None:
@@ -81,6 +84,8 @@ def ray_trainer(
         queue = list(range(len(jobs)))
         pending: dict[Any, tuple[int, int]] = {}  # ref -> (job index, actor index)
         idle = list(range(len(actors)))
+        bar = tqdm(total=len(jobs), desc=f"train adapters on Ray ({plan.count} actors)", unit="adapter",
+                   disable=not progress)
 
         def submit() -> None:
             while queue and idle:
@@ -108,10 +113,13 @@ def ray_trainer(
                         raise
                     write_dirs_atomically(files, jobs[j].path.parent)
                     done(jobs[j], metrics)
+                    bar.set_postfix_str(f"{jobs[j].label}/{jobs[j].domain}")
+                    bar.update(1)
                 if not idle and not pending and queue:
                     raise ResourceError(f"every Ray training worker died; {len(queue)} adapter(s) not trained")
                 submit()
         finally:
+            bar.close()
             for actor in actors:
                 ray.kill(actor)
 
