@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 import yaml
@@ -66,7 +65,9 @@ def test_killed_worker_is_replaced_and_nothing_is_lost(local_ray, spec_file, tmp
 
     def kill_one(actors):
         def later():
-            time.sleep(1.0)
+            # pid() runs before the actor's first batch (an actor runs its calls in order), so killing it
+            # right after hits it while it holds queued batches; a sleep here could let a fast machine
+            # finish every batch first.
             pid = ray.get(actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 import yaml
@@ -76,8 +75,10 @@ def test_killed_training_worker_is_replaced(local_ray, model_dir, tmp_path):
 
     def kill_one(actors):
         def later():
-            pid = ray.get(actors[0].pid.remote())  # the actor has loaded its encoder
-            time.sleep(0.5)  # ... and is training its first job
+            # An actor runs its calls in order: pid() was submitted before any training job, so when it
+            # returns the actor holds its first job (or is about to start it) with more queued behind.
+            # Killing it right away (no sleep: fast jobs could all finish first) hits it mid-work.
+            pid = ray.get(actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
