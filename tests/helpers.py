@@ -59,3 +59,27 @@ def save_tiny_model(path: Path, arch: str = "bert") -> Path:
     tiny.model.save_pretrained(path)
     tiny.tokenizer.save_pretrained(path)
     return path
+
+
+def kill_first_actor(ray: object, killed: list[int]):
+    """An ``on_workers`` callback for the Ray backends that SIGKILLs the first actor as soon as it is up.
+
+    ``pid()`` is submitted here, before the backend submits any work, and an actor runs its calls in
+    order: when it answers, the actor holds (or is about to start) its first piece of work with more
+    queued behind it. No sleep before the kill: fast work could all finish first.
+    """
+    import os
+    import signal
+    import threading
+
+    def on_workers(actors: list) -> None:
+        ref = actors[0].pid.remote()
+
+        def kill() -> None:
+            pid = ray.get(ref)  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        threading.Thread(target=kill, daemon=True).start()
+
+    return on_workers

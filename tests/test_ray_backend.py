@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-
 import pytest
 import yaml
 
@@ -13,7 +9,7 @@ from adaptermix.backbone import load_encoder
 from adaptermix.sweep.runner import run_sweep
 from adaptermix.sweep.spec import load_spec
 from adaptermix.sweep.store import ResultsStore
-from helpers import TOY_SENTIMENT, make_adapter, toy_data
+from helpers import TOY_SENTIMENT, kill_first_actor, make_adapter, toy_data
 from tiny import tiny_encoder
 
 ray = pytest.importorskip("ray")
@@ -63,17 +59,7 @@ def test_killed_worker_is_replaced_and_nothing_is_lost(local_ray, spec_file, tmp
     spec = load_spec(path)
     killed = []
 
-    def kill_one(actors):
-        def later():
-            # pid() runs before the actor's first batch (an actor runs its calls in order), so killing it
-            # right after hits it while it holds queued batches; a sleep here could let a fast machine
-            # finish every batch first.
-            pid = ray.get(actors[0].pid.remote())
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-        threading.Thread(target=later, daemon=True).start()
-
+    kill_one = kill_first_actor(ray, killed)
     backend = ray_backend(workers=2, groups_per_batch=1, in_flight_per_worker=1, on_workers=kill_one)
     summary = run_sweep(spec, tmp_path / "r.sqlite", encoder=enc, progress=False, backend=backend)
     assert killed, "the test must have killed a worker"

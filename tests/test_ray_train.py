@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-
 import pytest
 import yaml
 from safetensors.torch import load_file
@@ -13,7 +9,7 @@ from safetensors.torch import load_file
 from adaptermix.config import load_config
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pipeline.train_stage import plan_training, train_all
-from helpers import TOY_PACK, save_tiny_model
+from helpers import TOY_PACK, kill_first_actor, save_tiny_model
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -73,17 +69,7 @@ def test_killed_training_worker_is_replaced(local_ray, model_dir, tmp_path):
 
     killed = []
 
-    def kill_one(actors):
-        def later():
-            # An actor runs its calls in order: pid() was submitted before any training job, so when it
-            # returns the actor holds its first job (or is about to start it) with more queued behind.
-            # Killing it right away (no sleep: fast jobs could all finish first) hits it mid-work.
-            pid = ray.get(actors[0].pid.remote())
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-        threading.Thread(target=later, daemon=True).start()
-
+    kill_one = kill_first_actor(ray, killed)
     local = train_all(_study(tmp_path, model_dir, "local"), progress=False)
     cfg = _study(tmp_path, model_dir, "ray")
     remote = train_all(cfg, trainer=ray_trainer(cfg.model.name, workers=2, on_workers=kill_one, progress=False))

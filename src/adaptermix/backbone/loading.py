@@ -124,11 +124,12 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None) -
 
     ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``).
     """
-    from adaptermix.device import resolve_device
-
-    target = resolve_device(device)
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from adaptermix.device import resolve_device
+
+    target = resolve_device(device)  # a bad device fails before the (slow) model load
 
     hf_logging.disable_progress_bar()
     path = resolve_model_path(name_or_path)
