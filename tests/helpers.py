@@ -83,3 +83,29 @@ def kill_first_actor(ray: object, killed: list[int]):
         threading.Thread(target=kill, daemon=True).start()
 
     return on_workers
+
+
+def fake_adamix_executor(cfg, tasks):
+    """An AdaMix-experiment executor that trains nothing: it logs (run key, pid) to ``executions.log``
+    under the output folder, sleeps briefly so that parallel workers interleave, and returns a result."""
+    import os
+    import time
+
+    log = Path(cfg.output_dir) / "executions.log"
+
+    def execute(run):
+        with open(log, "a", encoding="utf-8") as fh:  # O_APPEND: whole short lines from any process
+            fh.write(f"{run.key} {os.getpid()}\n")
+        time.sleep(0.3)
+        return {
+            "variant": run.variant,
+            "task": run.task,
+            "seed": run.seed,
+            "metric": "accuracy",
+            "test": {"accuracy": 0.5 + 0.01 * run.seed},
+            "params_trained": 1000,
+            "params_inference": 1000,
+            "modes": {m: {"accuracy": 0.5} for m in run.modes},
+        }
+
+    return execute

@@ -363,8 +363,13 @@ def test_experiment_plan_default_and_full_grid(tmp_path: Path) -> None:
 
     cfg = experiment_cfg(tmp_path)
     default, full = plan_runs(cfg), plan_runs(cfg, full=True)
-    assert len(full) == len(cfg.variants) * len(cfg.tasks) * len(cfg.seeds)
-    assert {(r.variant, r.task) for r in default} < {(r.variant, r.task) for r in full}
+    # A variant's own tasks bound it in both grids; the default grid also keeps only default_tasks.
+    expected = {(k, t) for k, v in cfg.variants.items() for t in cfg.tasks if t in (v.tasks or cfg.tasks)}
+    assert {(r.variant, r.task) for r in full} == expected
+    assert len(full) == len(expected) * len(cfg.seeds)
+    assert {(r.variant, r.task) for r in default} == {(k, t) for k, t in expected if t in cfg.default_tasks}
+    assert ("adamix-nocons", "cola") not in expected  # the ablations run on the paper's five tasks
+    assert ("adamix", "cola") in expected
     assert len({r.key for r in full}) == len(full)  # every run has its own key
     adamix = [r for r in default if r.variant == "adamix"]
     assert all(r.modes == ("random", "fixed", "ensemble") for r in adamix)
@@ -456,3 +461,43 @@ def test_experiment_dry_run_writes_nothing(tmp_path: Path, minilm_ready, capsys)
     assert "(no finished runs yet)" in text
     assert "pending" in capsys.readouterr().out
     assert not (tmp_path / "exp").exists()  # no results.md, no folders: a dry run only reports
+
+
+def test_experiment_workers_share_the_grid_without_repeating_a_run(tmp_path: Path) -> None:
+    """Two spawned workers over one grid: every run executed exactly once, by both workers, no claim left."""
+    from adaptermix.adamix.experiment import is_done, plan_runs, run_experiment
+    from helpers import fake_adamix_executor
+
+    cfg = experiment_cfg(tmp_path / "exp", seeds=[1, 2], default_tasks=["sst2"])
+    runs = plan_runs(cfg)
+    text = run_experiment(cfg, workers=2, executor_factory=fake_adamix_executor)
+    lines = (tmp_path / "exp" / "executions.log").read_text().split("\n")[:-1]
+    keys = [line.split()[0] for line in lines]
+    assert sorted(keys) == sorted(r.key for r in runs)  # each run once, none twice
+    assert len({line.split()[1] for line in lines}) == 2  # both workers took runs
+    assert all(is_done(r, tmp_path / "exp") for r in runs)
+    assert not list((tmp_path / "exp").rglob("*.claim"))
+    assert "51.5 ± 0.7 (2)" in text  # seeds 1 and 2: 0.51, 0.52
+    # A second call finds nothing pending and runs nothing.
+    run_experiment(cfg, workers=2, executor_factory=fake_adamix_executor)
+    assert (tmp_path / "exp" / "executions.log").read_text().count("\n") == len(runs)
+
+
+def test_experiment_skips_runs_claimed_by_a_live_process(tmp_path: Path) -> None:
+    from adaptermix.adamix.experiment import plan_runs, work_through
+    from adaptermix.claims import try_claim
+    from helpers import fake_adamix_executor
+
+    cfg = experiment_cfg(tmp_path, seeds=[1], default_tasks=["sst2"])
+    runs = plan_runs(cfg)
+    assert try_claim(runs[0].claim_path(tmp_path))  # "another worker" (this live process) holds run 0
+    assert work_through(cfg, runs, fake_adamix_executor(cfg, ["sst2"])) == len(runs) - 1
+    assert not runs[0].result_path(tmp_path).exists()
+
+
+def test_experiment_rejects_zero_workers(tmp_path: Path) -> None:
+    from adaptermix.adamix.experiment import run_experiment
+    from adaptermix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workers"):
+        run_experiment(experiment_cfg(tmp_path), workers=0)

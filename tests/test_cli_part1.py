@@ -146,3 +146,17 @@ def test_train_and_eval_end_to_end_on_minilm(tmp_path, minilm_ready):
     assert res.returncode == 0, res.stderr
     again = json.loads((tmp_path / "m.json").read_text())["metrics"]
     assert again["accuracy"] == pytest.approx(report["metrics"]["test"]["accuracy"])
+
+
+def test_closed_pipe_exits_quietly() -> None:
+    """``adaptermix list rules | head -0``: no traceback, the shell's SIGPIPE status (141)."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the command writes anything
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "adaptermix", "list", "rules"], stdout=w, stderr=subprocess.PIPE, timeout=120
+        )
+    finally:
+        os.close(w)
+    assert res.returncode == 141
+    assert res.stderr == b""

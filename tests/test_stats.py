@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from adaptermix.sweep.spec import Trial
-from adaptermix.sweep.stats import compute_stats, format_tables, write_stats_csv
+from adaptermix.sweep.stats import (
+    compute_stats,
+    format_tables,
+    repeated_measures_correlation,
+    write_stats_csv,
+)
 from adaptermix.sweep.store import ResultsStore, TrialResult
 
 # (target, subset, metric, mean pairwise FSD, target sign change, tag)
@@ -105,6 +110,52 @@ def test_correlations_match_hand_computation(stats) -> None:
     assert per_target.n == 3 and per_target.pearson_r == pytest.approx(
         np.corrcoef([0.05, 0.1, 0.2], [0.1, 0.3, 0.5])[0, 1]
     )
+
+
+def _regression_t(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """t of x's coefficient in OLS y ~ x + one intercept per group, and its residual df."""
+    dummies = (groups[:, None] == np.unique(groups)[None, :]).astype(float)
+    design = np.column_stack([x, dummies])
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ beta
+    df = len(y) - design.shape[1]
+    cov = (resid @ resid / df) * np.linalg.inv(design.T @ design)
+    return float(beta[0] / np.sqrt(cov[0, 0])), df
+
+
+def test_repeated_measures_correlation_is_the_within_group_regression() -> None:
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(5), 8)
+    x = rng.normal(size=40) + groups  # groups differ in level of x ...
+    y = -0.5 * x + 2.0 * groups + rng.normal(scale=0.5, size=40)  # ... and of y, in the other direction
+    r, p = repeated_measures_correlation(x, y, groups)
+    t, df = _regression_t(x, y, groups)
+    assert df == 40 - 5 - 1
+    assert r == pytest.approx(t / np.sqrt(t * t + df))
+    assert p == pytest.approx(2 * sps.t.sf(abs(t), df))
+    # Simpson's paradox: pooled over groups the correlation is positive, within every group negative.
+    assert np.corrcoef(x, y)[0, 1] > 0.5 and r < -0.5 and p < 0.01
+
+
+def test_repeated_measures_correlation_degenerate_inputs() -> None:
+    # Singletons carry no within-group information: no degrees of freedom left.
+    assert all(math.isnan(v) for v in repeated_measures_correlation([1, 2, 3], [3, 1, 2], ["a", "b", "c"]))
+    # Two groups of two points: df = 4 - 2 - 1 = 1, both within slopes +1 -> r = 1, p = 0.
+    assert repeated_measures_correlation([0, 1, 5, 6], [0, 1, 9, 10], [0, 0, 1, 1]) == (1.0, 0.0)
+    # No spread of x within any group.
+    assert math.isnan(repeated_measures_correlation([1, 1, 2, 2, 3], [1, 2, 3, 4, 5], [0, 0, 1, 1, 2])[0])
+
+
+def test_pooled_rows_carry_the_within_target_correlation(stats) -> None:
+    corr = {(c.setting, c.target, c.fsd_stat, c.k_range): c for c in stats.correlations}
+    pooled = corr[("clean/average/test", "*", "target_sign_change", "k>=2")]
+    x = np.array([0.05, 0.1, 0.2, 0.15, 0.2, 0.3])
+    y = np.array([0.1, 0.3, 0.5, 0.2, 0.4, 0.6])
+    assert (pooled.rm_r, pooled.rm_p) == pytest.approx(repeated_measures_correlation(x, y, list("AAABBB")))
+    assert not math.isnan(pooled.rm_r)
+    assert math.isnan(corr[("clean/average/test", "A", "target_sign_change", "k>=2")].rm_r)
 
 
 def test_greedy_against_empirical_bounds(stats) -> None:

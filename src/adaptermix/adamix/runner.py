@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,12 @@ def load_assets(cfg: ExperimentConfig, tasks: list[str]) -> Assets:
             for s in SPLITS
         }
     return Assets(encoder, data, tokens)
+
+
+def make_executor(cfg: ExperimentConfig, tasks: list[str]) -> Callable[[Run], dict[str, Any]]:
+    """The real executor of a worker: load the encoder and the tasks once, then train run after run."""
+    assets = load_assets(cfg, tasks)
+    return lambda run: execute_run(run, assets, cfg)
 
 
 def estimate_seconds(run: Run, assets: Assets, train_tokens_per_s: float, routes: int = 4) -> float:

@@ -71,7 +71,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from adaptermix.config import load_config
 
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
-    table = run_experiment(cfg, full=args.full, dry_run=args.dry_run)
+    table = run_experiment(cfg, full=args.full, dry_run=args.dry_run, workers=args.workers)
     print(table)
     return 0
 
@@ -109,7 +109,15 @@ def _args(p: argparse.ArgumentParser) -> None:
     )
     ex.add_argument("config", help="experiment config (YAML), e.g. configs/adamix-glue.yaml")
     add_overrides(ex)
-    ex.add_argument("--full", action="store_true", help="run the full grid (every variant on every task)")
+    ex.add_argument(
+        "--full", action="store_true", help="run the full grid (every variant on all of its tasks)"
+    )
+    ex.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the grid, each with 1/N of the threads (2 on a 2-core CPU: ~2x)",
+    )
     ex.add_argument(
         "--dry-run", action="store_true", help="list the runs and the time estimate, train nothing"
     )

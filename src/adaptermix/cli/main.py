@@ -48,13 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line and exit 2; Ctrl-C exits 130."""
+    """Entry point: user errors print one line and exit 2; Ctrl-C exits 130; a closed pipe exits 141."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, inside the handler, not at interpreter exit
+        return code
     except AdapterMixError as exc:
         if args.verbose:
             raise
@@ -63,6 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("adaptermix: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``adaptermix ... | head``): stop quietly, as Unix tools do, instead of a
+        # traceback. Point stdout at /dev/null so the interpreter's final flush cannot raise again
+        # (the recipe of the Python docs, "Note on SIGPIPE").
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        pass
 
 
 if __name__ == "__main__":

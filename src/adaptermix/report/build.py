@@ -209,8 +209,9 @@ def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg"))
         counts = summary_counts(statements)
         overview = H.paragraph(
             f"{len(study.methods)} method(s): {', '.join(md.label for md in study.methods) or 'none'}. "
-            f"Findings: {counts['supported']} supported, {counts['not supported']} not supported, "
-            f"{counts['not run']} not run. Differences are in percentage points (pp = metric × 100)."
+            "Findings: "
+            + ", ".join(f"{n} {verdict.value}" for verdict, n in counts.items())
+            + ". Differences are in percentage points (pp = metric × 100)."
         )
         overview += "".join(
             H.sub(f"Findings: {label}", H.statements(rows)) for label, rows in statements.items()

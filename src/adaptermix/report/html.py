@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from adaptermix.report.statements import Statement
+from adaptermix.report.statements import Statement, Verdict
 from adaptermix.report.tables import Table, fmt
 
 #: Tables longer than this are folded into a <details> element.
@@ -35,7 +35,8 @@ td.t, th.t { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
 .note { font-size: .85em; color: #52606d; }
 .notrun { color: #8d2b0b; font-style: italic; }
-.yes { color: #0b6e4f; font-weight: 600; } .no { color: #b42318; font-weight: 600; } .na { color: #7b8794; }
+.yes { color: #0b6e4f; font-weight: 600; } .partly { color: #9a6700; font-weight: 600; }
+.no { color: #b42318; font-weight: 600; } .na { color: #7b8794; }
 pre { background: #f5f7fa; border: 1px solid #e2e8f0; padding: .8em; overflow-x: auto; font-size: .8em; }
 mark { background: #ffe08a; }
 .adv td, .adv th { text-align: left; vertical-align: top; max-width: 36em; }
@@ -111,10 +112,15 @@ def key_values(items: Mapping[str, Any]) -> str:
 
 def statements(rows: Sequence[Statement]) -> str:
     """The findings table: section, the paper's claim, this run's numbers, verdict."""
-    verdict = {True: ("yes", "supports"), False: ("no", "does not support"), None: ("na", "—")}
+    css = {
+        Verdict.SUPPORTS: ("yes", "supports"),
+        Verdict.PARTLY: ("partly", "partly supports"),
+        Verdict.CONTRADICTS: ("no", "does not support"),
+        Verdict.NOT_RUN: ("na", "—"),
+    }
     body = "".join(
         f'<tr><td class="t">{escape(s.section)}</td><td class="t">{escape(s.paper)}</td>'
-        f'<td class="t">{escape(s.result)}</td><td class="t {verdict[s.supports][0]}">{verdict[s.supports][1]}</td></tr>'
+        f'<td class="t">{escape(s.result)}</td><td class="t {css[s.verdict][0]}">{css[s.verdict][1]}</td></tr>'
         for s in rows
     )
     return (

@@ -123,7 +123,9 @@ def drop_table(drops: Mapping[str, Sequence[DropRow]], method: str = "") -> Tabl
 def correlation_table(
     correlations: Mapping[str, Sequence[CorrelationRow]], method: str = "", target: str = ALL
 ) -> Table:
-    """Sections 5.3-5.4: Pearson / Spearman r (two-sided p) between an FSD statistic and the metric."""
+    """Sections 5.3-5.4: Pearson / Spearman r (two-sided p) between an FSD statistic and the metric; the
+    pooled table adds the within-target (repeated-measures) r and p."""
+    pooled = target == ALL
     rows = [
         [
             EVAL_NAMES[e],
@@ -134,20 +136,29 @@ def correlation_table(
             c.pearson_p,
             c.spearman_r,
             c.spearman_p,
+            *((c.rm_r, c.rm_p) if pooled else ()),
         ]
         for e in EVALUATIONS
         for c in correlations.get(e, [])
         if c.target == target
     ]
+    note = (
+        "mean pairwise FSD: mean FSD over the pairs of the subset; target sign-change fraction: share of the "
+        "target adapter's weights whose sign the mixture flips."
+    )
+    if pooled:
+        note += (
+            " Within-target r: repeated-measures correlation (each target's mean of FSD and of the metric "
+            "removed, N - T - 1 degrees of freedom), which keeps differences between targets' levels and "
+            "metric kinds out of the FSD effect."
+        )
     return Table(
         f"correlations{_suffix(method)}",
-        "FSD–metric correlation (pooled over targets)"
-        if target == ALL
-        else f"FSD–metric correlation ({target})",
-        ["evaluation", "FSD statistic", "k", "n", "Pearson r", "Pearson p", "Spearman r", "Spearman p"],
+        "FSD–metric correlation (pooled over targets)" if pooled else f"FSD–metric correlation ({target})",
+        ["evaluation", "FSD statistic", "k", "n", "Pearson r", "Pearson p", "Spearman r", "Spearman p"]
+        + (["within-target r", "within-target p"] if pooled else []),
         rows,
-        "mean pairwise FSD: mean FSD over the pairs of the subset; target sign-change fraction: share of the "
-        "target adapter's weights whose sign the mixture flips.",
+        note,
     )
 
 

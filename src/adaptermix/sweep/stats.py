@@ -11,7 +11,11 @@ Tables (each a list of plain dataclass rows):
 - ``correlations``: Pearson and Spearman r with two-sided p-values between an FSD statistic (mean
   pairwise FSD, target sign-change fraction) and the metric, for k = 2, k > 2 and k >= 2 (Sections
   5.3-5.4), pooled over targets (``target = "*"``) and per target. Fewer than 3 points or a constant
-  input give NaN.
+  input give NaN. The pooled rows also carry the *within-target* (repeated-measures) correlation
+  ``rm_r`` / ``rm_p`` (Bakdash & Marusich 2017): the paper pools mixtures of every target into one
+  Pearson r, but targets differ in their metric's level (and kind: accuracy, F1, MCC, Pearson) and in
+  their typical FSD, so the pooled r mixes between-target differences into the FSD effect. ``rm_r``
+  removes each target's mean from both variables first and tests with N - T - 1 degrees of freedom.
 - ``greedy``: per setting, target and size l, the greedy-min-FSD and greedy-max-FSD mixtures' metric
   against the empirical upper and lower bound (max / min over every evaluated subset of size l), plus
   ``target = "*"`` rows averaging over targets (Fig. 7).
@@ -94,6 +98,9 @@ class CorrelationRow:
     pearson_p: float
     spearman_r: float
     spearman_p: float
+    # Within-target correlation; only on pooled rows (for one target it would equal pearson_r).
+    rm_r: float = math.nan
+    rm_p: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,40 @@ def _correlate(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, fl
         p = sps.pearsonr(xa, ya)
         s = sps.spearmanr(xa, ya)
     return float(p.statistic), float(p.pvalue), float(s.statistic), float(s.pvalue)
+
+
+def repeated_measures_correlation(
+    x: Sequence[float], y: Sequence[float], groups: Sequence[Any]
+) -> tuple[float, float]:
+    """(r, two-sided p) of the repeated-measures correlation of ``x`` and ``y`` over ``groups``.
+
+    The common within-group slope's correlation: centre ``x`` and ``y`` on each group's means, correlate
+    the residuals, and test on N - G - 1 degrees of freedom (N points in the G groups of 2+ points;
+    a group of one point carries no within-group information). Equals the t-test of x's coefficient in
+    the regression ``y ~ x + group``. NaN when there are no degrees of freedom or no within-group spread.
+    """
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ga = np.asarray(groups)
+    xc, yc, n, g = [], [], 0, 0
+    for group in np.unique(ga):
+        m = ga == group
+        if m.sum() < 2:
+            continue
+        xc.append(xa[m] - xa[m].mean())
+        yc.append(ya[m] - ya[m].mean())
+        n, g = n + int(m.sum()), g + 1
+    df = n - g - 1
+    if df < 1:
+        return math.nan, math.nan
+    xr, yr = np.concatenate(xc), np.concatenate(yc)
+    sxx, syy = float(xr @ xr), float(yr @ yr)
+    if sxx <= 0 or syy <= 0:
+        return math.nan, math.nan
+    r = float(np.clip((xr @ yr) / math.sqrt(sxx * syy), -1.0, 1.0))
+    if abs(r) == 1.0:
+        return r, 0.0
+    t = r * math.sqrt(df / (1.0 - r * r))
+    return r, float(2.0 * sps.t.sf(abs(t), df))
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -235,8 +276,15 @@ def _correlations(
                     if not mask.any():
                         continue
                     corr = _correlate(x[mask], metric[mask])
+                    rm = (
+                        repeated_measures_correlation(x[mask], metric[mask], targets[mask])
+                        if target == ALL
+                        else (math.nan, math.nan)
+                    )
                     out.append(
-                        CorrelationRow(label[setting], setting[0], target, stat, name, int(mask.sum()), *corr)
+                        CorrelationRow(
+                            label[setting], setting[0], target, stat, name, int(mask.sum()), *corr, *rm
+                        )
                     )
     return out
 
