@@ -61,6 +61,11 @@ def test_self_contained_with_config_provenance_and_examples(report: Path) -> Non
     assert "Table 1" in html and "Single adapters" in html and "Sec. 5.3 (k = 2)" in html
     assert "not run in this study" not in html, "the synthetic study runs everything"
     assert 'id="method-pfeiffer"' in html
+    # The overview tallies the verdicts of the findings table below it.
+    tally = re.search(r"Findings: (\d+) supported, (\d+) partly supported, (\d+) not supported, (\d+) not run", html)
+    assert tally and sum(map(int, tally.groups())) == 9
+    verdict_cells = re.findall(r'<td class="t (yes|partly|no|na)">', html)
+    assert [verdict_cells.count(c) for c in ("yes", "partly", "no", "na")] == list(map(int, tally.groups()))
 
 
 def test_missing_inputs_say_not_run_and_rebuild_replaces_the_folder(tmp_path: Path) -> None:

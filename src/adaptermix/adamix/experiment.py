@@ -76,6 +76,7 @@ class TableSpec(StrictModel):
     title: str
     rows: list[str]
     note: str = ""
+    tasks: list[str] | None = Field(None, description="this table's columns (None: every task with results)")
 
 
 class ExperimentConfig(StrictModel):
@@ -142,9 +143,11 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"inference.variant {cfg.inference.variant!r} is not a variant")
     if cfg.variants[cfg.inference.variant].method.get("name") != "adamix":
         raise ConfigError(f"inference.variant {cfg.inference.variant!r} must be an 'adamix' variant")
-    for where, subset in [("default_tasks", cfg.default_tasks)] + [
-        (f"variant {k!r}", v.tasks) for k, v in cfg.variants.items()
-    ]:
+    for where, subset in (
+        [("default_tasks", cfg.default_tasks)]
+        + [(f"variant {k!r}", v.tasks) for k, v in cfg.variants.items()]
+        + [(f"table {t.title!r}", t.tasks) for t in cfg.tables]
+    ):
         unknown = sorted(set(subset or ()) - set(cfg.tasks))
         if unknown:
             raise ConfigError(f"{where}: task {unknown[0]!r} is not in tasks")

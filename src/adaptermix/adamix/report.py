@@ -30,6 +30,7 @@ class TableLike(Protocol):
     title: str
     rows: list[str]
     note: str
+    tasks: list[str] | None
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def render_table(
             if v is not None:
                 values[(key, r.task)].append(v)
                 params[key] = r.params_trained if mode in ALL_EXPERT_MODES else r.params_inference
-    cols = [t for t in tasks if any((k, t) in values for k in table.rows)]
+    cols = [t for t in (table.tasks or tasks) if any((k, t) in values for k in table.rows)]
     if not cols:
         return f"### {table.title}\n\n(no finished runs yet)\n"
     best = {t: max(statistics.fmean(values[(k, t)]) for k in table.rows if (k, t) in values) for t in cols}

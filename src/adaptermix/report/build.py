@@ -210,7 +210,7 @@ def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg"))
         overview = H.paragraph(
             f"{len(study.methods)} method(s): {', '.join(md.label for md in study.methods) or 'none'}. "
             "Findings: "
-            + ", ".join(f"{n} {verdict.value}" for verdict, n in counts.items())
+            + ", ".join(f"{n} {verdict.tally}" for verdict, n in counts.items())
             + ". Differences are in percentage points (pp = metric × 100)."
         )
         overview += "".join(

@@ -37,6 +37,13 @@ class Verdict(str, Enum):
     CONTRADICTS = "does not support"
     NOT_RUN = "not run"
 
+    @property
+    def tally(self) -> str:
+        """The verdict as a count's label: "3 supported, 5 partly supported, ..."."""
+        return {"supports": "supported", "partly supports": "partly supported"}.get(
+            self.value, "not supported" if self is Verdict.CONTRADICTS else self.value
+        )
+
     @classmethod
     def of(cls, holds: bool) -> Verdict:
         return cls.SUPPORTS if holds else cls.CONTRADICTS
