@@ -41,6 +41,7 @@ from adaptermix.errors import AdapterMixError, ConfigError
 from adaptermix.io import atomic_write_json, atomic_write_text
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
+from adaptermix.signals import exit_on_sigterm
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
 
 log = logging.getLogger(__name__)
@@ -329,12 +330,13 @@ def _worker_main(
     """Entry point of a spawned worker: its own threads, encoder and data; the same pending list."""
     import torch
 
-    os.environ["ADAPTERMIX_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
-    cfg = ExperimentConfig.model_validate(cfg_json)
-    root = Path(cfg.output_dir)
-    pending = [r for r in plan_runs(cfg, full) if not is_done(r, root)]
-    work_through(cfg, pending, factory(cfg, sorted({r.task for r in pending})), name)
+    with exit_on_sigterm():  # terminate() from the parent still releases this worker's claim
+        os.environ["ADAPTERMIX_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+        cfg = ExperimentConfig.model_validate(cfg_json)
+        root = Path(cfg.output_dir)
+        pending = [r for r in plan_runs(cfg, full) if not is_done(r, root)]
+        work_through(cfg, pending, factory(cfg, sorted({r.task for r in pending})), name)
 
 
 def _run_workers(cfg: ExperimentConfig, full: bool, workers: int, factory: ExecutorFactory) -> None:

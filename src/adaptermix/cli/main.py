@@ -11,6 +11,7 @@ import sys
 from adaptermix import __version__
 from adaptermix.cli.base import COMMANDS
 from adaptermix.errors import AdapterMixError
+from adaptermix.signals import exit_on_sigterm
 
 # Subcommand modules; importing one registers its command.
 COMMAND_MODULES = (
@@ -48,13 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line and exit 2; Ctrl-C exits 130; a closed pipe exits 141."""
+    """Entry point: user errors print one line and exit 2; Ctrl-C exits 130, SIGTERM 143 (both after
+    cleanups ran); a closed pipe exits 141."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        code = int(args._run(args) or 0)
+        with exit_on_sigterm():
+            code = int(args._run(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, inside the handler, not at interpreter exit
         return code
     except AdapterMixError as exc:
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("adaptermix: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code == 143:  # SIGTERM, turned into an exit by exit_on_sigterm after cleanups ran
+            print("adaptermix: terminated", file=sys.stderr)
+        raise
     except BrokenPipeError:
         # The reader went away (``adaptermix ... | head``): stop quietly, as Unix tools do, instead of a
         # traceback. Point stdout at /dev/null so the interpreter's final flush cannot raise again
