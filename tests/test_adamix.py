@@ -515,3 +515,24 @@ def test_ablation_tables_keep_to_their_own_tasks(tmp_path: Path) -> None:
     tables = write_tables(cfg).split("### ")
     assert "cola (" in tables[1] and "cola (" not in tables[3] and "cola (" not in tables[4]
     assert "| AdaMix-NoConsistencyLoss | 1k | **51.0 (1)** | 51.0 |" in tables[3]  # ties are all bold
+
+
+def test_experiment_clears_stale_claims_of_dead_workers(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from adaptermix.adamix.experiment import plan_runs, run_experiment
+    from adaptermix.claims import try_claim
+    from helpers import fake_adamix_executor
+
+    cfg = experiment_cfg(tmp_path, seeds=[1], default_tasks=["sst2"])
+    runs = plan_runs(cfg)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, live = runs[0].claim_path(tmp_path), runs[1].claim_path(tmp_path)
+    stale.parent.mkdir(parents=True)
+    stale.write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")  # a worker killed with SIGKILL
+    assert try_claim(live)  # a live worker (this process) is still on run 1
+    run_experiment(cfg, executor_factory=fake_adamix_executor)
+    assert runs[0].result_path(tmp_path).is_file() and not stale.exists()
+    assert live.exists() and not runs[1].result_path(tmp_path).exists()

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from adaptermix.adamix.report import ResultRow, render_tables
-from adaptermix.claims import claimed
+from adaptermix.claims import claimed, is_stale
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
 from adaptermix.errors import AdapterMixError, ConfigError
@@ -281,6 +281,7 @@ def run_experiment(
                 f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s"
             )
         return render_results(cfg)  # a dry run writes nothing
+    clear_stale_claims(root)
     if not pending:
         return write_tables(cfg)
     factory = executor_factory or _default_factory
@@ -295,6 +296,14 @@ def run_experiment(
     else:
         _run_workers(cfg, full, workers, factory)
     return write_tables(cfg)
+
+
+def clear_stale_claims(root: Path) -> list[Path]:
+    """Remove the claims of runs whose process died (killed with SIGKILL, say); returns them."""
+    stale = [p for p in sorted(root.glob("results/*/*/*.claim")) if is_stale(p)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def work_through(
