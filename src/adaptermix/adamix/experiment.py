@@ -13,8 +13,9 @@ the result files only.
 
 Parallel: ``workers=N`` starts N processes that walk the same pending list and take each run through a
 claim file (:mod:`adaptermix.claims`), each with 1/N of the torch threads. Two invocations on the same
-folder cooperate the same way. On a 2-core CPU two single-threaded workers train about twice as many
-runs per hour as one two-threaded process (MiniLM at batch 32 x 64 tokens does not scale to 2 threads).
+folder cooperate the same way. On the 2-core CPU here, two one-thread workers make 1.13-1.16x the
+training steps per second of one two-thread process (``bench/bench_workers.py``): a MiniLM step at
+batch 32 does not use two threads fully.
 """
 
 from __future__ import annotations
@@ -271,8 +272,10 @@ def run_experiment(
         total = sum(estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes) for r in pending)
         print(
             f"adamix experiment: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} pending; "
-            f"estimate {total / 60:.0f} min at {cfg.train_tokens_per_s:g} train tokens/s"
-            + (f", before dividing over {workers} workers" if workers > 1 else ""),
+            f"estimate {total / 60:.0f} min in one process at {cfg.train_tokens_per_s:g} train tokens/s"
+            # Not divided by `workers`: extra workers only help as far as idle cores allow (on 2 cores,
+            # 2 workers finish ~1.15x sooner; bench/bench_workers.py).
+            + (f" (workers help only as far as idle cores allow; {workers} asked)" if workers > 1 else ""),
             flush=True,
         )
     if dry_run:

@@ -116,7 +116,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=1,
-        help="worker processes sharing the grid, each with 1/N of the threads (2 on a 2-core CPU: ~2x)",
+        help="worker processes sharing the grid, each with 1/N of the threads (2 on 2 cores: ~1.15x)",
     )
     ex.add_argument(
         "--dry-run", action="store_true", help="list the runs and the time estimate, train nothing"
