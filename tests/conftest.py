@@ -22,6 +22,16 @@ def datapack_dir() -> Path | None:
     return None
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say whether the real-data smoke tests ran: without the data pack they skip, and a green run
+    would otherwise hide that (the summary prints even under ``-q``)."""
+    d = datapack_dir()
+    terminalreporter.write_line(
+        f"adaptermix data pack: {d}" if d else
+        "adaptermix data pack: not found, the real-data smoke tests skipped (set ADAPTERMIX_DATA)"
+    )
+
+
 def packaged_minilm_available() -> bool:
     from adaptermix.backbone.loading import DEFAULT_MODEL, resolve_model_path
 
