@@ -28,7 +28,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -289,17 +288,15 @@ def run_experiment(
     clear_stale_claims(root)
     if not pending:
         return write_tables(cfg)
-    factory = executor_factory or _default_factory
-    if workers == 1:
-        if executor_factory is None:
-            from adaptermix.adamix.runner import execute_run
+    if workers > 1:
+        assets = None  # each worker loads its own; the parent need not hold a copy while they run
+        _run_workers(cfg, full, workers, executor_factory or _default_factory)
+    elif executor_factory is None:
+        from adaptermix.adamix.runner import make_executor
 
-            execute: Callable[[Run], dict[str, Any]] = partial(execute_run, assets=assets, cfg=cfg)
-        else:
-            execute = factory(cfg, tasks)
-        work_through(cfg, pending, execute)
+        work_through(cfg, pending, make_executor(cfg, tasks, assets))  # reuses the estimate's assets
     else:
-        _run_workers(cfg, full, workers, factory)
+        work_through(cfg, pending, executor_factory(cfg, tasks))
     return write_tables(cfg)
 
 

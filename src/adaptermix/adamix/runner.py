@@ -61,10 +61,13 @@ def load_assets(cfg: ExperimentConfig, tasks: list[str]) -> Assets:
     return Assets(encoder, data, tokens)
 
 
-def make_executor(cfg: ExperimentConfig, tasks: list[str]) -> Callable[[Run], dict[str, Any]]:
-    """The real executor of a worker: load the encoder and the tasks once, then train run after run."""
-    assets = load_assets(cfg, tasks)
-    return lambda run: execute_run(run, assets, cfg)
+def make_executor(
+    cfg: ExperimentConfig, tasks: list[str], assets: Assets | None = None
+) -> Callable[[Run], dict[str, Any]]:
+    """The real executor: the encoder and the tasks loaded once (or ``assets`` already loaded, e.g. for
+    the time estimate), then run after run trained on them."""
+    loaded = assets if assets is not None else load_assets(cfg, tasks)
+    return lambda run: execute_run(run, loaded, cfg)
 
 
 def estimate_seconds(run: Run, assets: Assets, train_tokens_per_s: float, routes: int = 4) -> float:

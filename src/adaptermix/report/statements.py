@@ -40,9 +40,7 @@ class Verdict(str, Enum):
     @property
     def tally(self) -> str:
         """The verdict as a count's label: "3 supported, 5 partly supported, ..."."""
-        return {"supports": "supported", "partly supports": "partly supported"}.get(
-            self.value, "not supported" if self is Verdict.CONTRADICTS else self.value
-        )
+        return _TALLY[self]
 
     @classmethod
     def of(cls, holds: bool) -> Verdict:
@@ -54,6 +52,14 @@ class Verdict(str, Enum):
         if total and hits == total:
             return cls.SUPPORTS
         return cls.PARTLY if hits > total / 2 else cls.CONTRADICTS
+
+
+_TALLY = {
+    Verdict.SUPPORTS: "supported",
+    Verdict.PARTLY: "partly supported",
+    Verdict.CONTRADICTS: "not supported",
+    Verdict.NOT_RUN: "not run",
+}
 
 
 @dataclass(frozen=True)
