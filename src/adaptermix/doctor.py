@@ -365,13 +365,14 @@ def run_checks(
     wordnet_source: str | Path | None = None,
     quick: bool = False,
     packages: list[SystemPackage] | None = None,
-    installed: Callable[[str], bool | None] = dpkg_installed,
+    installed: Callable[[str], bool | None] | None = None,
     cpuinfo: Path = Path("/proc/cpuinfo"),
 ) -> list[Check]:
     """Every check, in table order. ``data_dir``/``cache_dir`` default to ``$ADAPTERMIX_DATA`` /
-    ``$ADAPTERMIX_CACHE``; ``wordnet_source`` to ``/usr/share/wordnet``; ``quick`` skips hashing large files."""
+    ``$ADAPTERMIX_CACHE``; ``wordnet_source`` to ``/usr/share/wordnet``; ``quick`` skips hashing large files.
+    ``packages``/``installed`` default to the system-package list and dpkg (tests inject both)."""
     return [
-        *check_system_packages(system_packages() if packages is None else packages, installed),
+        *check_system_packages(system_packages() if packages is None else packages, installed or dpkg_installed),
         *check_wordnet(wordnet_source, data_dir, cache_dir),
         check_encoder(),
         check_glove(),

@@ -223,13 +223,8 @@ WORDNET_MANIFEST = "adaptermix-wordnet.json"
 
 
 def _file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks; memoised per (path, size, mtime) within the process."""
-    st = path.stat()
-    return _sha256_memo(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=256)
-def _sha256_memo(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, read in blocks (WordNet's 36 MB: about 0.1 s; never memoised by size/mtime,
+    which a same-size rewrite within one clock tick would fool)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -447,6 +442,7 @@ class ResourceContext:
         self._vectors: WordVectors | None = None
         self._neighbours: dict[tuple[int, float], NeighbourTable] = {}
         self._encoder: Encode | None = None
+        self._wordnet: Any = None
 
     def vectors(self) -> WordVectors:
         if self._vectors is None:
@@ -468,8 +464,10 @@ class ResourceContext:
         return self._neighbours[key]
 
     def wordnet(self) -> Any:
-        c = self.config
-        return wordnet_reader(wordnet_dir(c.wordnet_dir, c.data_dir, c.cache_dir))
+        if self._wordnet is None:  # checked (sources hashed, ~0.1 s) once per context
+            c = self.config
+            self._wordnet = wordnet_reader(wordnet_dir(c.wordnet_dir, c.data_dir, c.cache_dir))
+        return self._wordnet
 
     def encoder(self) -> Encode:
         if self._encoder is None:
