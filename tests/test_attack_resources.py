@@ -294,3 +294,29 @@ def test_wordnet_lexnames_come_from_the_data_pack_when_the_source_lacks_them(
     (lex / "wordnet_lexnames").write_text("00 adj.all 3\n", encoding="utf-8")
     target = wordnet_dir(src, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert (target / "lexnames").read_text() == "00 adj.all 3\n"
+
+
+def test_a_copy_finished_by_another_process_first_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    from adaptermix.attacks import resources
+    from adaptermix.io import OutputError, atomic_dir
+
+    @contextlib.contextmanager
+    def racing(path: Path, place: bool):  # our final rename fails; maybe a worker's copy is in place
+        with atomic_dir(tmp_path / "scratch") as tmp:
+            yield tmp
+        if place:
+            shutil.rmtree(path, ignore_errors=True)
+            shutil.move(tmp_path / "scratch", path)
+        raise OutputError(f"cannot write {path}: Directory not empty")
+
+    src, cache = fake_wordnet(tmp_path / "wn", without=()), tmp_path / "cache"
+    monkeypatch.setattr(resources, "atomic_dir", lambda path: racing(path, place=False))
+    with pytest.raises(OutputError):
+        wordnet_dir(src, cache_dir=cache)
+    monkeypatch.setattr(resources, "atomic_dir", lambda path: racing(path, place=True))
+    target = wordnet_dir(src, cache_dir=cache)
+    assert wordnet_cache_state(target, wordnet_key(wordnet_sources(src))) == "ok"

@@ -44,7 +44,7 @@ from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DATA_ENV
 from adaptermix.errors import ResourceError
-from adaptermix.io import atomic_dir
+from adaptermix.io import OutputError, atomic_dir
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
 """Environment variable naming the cache root (default ``~/.cache/adaptermix``)."""
@@ -179,16 +179,21 @@ def counter_fitted_vectors(
     if cached is not None:
         return cached
     vectors = build_counter_fitted(cfg, lexical, glove, progress=progress)
-    with atomic_dir(folder) as tmp:
-        vectors.write_files(tmp)
-        meta = {
-            "config": cfg.model_dump(mode="json"),
-            "words": len(vectors),
-            "lexical": str(lexical),
-            "glove": glove_id,
-            "sizes": {f.name: f.stat().st_size for f in sorted(tmp.iterdir())},
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        with atomic_dir(folder) as tmp:
+            vectors.write_files(tmp)
+            meta = {
+                "config": cfg.model_dump(mode="json"),
+                "words": len(vectors),
+                "lexical": str(lexical),
+                "glove": glove_id,
+                "sizes": {f.name: f.stat().st_size for f in sorted(tmp.iterdir())},
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OutputError:
+        if not counter_fitted_cache_ok(folder):
+            raise
+        # another process built the same entry (same key) between our two renames
     return vectors
 
 
@@ -346,15 +351,20 @@ def wordnet_dir(
     target = wordnet_cache_dir(source, cache_dir)
     if wordnet_cache_state(target, key) == "ok":
         return target
-    with atomic_dir(target) as tmp:
-        for name, path in files.items():
-            shutil.copyfile(path, tmp / name)
-        meta = {
-            "key": key,
-            "sizes": {name: (tmp / name).stat().st_size for name in files},
-            "sources": {name: str(path) for name, path in files.items()},
-        }
-        (tmp / WORDNET_MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        with atomic_dir(target) as tmp:
+            for name, path in files.items():
+                shutil.copyfile(path, tmp / name)
+            meta = {
+                "key": key,
+                "sizes": {name: (tmp / name).stat().st_size for name in files},
+                "sources": {name: str(path) for name, path in files.items()},
+            }
+            (tmp / WORDNET_MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OutputError:
+        if wordnet_cache_state(target, key) != "ok":
+            raise
+        # another process (a sweep worker) put the same copy in place between our two renames
     return target
 
 
