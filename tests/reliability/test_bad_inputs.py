@@ -123,6 +123,7 @@ CASES: tuple[Case, ...] = (
     case("list-unknown-topic", "list nope",
          r"argument what: invalid choice: 'nope' \(choose from [^\n]+\)",
          regex=True, prefix="adaptermix list: error: "),
+    case("doctor-extra-argument", "doctor extra", "unrecognized arguments: extra"),
     # fsd / mix / prune
     case("fsd-different-base-models", "fsd {W}/a {W}/rob -o {O}/f",
          "adapters 'a' and 'rob' have different base_fingerprint: '{FB}' vs '{FR}'"),

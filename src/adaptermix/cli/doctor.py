@@ -32,7 +32,7 @@ register_command(
     Command(
         "doctor",
         "check every external resource (encoder, GloVe, WordNet, data pack, system packages, device); "
-        "exit 1 if one `make demo`/`make test` need is missing",
+        "exit 1 if something `make demo`/`make test` need is missing",
         _args,
         _run,
     )
