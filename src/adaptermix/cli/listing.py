@@ -69,6 +69,9 @@ LISTINGS: dict[str, Callable[[], list[str]]] = {
 }
 
 
+OWN_DATA = "(your own CSV / TSV / JSONL files: data.source=files; see docs/own-data.md, configs/own-data.yaml)"
+
+
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="?", choices=sorted(LISTINGS), help="what to list (default: all)")
 
@@ -86,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
             lines = [f"(unavailable: {exc})"]
         for line in lines:
             print(f"  {line}")
+    if args.what in (None, "datasets"):
+        print(f"  {OWN_DATA}")
     os.sys.stdout.flush()
     return 0
 
