@@ -201,3 +201,41 @@ def test_stamp_is_json_naming_the_command(pool, tmp_path):
         assert main(["prune", pool[0].name, "--sparsity", "0.5", "-o", str(out)]) == 0
     finally:
         os.chdir(cwd)
+
+
+def test_train_reruns_refuses_other_configs_and_overwrites(tmp_path, capsys):
+    from helpers import TOY_PACK, save_tiny_model
+
+    model = save_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "adapter"
+    argv = ["train", "--set", "data.name=toy_sentiment", "--set", f"data.data_dir={TOY_PACK}",
+            "--set", f"model.name={model}", "--set", "train.epochs=1", "--set", "train.progress=false",
+            "-o", str(out)]
+    assert main(argv) == 0
+    assert json.loads((out / OUTPUT_STAMP).read_text())["outputs"]["."]["command"] == "train"
+    assert main(argv) == 0  # the same config: a re-run
+    mtime = (out / "adapter.safetensors").stat().st_mtime_ns
+    code, err = _err(capsys, [*argv, "--set", "train.learning_rate=0.01"])
+    assert code == 2 and err.endswith("(written by `adaptermix train` with other inputs); pass --overwrite "
+                                      "to replace it, or choose another output")
+    assert (out / "adapter.safetensors").stat().st_mtime_ns == mtime  # refused before training
+    assert main([*argv, "--set", "train.learning_rate=0.01", "--overwrite"]) == 0
+    assert load_adapter(out).meta.training["learning_rate"] == 0.01
+
+
+def test_reproduce_and_report_refuse_foreign_folders(tmp_path, capsys):
+    from helpers import TOY_PACK
+
+    study = tmp_path / "study"
+    atomic_write_text(study / "thesis.md", "mine")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"output_dir: {study}\ndomains: [toy_sentiment]\ndata: {{data_dir: {TOY_PACK}}}\n")
+    code, err = _err(capsys, ["reproduce", str(cfg)])
+    assert (code, err) == (2, f"adaptermix: error: {study} already exists (not written by adaptermix); "
+                              "pass --overwrite to replace it, or choose another output")
+    assert _listing(study) == ["thesis.md"]
+    (study / "config.yaml").write_text("name: study\n")
+    atomic_write_text(study / "report" / "index.html", "my own page")
+    code, err = _err(capsys, ["report", str(study)])
+    assert code == 2 and f"{study / 'report'} already exists" in err
+    assert (study / "report" / "index.html").read_text() == "my own page"
