@@ -85,12 +85,14 @@ def _run(args: argparse.Namespace) -> int:
             lines = LISTINGS[what]()
         except (AdapterMixError, ImportError) as exc:
             if args.what:
+                if what == "datasets":  # no data pack: say how to train on one's own files anyway
+                    print(f"  {OWN_DATA}", flush=True)
                 raise
             lines = [f"(unavailable: {exc})"]
+        if what == "datasets":
+            lines = [*lines, OWN_DATA]
         for line in lines:
             print(f"  {line}")
-    if args.what in (None, "datasets"):
-        print(f"  {OWN_DATA}")
     os.sys.stdout.flush()
     return 0
 
