@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, register_command
+from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.config import parse_override
 
 
@@ -25,6 +25,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="TextFooler setting, e.g. --param min_cos_sim=0.5 --param max_queries=2000")
     p.add_argument("--batch-size", type=int, default=64)
+    add_overwrite(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -32,11 +33,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from adaptermix.artefact import load_adapter
     from adaptermix.backbone.loading import load_encoder
-    from adaptermix.io import atomic_write_json, atomic_write_text
+    from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
     from adaptermix.sweep.evaluations import EVALUATIONS
     from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.spec import SweepSpec
 
+    stamp = output_stamp("attack", command_inputs(args, skip=("output_dir", "batch_size")))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     adapter = load_adapter(args.adapter)
     params: dict = {}
     for item in args.param:
@@ -78,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "report.json", report)
     if args.attack == "textfooler":
         atomic_write_text(out / "examples.md", examples_markdown(outcome.adversarial))
+    mark_output(out, stamp)
     m = es.info.metric
     print(f"{args.attack} on {name} ({len(es.examples)} {args.split} examples): clean {m} "
           f"{clean.metric:.4f} -> under attack {outcome.metric if outcome.metric is None else round(outcome.metric, 4)}")

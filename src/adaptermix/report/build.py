@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adaptermix import __version__
-from adaptermix.io import atomic_dir, atomic_write_text
+from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T
@@ -198,6 +198,10 @@ def _provenance(study: StudyData) -> str:
 # --------------------------------------------------------------------------------------------- build
 
 
+REPORT_STAMP = output_stamp("report", "the study's report folder")
+"""The output stamp of ``{study}/report`` (the same whether ``reproduce`` or ``report`` built it)."""
+
+
 def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg")) -> Path:
     """Write ``{study}/report/`` (index.html, figures/, tables/) from the study's stored results; returns
     the path of ``index.html``. Figures are saved in ``formats`` (the page shows the PNG, links the SVG)."""
@@ -234,4 +238,5 @@ def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg"))
         nav += [("provenance", "Provenance"), ("config", "Configuration")]
         index = H.page(f"adaptermix report: {study.name}", f"study directory {study.root}", nav, body)
         atomic_write_text(tmp / "index.html", index)
+    mark_output(out, REPORT_STAMP)  # `adaptermix report` may rebuild it; it holds nothing else
     return out / "index.html"
