@@ -7,6 +7,7 @@ tensor names and shapes; every adapter finite.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -54,6 +55,11 @@ class AdapterPool:
     def is_lora(self) -> bool:
         return self.method.get("name") == "lora"
 
+    @property
+    def inits(self) -> dict[str, str]:
+        """Adapter name -> the ``method.init`` it was trained from (``mam`` for artefacts older than the field)."""
+        return {n: str(a.meta.method_config.init) for n, a in zip(self.names, self.adapters, strict=True)}
+
     def index(self, name: str) -> int:
         try:
             return self.names.index(name)
@@ -100,4 +106,18 @@ def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterP
         check_mixable(names, bodies, metas)
     except IncompatibleAdaptersError:
         raise
-    return AdapterPool(names, adapters, stack(bodies, names))
+    pool = AdapterPool(names, adapters, stack(bodies, names))
+    warn_mixed_inits(pool.inits)
+    return pool
+
+
+def warn_mixed_inits(inits: Mapping[str, str]) -> None:
+    """Warn when adapters start from different init schemes: they still mix (same shapes), but their sign
+    statistics (FSD, sign changes) then compare different starting points, not what training changed."""
+    kinds = sorted(set(inits.values()))
+    if len(kinds) > 1:
+        which = ", ".join(f"{n}={i}" for n, i in inits.items())
+        warnings.warn(
+            f"adapters were initialised differently ({which}): they can be mixed, but FSD between them "
+            "mostly measures the different inits", stacklevel=3,
+        )
