@@ -164,3 +164,11 @@ def test_pickle_refused_and_non_bert_refused(tmp_path: Path) -> None:
             tiny_encoder("distilbert"),
             HeadChoice(labels=("a", "b")),
         )
+
+
+@pytest.mark.parametrize(("init_weights", "init"), [("bert", "bert"), ("mam_adapter", "mam"), ("houlsby", "houlsby")])
+def test_imported_adapter_records_adapterhubs_init(tmp_path: Path, init_weights: str, init: str) -> None:
+    adapter = load_adapter(_import(tmp_path, "out", _variant(tmp_path, init_weights=init_weights)))
+    assert adapter.meta.method_config.init == init
+    with pytest.raises(ArtefactError, match="init_weights"):
+        _import(tmp_path, "bad", _variant(tmp_path / "v2", init_weights="xavier"))

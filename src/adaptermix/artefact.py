@@ -63,7 +63,7 @@ class AdapterMeta:
 
     @property
     def method_config(self) -> MethodConfig:
-        return MethodConfig.model_validate(self.method)
+        return MethodConfig.from_saved(self.method)
 
     @property
     def head_config(self) -> HeadConfig:

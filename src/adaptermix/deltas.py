@@ -58,6 +58,7 @@ _GROUP_KEYS = {
     "layer": _layer_key,
     "site": lambda n: parse_name(n)[1] or "other",
     "module": _module_key,
+    "kind": lambda n: parse_name(n)[2],  # tensor kind: up.weight, down.bias, lora_A, dW ...
 }
 GROUPINGS = tuple(_GROUP_KEYS)
 
@@ -108,7 +109,7 @@ class ParamLayout:
         return parse_name(name)[1]
 
     def groups(self, by: str) -> Grouping:
-        """Partition tensors by ``by`` in ``GROUPINGS`` ("all", "tensor", "layer", "site", "module")."""
+        """Partition tensors by ``by`` in ``GROUPINGS`` ("all", "tensor", "layer", "site", "module", "kind")."""
         key = f"groups:{by}"
         if key not in self._cache:
             if by not in _GROUP_KEYS:

@@ -7,6 +7,7 @@ tensor names and shapes; every adapter finite.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,8 +18,8 @@ import torch
 
 from adaptermix.artefact import Adapter, AdapterMeta, load_adapter
 from adaptermix.deltas import AdapterDelta, StackedDeltas, stack, to_dw
-from adaptermix.diagnostics import FSDMatrix, fsd_matrix
-from adaptermix.errors import ConfigError, IncompatibleAdaptersError
+from adaptermix.diagnostics import FSDMatrix, fsd_kind_rows, fsd_matrix, noise_floor, top_fraction_fsd
+from adaptermix.errors import ArtefactError, ConfigError, IncompatibleAdaptersError
 from adaptermix.merging import check_mixable
 from adaptermix.merging.compat import require_same
 from adaptermix.methods import METHODS
@@ -75,6 +76,7 @@ class AdapterPool:
     adapters: list[Adapter]
     stacked: StackedDeltas
     _fsd: dict[str, FSDMatrix] = field(default_factory=dict)
+    _updates: dict[str, StackedDeltas] = field(default_factory=dict)
 
     @property
     def flat(self) -> torch.Tensor:
@@ -87,6 +89,11 @@ class AdapterPool:
     @property
     def is_lora(self) -> bool:
         return self.method.get("name") == "lora"
+
+    @property
+    def inits(self) -> dict[str, str]:
+        """Adapter name -> the ``method.init`` it was trained from (``mam`` for artefacts older than the field)."""
+        return {n: str(a.meta.method_config.init) for n, a in zip(self.names, self.adapters, strict=True)}
 
     def index(self, name: str) -> int:
         try:
@@ -109,11 +116,39 @@ class AdapterPool:
         scale = float(self.method["alpha"]) / float(self.method["rank"])
         return stack([to_dw(self.stacked.delta(i), scale) for i in range(len(self.names))], self.names)
 
+    def updates(self, space: str = "raw") -> StackedDeltas:
+        """What training changed: each adapter minus its initial body rebuilt from ``method.init`` and
+        ``init_seed`` (the task vector of the adapter). Meaningful for adapters trained by adaptermix (and
+        mixtures of adapters sharing one init), not for imported ones whose init seed is unknown."""
+        key = f"updates:{space}"
+        if key not in self._updates:
+            inits = [initial_delta(a) for a in self.adapters]
+            if space == "dw":
+                scale = float(self.method["alpha"]) / float(self.method["rank"])
+                inits = [to_dw(d, scale) for d in inits]
+            start = stack(inits, self.names)
+            if start.layout != self.stacked_in(space).layout:
+                raise IncompatibleAdaptersError("the rebuilt initial adapters do not match the pool's tensors")
+            cur = self.stacked_in(space)
+            self._updates[key] = StackedDeltas(cur.matrix - start.matrix, cur.layout, cur.names, cur.space)
+        return self._updates[key]
+
     def fsd(self, space: str = "raw") -> FSDMatrix:
         """The pool's FSD matrix (Alg. 3 for every pair), computed once per space."""
         if space not in self._fsd:
             self._fsd[space] = fsd_matrix(self.stacked_in(space))
         return self._fsd[space]
+
+
+def initial_delta(adapter: Adapter) -> AdapterDelta:
+    """The body ``adapter`` started from: rebuilt from its method config (init scheme and seed)."""
+    from adaptermix.methods import METHODS
+
+    cfg, base = adapter.meta.method_config, adapter.meta.base_model
+    if "hidden_size" not in base or "num_layers" not in base:
+        raise ArtefactError(f"adapter {adapter.path or adapter.name}: adapter.json lacks the base model's shape")
+    body = METHODS.get(cfg.name).build_body(cfg, int(base["hidden_size"]), int(base["num_layers"]))
+    return AdapterDelta({k: v.detach() for k, v in body.state_dict().items()})
 
 
 def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterPool:
@@ -139,4 +174,55 @@ def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterP
         check_mixable(names, bodies, metas)
     except IncompatibleAdaptersError:
         raise
-    return AdapterPool(names, adapters, stack(bodies, names))
+    pool = AdapterPool(names, adapters, stack(bodies, names))
+    warn_mixed_inits(pool.inits)
+    return pool
+
+
+def warn_mixed_inits(inits: Mapping[str, str]) -> None:
+    """Warn when adapters start from different init schemes: they still mix (same shapes), but their sign
+    statistics (FSD, sign changes) then compare different starting points, not what training changed."""
+    kinds = sorted(set(inits.values()))
+    if len(kinds) > 1:
+        which = ", ".join(f"{n}={i}" for n, i in inits.items())
+        warnings.warn(
+            f"adapters were initialised differently ({which}): they can be mixed, but FSD between them "
+            "mostly measures the different inits", stacklevel=3,
+        )
+
+
+def fsd_summary(
+    pool: AdapterPool, space: str = "raw", replicate_of: Mapping[str, str] | None = None,
+    top_fraction: float | None = None, from_init: bool = False,
+) -> dict[str, Any]:
+    """Fig. 4 data you can read (JSON-ready): the FSD matrix of the pool's domain adapters, every pair's FSD
+    by tensor kind, and, when the pool holds replicates (``replicate_of``: replicate -> domain adapter), each
+    domain's noise floor and the cross-domain excess over it; optionally the FSD of the top-magnitude weights.
+
+    ``fsd``/``names`` cover the domain adapters only; ``by_kind`` rows cover every pair, replicates included.
+    ``from_init`` compares what training changed (:meth:`AdapterPool.updates`) instead of the weights.
+    """
+    replicate_of = dict(replicate_of or {})
+    stacked = pool.updates(space) if from_init else pool.stacked_in(space)
+    mat = pool.fsd(space) if not from_init else fsd_matrix(stacked)
+    floor = noise_floor(mat.values, pool.names, replicate_of)
+    lora_scale = float(pool.method["alpha"]) / float(pool.method["rank"]) if pool.is_lora and space == "raw" else None
+    rows = fsd_kind_rows(stacked, None if from_init else lora_scale)
+    out: dict[str, Any] = {
+        "space": space,
+        "of": "update from init" if from_init else "weights",
+        "n_params": mat.n_params,
+        "names": list(floor.domains),
+        "fsd": floor.fsd.tolist(),
+        "row_means": floor.fsd.mean(dim=1).tolist(),
+        "inits": pool.inits,
+        "by_kind": rows,
+        "noise_floor": {**floor.as_dict(), "replicate_of": replicate_of, "pairs": floor.rows()}
+        if replicate_of else None,
+    }
+    if top_fraction is not None:
+        top = top_fraction_fsd(stacked.matrix, top_fraction)
+        top_floor = noise_floor(top, pool.names, replicate_of)
+        out["top_fraction"] = {"fraction": top_fraction, "fsd": top_floor.fsd.tolist(),
+                               "noise_floor": top_floor.as_dict() if replicate_of else None}
+    return out

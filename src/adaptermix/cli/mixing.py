@@ -15,49 +15,116 @@ from adaptermix.io import check_output, mark_output, output_stamp
 
 def _fsd_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapters", nargs="+", help="adapter directories (named by their folder)")
-    p.add_argument("-o", "--output-dir", required=True, help="writes fsd.csv, fsd.json, fsd.png/svg, fsd_per_<by>.csv")
+    p.add_argument("-o", "--output-dir", required=True,
+                   help="writes fsd.csv, fsd.json, fsd.png/svg, fsd_per_<by>.csv, fsd_by_kind.csv "
+                   "(+ fsd_floor.csv with --replicate, fsd_top.csv with --top-fraction)")
     p.add_argument("--space", choices=["raw", "dw"], default="raw",
                    help="raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
-    p.add_argument("--by", choices=["layer", "site", "module"], default="layer", help="grouping of the per-group FSD")
+    p.add_argument("--by", choices=["layer", "site", "module", "kind"], default="layer",
+                   help="grouping of the per-group FSD")
+    p.add_argument("--replicate", action="append", default=[], metavar="NAME=PATH",
+                   help="a replicate of adapter NAME (same domain and init, other training seed/sample): "
+                   "its FSD to NAME is NAME's noise floor (repeatable)")
+    p.add_argument("--top-fraction", type=float, metavar="F",
+                   help="also the FSD over the weights in the top F by magnitude of both adapters (0 < F <= 1)")
+    p.add_argument("--from-init", action="store_true",
+                   help="compare what training changed (each adapter minus its init, rebuilt from method.init "
+                   "and init_seed) instead of the weights; not the paper's FSD")
     add_overwrite(p)
 
 
+def _replicates(items: list[str], names: list[str]) -> dict[str, tuple[str, str]]:
+    """``NAME=PATH`` options -> replicate name -> (domain adapter name, path)."""
+    from adaptermix.errors import ConfigError
+
+    out: dict[str, tuple[str, str]] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--replicate {item!r}: expected NAME=PATH")
+        if name not in names:
+            raise ConfigError(f"--replicate {item!r}: {name!r} is not one of the adapters ({', '.join(names)})")
+        k = 1 + sum(1 for d, _ in out.values() if d == name)
+        out[f"{name}~r{k}"] = (name, path)
+    return out
+
+
+def _csv(rows: list[list[object]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
 def _fsd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from adaptermix.diagnostics import grouped_fsd
     from adaptermix.io import atomic_write_json, atomic_write_text
-    from adaptermix.pool import load_pool
+    from adaptermix.pool import fsd_summary, load_pool
     from adaptermix.report.plots import fsd_heatmap, save_figure
 
     stamp = output_stamp("fsd", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    pool = load_pool(args.adapters)
-    mat = pool.fsd(args.space)
+    dirs = {Path(d).name: d for d in args.adapters}
+    if len(dirs) != len(args.adapters):
+        from adaptermix.errors import ConfigError
+
+        raise ConfigError("two adapters have the same name; give them distinct directory names")
+    reps = _replicates(args.replicate, list(dirs))
+    pool = load_pool({**dirs, **{r: p for r, (_, p) in reps.items()}})
+    summary = fsd_summary(pool, args.space, {r: d for r, (d, _) in reps.items()}, args.top_fraction,
+                          from_init=args.from_init)
+    names = summary["names"]
     out = Path(args.output_dir)
-    vals = mat.values.numpy()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["adapter", *pool.names])
-    for name, row in zip(pool.names, vals, strict=True):
-        w.writerow([name, *(f"{v:.6f}" for v in row)])
-    atomic_write_text(out / "fsd.csv", buf.getvalue())
+    vals = np.asarray(summary["fsd"])
+    atomic_write_text(out / "fsd.csv", _csv([["adapter", *names]]
+                                            + [[n, *(f"{v:.6f}" for v in row)] for n, row in zip(names, vals, strict=True)]))
     grouped = grouped_fsd(pool.stacked_in(args.space), args.by)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([args.by, "adapter_a", "adapter_b", "fsd", "space"])
+    rows: list[list[object]] = [[args.by, "adapter_a", "adapter_b", "fsd", "space"]]
     for g, key in enumerate(grouped.keys):
         for i in range(len(pool.names)):
             for j in range(i + 1, len(pool.names)):
-                w.writerow([key, pool.names[i], pool.names[j], f"{float(grouped.values[g, i, j]):.6f}", args.space])
-    atomic_write_text(out / f"fsd_per_{args.by}.csv", buf.getvalue())
-    atomic_write_json(out / "fsd.json", {**mat.as_dict(), "row_means": mat.row_means().tolist()})
-    save_figure(fsd_heatmap(vals, pool.names, f"FSD (%), {pool.method.get('name')}, space={args.space}"), out / "fsd")
-    width = max(len(n) for n in pool.names)
-    print(f"FSD (%), space={args.space}, {mat.n_params} parameters per adapter")
-    print(" " * (width + 1) + " ".join(f"{n[:7]:>7s}" for n in pool.names))
-    for name, row in zip(pool.names, vals, strict=True):
+                rows.append([key, pool.names[i], pool.names[j], f"{float(grouped.values[g, i, j]):.6f}", args.space])
+    atomic_write_text(out / f"fsd_per_{args.by}.csv", _csv(rows))
+    kind_cols = ["adapter_a", "adapter_b", "kind", "n_params", "fsd", "space"]
+    atomic_write_text(out / "fsd_by_kind.csv", _csv([kind_cols] + [
+        [r[c] if c != "fsd" else f"{r['fsd']:.6f}" for c in kind_cols] for r in summary["by_kind"]]))
+    written = ["fsd.csv", "fsd.json", "fsd.png", "fsd.svg", f"fsd_per_{args.by}.csv", "fsd_by_kind.csv"]
+    floor = summary["noise_floor"]
+    if floor is not None:
+        cols = ["adapter_a", "adapter_b", "fsd", "floor_a", "floor_b", "excess"]
+        atomic_write_text(out / "fsd_floor.csv", _csv([cols] + [
+            [r[c] if isinstance(r[c], str) else ("" if r[c] is None else f"{r[c]:.6f}") for c in cols]
+            for r in floor["pairs"]]))
+        written.append("fsd_floor.csv")
+    top = summary.get("top_fraction")
+    if top is not None:
+        atomic_write_text(out / "fsd_top.csv", _csv([["adapter", *names]] + [
+            [n, *(f"{v:.6f}" for v in row)] for n, row in zip(names, top["fsd"], strict=True)]))
+        written.append("fsd_top.csv")
+    atomic_write_json(out / "fsd.json", summary)
+    save_figure(fsd_heatmap(vals, names, f"FSD (%), {pool.method.get('name')}, space={args.space}"), out / "fsd")
+    width = max(len(n) for n in names)
+    print(f"FSD (%) of the {summary['of']}, space={args.space}, {summary['n_params']} parameters per adapter")
+    print(" " * (width + 1) + " ".join(f"{n[:7]:>7s}" for n in names))
+    for name, row in zip(names, vals, strict=True):
         print(f"{name:<{width}s} " + " ".join(f"{v * 100:7.2f}" for v in row))
+    if floor is not None:
+        print("noise floor (FSD to the same domain's replicates, %): " + ", ".join(
+            f"{d} {f * 100:.2f}" for d, f in floor["floor"].items() if f is not None))
+        for r in floor["pairs"]:
+            if r["excess"] is not None:
+                print(f"  {r['adapter_a']} vs {r['adapter_b']}: FSD {r['fsd'] * 100:.2f}, "
+                      f"excess over the floor {r['excess'] * 100:+.2f}")
+    if top is not None:
+        print(f"FSD over the top {top['fraction']:g} by magnitude (%):")
+        for name, row in zip(names, top["fsd"], strict=True):
+            print(f"{name:<{width}s} " + " ".join(f"{v * 100:7.2f}" for v in row))
+        if top["noise_floor"] is not None:
+            print("  its noise floor (%): " + ", ".join(
+                f"{d} {f * 100:.2f}" for d, f in top["noise_floor"]["floor"].items() if f is not None))
     mark_output(out, stamp)
-    print(f"wrote {out}/fsd.csv, fsd.json, fsd.png, fsd.svg, fsd_per_{args.by}.csv")
+    print(f"wrote {out}/" + ", ".join(written))
     return 0
 
 

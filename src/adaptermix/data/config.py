@@ -72,6 +72,9 @@ class DataConfig(StrictModel):
     max_validation: PositiveInt | None = None
     max_test: PositiveInt | None = None
     sample_seed: int = 13
+    # Seed of the train cap's sample only (default: sample_seed). A noise-floor replicate trains on another
+    # sample of the same domain while its validation and test rows stay those of the domain adapter.
+    train_sample_seed: int | None = None
 
     @model_validator(mode="after")
     def _check_source_fields(self) -> DataConfig:

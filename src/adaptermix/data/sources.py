@@ -49,7 +49,10 @@ def load_task(cfg: DataConfig, splits: Sequence[str] = SPLITS) -> TaskData:
     for split, rows in data.splits.items():
         cap = caps.get(split)
         if cap is not None and cap < len(rows):
-            data.splits[split] = stratified_sample(rows, cap, cfg.sample_seed, stratify=stratify)
+            seed = cfg.sample_seed
+            if split == "train" and cfg.train_sample_seed is not None:
+                seed = cfg.train_sample_seed
+            data.splits[split] = stratified_sample(rows, cap, seed, stratify=stratify)
     return data
 
 

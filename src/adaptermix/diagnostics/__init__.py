@@ -17,6 +17,14 @@ from adaptermix.diagnostics.conflicts import (
     per_layer_fsd,
     per_site_fsd,
 )
+from adaptermix.diagnostics.floor import (
+    NoiseFloor,
+    fsd_by_kind,
+    fsd_kind_rows,
+    noise_floor,
+    tensor_kind,
+    top_fraction_fsd,
+)
 from adaptermix.diagnostics.signs import (
     SignChange,
     SubsetStats,
@@ -28,18 +36,24 @@ from adaptermix.diagnostics.signs import (
 __all__ = [
     "FSDMatrix",
     "GroupedFSD",
+    "NoiseFloor",
     "SignChange",
     "SubsetStats",
     "conflict_counts",
     "fsd",
     "fsd_matrix",
+    "fsd_by_kind",
+    "fsd_kind_rows",
     "fsd_matrix_flat",
     "grouped_conflict_counts",
     "grouped_fsd",
     "literal_fsd",
     "mean_pairwise",
+    "noise_floor",
     "per_layer_fsd",
     "per_site_fsd",
     "sign_change_fraction",
     "subset_stats",
+    "tensor_kind",
+    "top_fraction_fsd",
 ]

@@ -218,7 +218,21 @@ _PROVENANCE_KEYS = (
     "residual_before_ln",
     "scaling",
     "leave_out",
+    "init_weights",
 )
+
+# AdapterHub's ``init_weights`` (its default is "bert") -> ``method.init``. "mam_adapter" draws the down-projection
+# Kaiming-uniform where adaptermix's "mam" draws it normal; both zero the up-projection, which is what the
+# sign statistics depend on, so the import records "mam".
+_INITS = {"bert": "bert", "mam_adapter": "mam", "houlsby": "houlsby"}
+
+
+def _init_of(cfg: dict[str, Any], src: Path) -> str:
+    """The ``method.init`` that applies to an AdapterHub adapter: how AdapterHub initialised it."""
+    value = str(cfg.get("init_weights") or "bert")
+    if value not in _INITS:
+        raise ArtefactError(f"{src}: unknown AdapterHub init_weights {value!r} (known: {', '.join(_INITS)})")
+    return _INITS[value]
 
 
 def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
@@ -236,6 +250,7 @@ def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
         activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],  # type: ignore[arg-type]
         dropout=float(cfg.get("dropout") or 0.0),
         original_ln_before=bool(cfg.get("original_ln_before")),
+        init=_init_of(cfg, src),  # type: ignore[arg-type]
     )
     provenance = {
         "adapter_name": name,

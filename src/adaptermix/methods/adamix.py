@@ -22,7 +22,9 @@ Deviations and choices, all following the official code (microsoft/AdaMix, ``exp
 - The experts are one stacked parameter per projection, so AdamW keeps updating unselected experts with
   their momentum (as in the official code, whose trainer zeroes gradients rather than dropping them).
 - All experts start as copies of one initialisation — exactly the plain bottleneck's init for the same
-  ``init_seed`` — which is what makes averaging them meaningful (no hidden-unit permutation to undo).
+  ``init_seed`` and ``method.init`` (default ``bert``: both projections drawn; ``mam``: zero up-projection,
+  the only init before ``init`` existed) — which is what makes averaging them meaningful (no hidden-unit
+  permutation to undo).
 - Routing at inference (RANDOM mode) draws one route per batch, as in training; the official code draws
   one expert per sentence at inference by computing every expert.
 """
@@ -110,13 +112,15 @@ class AdaMixSite(SiteModule):
         self._where = (layer, site)
         self._routing = routing
 
-    def reset(self, gen: torch.Generator, std: float) -> None:
+    def reset(self, gen: torch.Generator, std: float, init: str = "mam") -> None:
         """The plain bottleneck's init (one draw per site, same generator order), copied into every expert."""
+        from adaptermix.methods.bottleneck import init_projections
+
+        down, up = init_projections(self.down.weight.shape[1:], self.up.weight.shape[1:], gen, init, std)
         with torch.no_grad():
-            w = torch.randn(self.down.weight.shape[1:], generator=gen) * std
-            self.down.weight.copy_(w.expand_as(self.down.weight))
+            self.down.weight.copy_(down.expand_as(self.down.weight))
             self.down.bias.zero_()
-            self.up.weight.zero_()
+            self.up.weight.copy_(up.expand_as(self.up.weight))
             self.up.bias.zero_()
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
@@ -137,7 +141,7 @@ class AdaMixBody(AdapterBody):
 
         def make(layer: int, site: str) -> AdaMixSite:
             mod = AdaMixSite(layer, sites.index(site), hidden, size, opts, cfg, routing)
-            mod.reset(gen, cfg.init_std)
+            mod.reset(gen, cfg.init_std, cfg.init or "bert")
             return mod
 
         super().__init__(num_layers, sites, make)

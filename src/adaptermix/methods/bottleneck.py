@@ -9,8 +9,11 @@ LayerNorm before the adapter (``original_ln_before=True``): ``LN(d + f(LN(d + r)
 both presets here use the Houlsby placement (one hook on the output projection, every architecture);
 ``original_ln_before: true`` selects AdapterHub's placement exactly (a hook on the whole output sub-block,
 BERT/RoBERTa), which is what importing an AdapterHub ``seq_bn`` adapter uses.
-The up-projection is zero-initialised, so a fresh adapter is the identity; the down-projection is drawn
-from ``N(0, init_std)`` with a generator seeded by ``init_seed`` (shared across domains by default).
+Initialisation (``method.init``, see :data:`adaptermix.methods.config.Init`): by default (``bert``, AdapterHub's
+default) both projections are drawn from ``N(0, init_std)``; ``mam`` zero-initialises the up-projection (a
+fresh adapter is the identity; adaptermix's only init before ``init`` existed); ``houlsby`` draws both from a
+truncated ``N(0, 0.01)``. Every draw comes from one generator seeded by ``init_seed`` (shared across domains by
+default), per site in layer order, down-projection first.
 """
 
 from __future__ import annotations
@@ -30,9 +33,38 @@ from adaptermix.methods.base import (
 )
 from adaptermix.methods.config import MethodConfig
 
+HOULSBY_STD = 1e-2
+"""AdapterHub's ``init_weights="houlsby"``: ``trunc_normal_(std=1e-2, a=-2e-2, b=2e-2)`` on both weights."""
+
+
+def init_projections(
+    down_shape: torch.Size, up_shape: torch.Size, gen: torch.Generator, init: str, std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial (down, up) weights of one bottleneck site under ``init``; biases always start at zero.
+
+    The draws follow AdapterHub's ``Adapter.__init__`` (adapter-hub/adapters, src/adapters/methods/modeling.py):
+    ``bert`` = ``init_bert_weights`` (``normal_(0, 0.02)``; here ``init_std``, default 0.02) on both
+    projections; ``houlsby`` = ``trunc_normal_(mean=0, std=1e-2, a=-2e-2, b=2e-2)`` on both; ``mam`` = zero
+    up-projection (the down-projection from ``N(0, init_std)``: adaptermix's historical draw, where AdapterHub's
+    ``mam_adapter`` uses Kaiming-uniform). The down-projection is always drawn first, so under ``mam`` the
+    generator advances exactly as before ``init`` existed (old artefacts re-initialise bit for bit).
+    """
+    if init == "houlsby":
+        down = nn.init.trunc_normal_(torch.empty(down_shape), 0.0, HOULSBY_STD, -2 * HOULSBY_STD, 2 * HOULSBY_STD,
+                                     generator=gen)
+        up = nn.init.trunc_normal_(torch.empty(up_shape), 0.0, HOULSBY_STD, -2 * HOULSBY_STD, 2 * HOULSBY_STD,
+                                   generator=gen)
+        return down, up
+    down = torch.randn(down_shape, generator=gen) * std
+    if init == "mam":
+        return down, torch.zeros(up_shape)
+    if init == "bert":
+        return down, torch.randn(up_shape, generator=gen) * std
+    raise ValueError(f"unknown bottleneck init {init!r}")
+
 
 class Bottleneck(SiteModule):
-    """One bottleneck adapter: down-projection, non-linearity, zero-initialised up-projection."""
+    """One bottleneck adapter: down-projection, non-linearity, up-projection (init per ``method.init``)."""
 
     def __init__(self, hidden: int, bottleneck: int, activation: str, dropout: float) -> None:
         super().__init__()
@@ -41,11 +73,12 @@ class Bottleneck(SiteModule):
         self.up = nn.Linear(bottleneck, hidden)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def reset(self, gen: torch.Generator, std: float) -> None:
+    def reset(self, gen: torch.Generator, std: float, init: str = "mam") -> None:
+        down, up = init_projections(self.down.weight.shape, self.up.weight.shape, gen, init, std)
         with torch.no_grad():
-            self.down.weight.copy_(torch.randn(self.down.weight.shape, generator=gen) * std)
+            self.down.weight.copy_(down)
             self.down.bias.zero_()
-            self.up.weight.zero_()
+            self.up.weight.copy_(up)
             self.up.bias.zero_()
 
     def delta(self, h: torch.Tensor) -> torch.Tensor:
@@ -86,7 +119,7 @@ def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers:
             mod: Bottleneck = BlockBottleneck(hidden, size, cfg.activation, cfg.dropout, "LayerNorm")
         else:
             mod = Bottleneck(hidden, size, cfg.activation, cfg.dropout)
-        mod.reset(gen, cfg.init_std)
+        mod.reset(gen, cfg.init_std, cfg.init or "bert")
         return mod
 
     return AdapterBody(num_layers, method.sites, make)

@@ -11,6 +11,27 @@ from adaptermix.errors import ConfigError
 
 Activation = Literal["relu", "gelu", "tanh", "swish"]
 
+Init = Literal["bert", "mam", "houlsby", "peft"]
+"""Initialisation schemes (``method.init``), after AdapterHub's ``BnConfig.init_weights``
+(adapter-hub/adapters, ``src/adapters/methods/modeling.py``, ``Adapter.__init__``):
+
+- ``bert`` (AdapterHub's default ``init_weights="bert"``, ``init_bert_weights``): down- and up-projection
+  weights from ``N(0, init_std)`` (AdapterHub: 0.02 fixed), zero biases. The default for bottleneck
+  adapters: both projections start from the shared seed, so their signs start equal across domains.
+- ``mam`` (AdapterHub's ``"mam_adapter"``): zero up-projection, so a fresh adapter is the identity. Deviation:
+  the down-projection is drawn from ``N(0, init_std)`` (adaptermix's behaviour before ``init`` existed, kept so
+  that older artefacts mean what they meant), not AdapterHub's Kaiming-uniform. Artefacts whose
+  ``adapter.json`` has no ``init`` were trained this way and load as ``mam``.
+- ``houlsby`` (AdapterHub's ``"houlsby"``): near-identity; both weights from a normal with std 1e-2 truncated
+  at +-2e-2 (as AdapterHub, independent of ``init_std``), zero biases.
+- ``peft``: LoRA's only init (peft's default): ``A`` Kaiming-uniform, ``B`` zero. LoRA accepts only this one,
+  bottleneck methods never take it.
+"""
+
+BOTTLENECK_INITS: tuple[str, ...] = ("bert", "mam", "houlsby")
+LEGACY_INIT = "mam"
+"""What a bottleneck artefact written before ``method.init`` existed was initialised with."""
+
 
 class AdaMixOptions(StrictModel):
     """AdaMix (Wang et al. 2022) options; used only by the ``adamix`` method."""
@@ -53,6 +74,12 @@ class MethodConfig(StrictModel):
         "adapters start from one init and their weights are comparable unit by unit",
     )
     init_std: float = Field(0.02, gt=0)
+    init: Init | None = Field(
+        None,
+        description="initialisation scheme: bert (default for bottleneck/AdaMix: both projections N(0, init_std)), "
+        "mam (zero up-projection) or houlsby (truncated N(0, 0.01)); LoRA: peft (its only one). "
+        "Unset = the method's default; the resolved value is what adapter.json records",
+    )
     original_ln_before: bool = Field(
         False,
         description="AdapterHub SeqBn placement: apply the block's LayerNorm(x + residual) before the adapter "
@@ -72,6 +99,38 @@ class MethodConfig(StrictModel):
             merged.update({k: v for k, v in data.items() if k != "name" or "name" not in preset})
             return merged
         return data
+
+    @model_validator(mode="after")
+    def _resolve_init(self) -> MethodConfig:
+        if self.name == "lora":
+            if self.init not in (None, "peft"):
+                raise ConfigError(
+                    f"method.init {self.init!r} applies to bottleneck adapters; LoRA keeps peft's init "
+                    "(A Kaiming-uniform, B zero): leave method.init unset or set it to 'peft'"
+                )
+            init = "peft"
+        elif self.init is None:
+            init = "bert"
+        elif self.init not in BOTTLENECK_INITS:
+            raise ConfigError(
+                f"method.init {self.init!r} is LoRA's; a {self.name!r} adapter takes one of "
+                f"{', '.join(BOTTLENECK_INITS)}"
+            )
+        else:
+            return self
+        object.__setattr__(self, "init", init)  # frozen model: resolved once, at validation
+        return self
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> MethodConfig:
+        """The method config of an artefact's ``adapter.json``; one without ``init`` loads as what it was.
+
+        Bottleneck and AdaMix adapters written before ``init`` existed had a zero up-projection (``mam``);
+        reading them with today's default (``bert``) would misstate how they were trained.
+        """
+        if "init" not in data and data.get("name") != "lora":
+            data = {**data, "init": LEGACY_INIT}
+        return cls.model_validate(data)
 
     def bottleneck_for(self, hidden_size: int) -> int:
         """The bottleneck width for an encoder of ``hidden_size``."""

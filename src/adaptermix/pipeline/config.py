@@ -58,6 +58,18 @@ class PruningStage(StrictModel):
     fsd_layers: int | None = Field(None, ge=0, description="Alg. 4: prune only the m most conflicting layers")
 
 
+class NoiseFloorStage(StrictModel):
+    """Replicate adapters that give each domain's FSD noise floor (same domain, method and init).
+
+    Replicate r of a domain trains with ``train.seed + r * seed_offset`` and draws its training sample with
+    ``data.train_sample_seed = data.sample_seed + r * seed_offset`` (validation and test rows unchanged).
+    Its FSD to the domain adapter is that domain's floor; a cross-domain FSD means something only above it.
+    """
+
+    replicates: int = Field(1, ge=1, description="replicate adapters per domain and method")
+    seed_offset: int = Field(1000, ge=1, description="added (times r) to the training and sample seeds")
+
+
 class AnalysisStage(StrictModel):
     """Dataset similarity (Fig. 2a) and LDA topics (Fig. 2b / Tables 4–16)."""
 
@@ -88,6 +100,9 @@ class StudyConfig(StrictModel):
     greedy: bool = True
     pruning: PruningStage = PruningStage()
     analysis: AnalysisStage = AnalysisStage()
+    noise_floor: NoiseFloorStage | None = Field(
+        None, description="train replicate adapters per domain for the FSD noise floor (Fig. 4); off by default"
+    )
 
     @field_validator("domains")
     @classmethod
@@ -122,6 +137,19 @@ class StudyConfig(StrictModel):
         train = TrainConfig.model_validate({**self.train.model_dump(), **update})
         return TrainRunConfig(model=self.model, data=data, method=method, head=self.head, train=train,
                               output_dir=output_dir)
+
+    def replicate_run(
+        self, method: MethodConfig, domain: str | dict[str, Any], replicate: int, output_dir: str
+    ) -> TrainRunConfig:
+        """Replicate ``replicate`` (>= 1) of a domain's run: same everything, other training seed and sample."""
+        if self.noise_floor is None:
+            raise ValueError("the study has no noise_floor section")
+        run = self.train_run(method, domain, output_dir)
+        shift = replicate * self.noise_floor.seed_offset
+        data = run.data.model_copy(update={"train_sample_seed": (run.data.train_sample_seed
+                                                                 or run.data.sample_seed) + shift})
+        train = run.train.model_copy(update={"seed": run.train.seed + shift})
+        return run.model_copy(update={"data": data, "train": train})
 
 
 def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> str:

@@ -45,12 +45,16 @@ def run_study(
     progress = cfg.train.progress
     encoder = load_encoder(cfg.model.name)
     # Training is never skipped: later stages need the adapters, and finished ones are reused anyway.
-    _say(f"stage train: {len(cfg.methods)} method(s) x {len(cfg.domains)} domain(s)")
-    adapters = train_all(cfg, encoder=encoder, progress=progress, trainer=trainer)
+    reps = cfg.noise_floor.replicates if cfg.noise_floor is not None else 0
+    _say(f"stage train: {len(cfg.methods)} method(s) x {len(cfg.domains)} domain(s)"
+         + (f" + {reps} noise-floor replicate(s) each" if reps else ""))
+    trained = train_all(cfg, encoder=encoder, progress=progress, trainer=trainer)
+    adapters = [a for a in trained if a.replicate == 0]
     write_single_adapter_table(adapters, out / "single_adapters.md")
     pools = []
     for label in dict.fromkeys(a.method for a in adapters):
-        pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}))
+        reps = {f"{a.domain}~r{a.replicate}": (a.domain, a.path) for a in trained if a.method == label and a.replicate}
+        pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}, reps))
     # Method-major: each method's stages all run before the next method's, so a study stopped part-way
     # has whole methods (every figure of a method needs its sweep, greedy and pruning results).
     for mp in pools:

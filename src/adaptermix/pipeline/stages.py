@@ -9,14 +9,16 @@ does no work twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from adaptermix.backbone.loading import Encoder
 from adaptermix.io import atomic_write_json
 from adaptermix.pipeline.config import StudyConfig
-from adaptermix.pool import load_pool
+from adaptermix.pool import fsd_summary, load_pool
 from adaptermix.report.plots import fsd_heatmap, save_figure
 from adaptermix.sweep.runner import Backend, run_sweep
 from adaptermix.sweep.spec import SweepSpec
@@ -28,6 +30,7 @@ class MethodPool:
 
     label: str
     dirs: dict[str, Path]
+    replicates: dict[str, tuple[str, Path]] = field(default_factory=dict)  # name -> (domain, dir)
 
     def out(self, cfg: StudyConfig) -> Path:
         return Path(cfg.output_dir) / self.label
@@ -37,12 +40,17 @@ class MethodPool:
 
 
 def write_fsd(cfg: StudyConfig, mp: MethodPool) -> Path:
-    """Fig. 4 input: the pool's FSD matrix (raw parameters, Alg. 3) as JSON, plus a heatmap."""
-    pool = load_pool(mp.dirs)
-    mat = pool.fsd("raw")
+    """Fig. 4 input: the pool's FSD matrix (raw parameters, Alg. 3) as JSON, plus a heatmap.
+
+    The JSON also holds every pair's FSD by tensor kind and, with noise-floor replicates, each domain's
+    floor and the cross-domain excess over it (:func:`adaptermix.pool.fsd_summary`).
+    """
+    pool = load_pool({**mp.dirs, **{name: p for name, (_, p) in mp.replicates.items()}})
+    summary = fsd_summary(pool, "raw", {name: d for name, (d, _) in mp.replicates.items()})
     path = mp.out(cfg) / "fsd.json"
-    atomic_write_json(path, {**mat.as_dict(), "row_means": mat.row_means().tolist(), "method": mp.label})
-    save_figure(fsd_heatmap(mat.values.numpy(), pool.names, f"FSD (%), {mp.label}"), mp.out(cfg) / "fsd")
+    atomic_write_json(path, {**summary, "method": mp.label})
+    save_figure(fsd_heatmap(np.asarray(summary["fsd"]), summary["names"], f"FSD (%), {mp.label}"),
+                mp.out(cfg) / "fsd")
     return path
 
 

@@ -31,6 +31,7 @@ class TrainedAdapter:
     path: Path
     metrics: dict[str, dict[str, float]]
     reused: bool
+    replicate: int = 0  # > 0: a noise-floor replicate of the domain's adapter (see NoiseFloorStage)
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,15 @@ class TrainJob:
     label: str
     run: TrainRunConfig
     config_hash: str
+    replicate: int = 0
 
     @property
     def domain(self) -> str:
         return self.run.data.name
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.label, self.domain, self.replicate
 
     @property
     def path(self) -> Path:
@@ -54,8 +60,14 @@ class TrainJob:
 Trainer = Callable[[list[TrainJob], Callable[[TrainJob, dict[str, dict[str, float]]], None]], None]
 
 
-def adapter_dir(cfg: StudyConfig, method_label: str, domain: str) -> Path:
-    return Path(cfg.output_dir) / "adapters" / method_label / domain
+def adapter_dir(cfg: StudyConfig, method_label: str, domain: str, replicate: int = 0) -> Path:
+    """``adapters/<method>/<domain>``; noise-floor replicates in ``adapters/<method>/replicates/<domain>-r<k>``
+    (one level deeper, so that nothing that lists the domain adapters mistakes them for domains)."""
+    root = Path(cfg.output_dir) / "adapters" / method_label
+    return root / domain if replicate == 0 else root / REPLICATES / f"{domain}-r{replicate}"
+
+
+REPLICATES = "replicates"
 
 
 def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
@@ -70,21 +82,24 @@ def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
     return adapter.meta.metrics
 
 
-def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str], TrainedAdapter]]:
-    """Every (method, domain) job in order, and the finished ones (artefact present, same config hash)."""
+def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str, int], TrainedAdapter]]:
+    """Every (method, domain) job in order, then the noise-floor replicates (if configured), and the finished
+    ones (artefact present, same config hash), keyed by :attr:`TrainJob.key`."""
     jobs: list[TrainJob] = []
-    done: dict[tuple[str, str], TrainedAdapter] = {}
-    for method in cfg.methods:
-        for domain in cfg.domains:
-            label = cfg.method_label(method)
-            run = cfg.train_run(method, domain, "")
-            path = adapter_dir(cfg, label, run.data.name)
-            run = run.model_copy(update={"output_dir": str(path)})
-            job = TrainJob(label, run, config_hash(run))
-            jobs.append(job)
-            metrics = _matching(path, job.config_hash)
-            if metrics is not None:
-                done[(label, job.domain)] = TrainedAdapter(label, job.domain, path, metrics, reused=True)
+    done: dict[tuple[str, str, int], TrainedAdapter] = {}
+    replicates = range(1, cfg.noise_floor.replicates + 1) if cfg.noise_floor is not None else range(0)
+    plan = [(method, domain, 0) for method in cfg.methods for domain in cfg.domains]
+    plan += [(method, domain, r) for r in replicates for method in cfg.methods for domain in cfg.domains]
+    for method, domain, rep in plan:
+        label = cfg.method_label(method)
+        run = cfg.train_run(method, domain, "") if rep == 0 else cfg.replicate_run(method, domain, rep, "")
+        path = adapter_dir(cfg, label, run.data.name, rep)
+        run = run.model_copy(update={"output_dir": str(path)})
+        job = TrainJob(label, run, config_hash(run), rep)
+        jobs.append(job)
+        metrics = _matching(path, job.config_hash)
+        if metrics is not None:
+            done[job.key] = TrainedAdapter(label, job.domain, path, metrics, reused=True, replicate=rep)
     return jobs, done
 
 
@@ -106,24 +121,25 @@ def local_trainer(model_name: str, encoder: Encoder | None = None, progress: boo
 def train_all(
     cfg: StudyConfig, encoder: Encoder | None = None, progress: bool = True, trainer: Trainer | None = None
 ) -> list[TrainedAdapter]:
-    """Train (or reuse) every adapter of the study; returns them in (method, domain) order.
+    """Train (or reuse) every adapter of the study; returns them in (method, domain) order, the noise-floor
+    replicates (``replicate`` > 0) last.
 
     ``trainer`` decides where the missing ones train (default: here, one after another; see
     :func:`adaptermix.pipeline.ray_train.ray_trainer` for a Ray cluster).
     """
     jobs, finished = plan_training(cfg)
-    pending = [j for j in jobs if (j.label, j.domain) not in finished]
+    pending = [j for j in jobs if j.key not in finished]
     if pending:
         log.info("training %d of %d adapters (%d reused)", len(pending), len(jobs), len(finished))
 
         def done(job: TrainJob, metrics: dict[str, dict[str, float]]) -> None:
-            finished[(job.label, job.domain)] = TrainedAdapter(job.label, job.domain, job.path, metrics, False)
+            finished[job.key] = TrainedAdapter(job.label, job.domain, job.path, metrics, False, job.replicate)
 
         (trainer or local_trainer(cfg.model.name, encoder, progress))(pending, done)
-    missing = [f"{j.label}/{j.domain}" for j in jobs if (j.label, j.domain) not in finished]
+    missing = [f"{j.label}/{j.domain}" for j in jobs if j.key not in finished]
     if missing:
         raise ArtefactError(f"training finished without the adapters {', '.join(missing)}")
-    return [finished[(j.label, j.domain)] for j in jobs]
+    return [finished[j.key] for j in jobs]
 
 
 def single_adapter_table(adapters: list[TrainedAdapter], split: str = "test") -> str:

@@ -119,6 +119,9 @@ def _fsd_part(md: MethodData, a: _Assets) -> str:
         if many
         else H.not_run("k > 2 mixtures (Fig. 6)")
     )
+    for extra in (T.fsd_floor_table(md.fsd, m), T.fsd_kind_table(md.fsd, m)) if md.fsd else ():
+        if extra is not None:
+            fig4 += a.table(extra)
     corr = md.correlations()
     table = a.table(T.correlation_table(corr, m)) if corr else H.not_run("FSD–accuracy correlations")
     return (

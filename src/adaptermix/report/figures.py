@@ -93,6 +93,14 @@ def fsd_matrix_figure(fsd: Mapping[str, Any], title: str = "FSD") -> Figure:
     """Fig. 4: the pool's FSD matrix (``fsd.json``) as an annotated heatmap in percent. The space the FSD
     was computed in (``raw`` parameters or ``dw``) is the colour bar's label."""
     values = np.asarray(fsd["fsd"], dtype=float)
+    floor = (fsd.get("noise_floor") or {}).get("floor") or {}
+    if any(v is not None for v in floor.values()):
+        # The diagonal (0 by definition) shows each domain's noise floor: its FSD to its own replicates.
+        values = values.copy()
+        for i, name in enumerate(fsd["names"]):
+            if floor.get(name) is not None:
+                values[i, i] = floor[name]
+        title = f"{title}\n(diagonal: noise floor, same domain other seed/sample)"
     fig = fsd_heatmap(values, list(fsd["names"]), title)
     if fsd.get("space"):
         fig.axes[1].set_ylabel(f"FSD (%), {fsd['space']} parameters")

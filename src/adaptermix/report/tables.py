@@ -231,3 +231,67 @@ def sparse_mixing_table(curves: Mapping[str, Mapping[int, float]], method: str =
 
 def _suffix(method: str) -> str:
     return f"_{method}" if method else ""
+
+
+def fsd_floor_table(fsd: Mapping[str, Any], method: str) -> Table | None:
+    """Fig. 4 beside its noise floor: each domain's FSD to its replicates, then every domain pair's FSD and
+    its excess over the floor, ``FSD(i, j) - (floor_i + floor_j) / 2`` (in percent / pp). None without
+    replicates."""
+    nf = fsd.get("noise_floor")
+    if not nf:
+        return None
+    rows: list[list[Any]] = []
+    for d, f in nf["floor"].items():
+        n = len(nf["replicate_fsd"].get(d, []))
+        rows.append([f"{d} vs its replicate{'s' if n != 1 else ''}", _pct(f), _pct(f), None, None])
+    for r in nf["pairs"]:
+        rows.append([f"{r['adapter_a']} vs {r['adapter_b']}", _pct(r["fsd"]), _pct(r["floor_a"]), _pct(r["floor_b"]),
+                     _pct(r["excess"])])
+    return Table(
+        f"fsd_noise_floor_{method}",
+        f"FSD against its noise floor ({method})",
+        ["pair", "FSD (%)", "floor a (%)", "floor b (%)", "excess over floor (pp)"],
+        rows,
+        "Floor: FSD between a domain's adapter and a replicate trained with another seed and training sample "
+        "(same init). A cross-domain FSD says something about domains only where its excess is clearly > 0.",
+        digits=2,
+    )
+
+
+def fsd_kind_table(fsd: Mapping[str, Any], method: str) -> Table | None:
+    """FSD by tensor kind: mean over domain pairs, and (with replicates) mean over domain-replicate pairs."""
+    rows_in = fsd.get("by_kind")
+    if not rows_in:
+        return None
+    domains = set(fsd.get("names") or [])
+    replicate_of = (fsd.get("noise_floor") or {}).get("replicate_of") or {}
+    cross: dict[tuple[str, str], list[float]] = defaultdict(list)
+    floor: dict[tuple[str, str], list[float]] = defaultdict(list)
+    sizes: dict[tuple[str, str], int] = {}
+    for r in rows_in:
+        key = (r["kind"], r["space"])
+        sizes[key] = r["n_params"]
+        a, b = r["adapter_a"], r["adapter_b"]
+        if a in domains and b in domains:
+            cross[key].append(r["fsd"])
+        elif replicate_of.get(a) == b or replicate_of.get(b) == a:
+            floor[key].append(r["fsd"])
+    rows = [[kind, space, sizes[(kind, space)], _pct(_mean(cross.get((kind, space)))),
+             _pct(_mean(floor.get((kind, space))))] for kind, space in sizes]
+    return Table(
+        f"fsd_by_kind_{method}",
+        f"FSD by tensor kind ({method})",
+        ["kind", "space", "parameters", "mean cross-domain FSD (%)", "mean noise floor (%)"],
+        rows,
+        "Kinds add back to 'all' as their parameter-count-weighted mean. Noise floor: a domain's adapter vs its "
+        "replicates (empty without replicates).",
+        digits=2,
+    )
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None else v * 100
+
+
+def _mean(v: list[float] | None) -> float | None:
+    return sum(v) / len(v) if v else None
