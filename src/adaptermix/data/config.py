@@ -138,6 +138,7 @@ def resolve_data_root(data_dir: str | os.PathLike[str] | None = None) -> tuple[P
     it. A configured root must be a folder: a wrong path is an error, never a silent fall back to the
     embedded data, so results are not computed on other data than the user asked for.
     """
+    origin: DataOrigin
     if data_dir is not None and str(data_dir):
         raw, origin = str(data_dir), "config"
     elif os.environ.get(DATA_ENV):
@@ -152,7 +153,7 @@ def resolve_data_root(data_dir: str | os.PathLike[str] | None = None) -> tuple[P
     root = Path(raw).expanduser()
     if not root.is_dir():
         raise DataError(f"data pack folder not found: {root} (set {DATA_ENV} or data.data_dir)")
-    return root, origin  # type: ignore[return-value]
+    return root, origin
 
 
 def resolve_data_dir(data_dir: str | None = None) -> Path:
