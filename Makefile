@@ -3,8 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Data pack location: configuration, not code. Override with `make demo ADAPTERMIX_DATA=/path/to/data`.
-ADAPTERMIX_DATA ?= $(abspath ../shared/data)
+# Unset, it is ../shared/data when a data pack is there; else unset, and the tool uses the small data
+# pack embedded in the package (src/adaptermix/resources/datapack).
+ifeq ($(origin ADAPTERMIX_DATA),undefined)
+ifneq ($(wildcard ../shared/data/*/dataset.json),)
+ADAPTERMIX_DATA := $(abspath ../shared/data)
+endif
+endif
+ifdef ADAPTERMIX_DATA
 export ADAPTERMIX_DATA
+endif
 export TOKENIZERS_PARALLELISM = false
 
 .PHONY: setup demo test lint bench clean

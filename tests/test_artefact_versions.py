@@ -52,8 +52,8 @@ def test_unknown_top_level_field_names_the_writer(adapter):
 
 
 def test_unknown_nested_field_and_higher_format_alone(adapter, tmp_path):
-    _edit(adapter, lambda m: m["method"].update(init="sign", warm=1))
-    assert "which added fields 'method.init', 'method.warm'; upgrade adaptermix" in _error(adapter)
+    _edit(adapter, lambda m: m["method"].update(scheme="sign", warm=1))
+    assert "which added fields 'method.scheme', 'method.warm'; upgrade adaptermix" in _error(adapter)
     other = make_adapter(tmp_path / "b", tiny_encoder("bert"), seed=2)
     _edit(other, lambda m: m.update(format_version=FORMAT_VERSION + 1))
     assert f"(format {FORMAT_VERSION + 1}), newer than format {FORMAT_VERSION}; upgrade" in _error(other)

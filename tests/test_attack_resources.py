@@ -138,8 +138,11 @@ def test_cache_dir_from_argument_env_or_home(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_missing_resources_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ADAPTERMIX_DATA", raising=False)
-    with pytest.raises(ResourceError, match="set ADAPTERMIX_DATA or data_dir"):
+    monkeypatch.setattr("adaptermix.data.config.EMBEDDED_DATA_DIR", tmp_path / "no-embedded")
+    with pytest.raises(ResourceError, match="no data pack location: set ADAPTERMIX_DATA or data.data_dir"):
         lexical_dir()
+    with pytest.raises(ResourceError, match="data pack folder not found"):
+        lexical_dir(tmp_path / "gone")
     with pytest.raises(ResourceError, match="lexical resources not found"):
         lexical_dir(tmp_path)
     with pytest.raises(ResourceError, match="apt-get install wordnet-base"):

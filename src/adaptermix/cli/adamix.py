@@ -99,7 +99,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--seed", type=int, default=0, help="seed of the random routes (random, ensemble)")
     ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
     ev.add_argument("--dataset", help="dataset name (default: the adapter's own)")
-    ev.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA)")
+    ev.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA, else the embedded one)")
     ev.add_argument("--max-examples", type=int, help="evaluate a seeded, stratified sample of this size")
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--max-length", type=int, default=128)

@@ -21,7 +21,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--max-examples", type=int, default=100, help="examples attacked (seeded, stratified sample)")
     p.add_argument("--epsilon", type=float, default=0.01, help="FGSM step on word embeddings (paper: 0.01)")
-    p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA)")
+    p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA, else the embedded one)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="TextFooler setting, e.g. --param min_cos_sim=0.5 --param max_queries=2000")
     p.add_argument("--batch-size", type=int, default=64)

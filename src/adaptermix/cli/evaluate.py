@@ -13,7 +13,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapter", help="adapter directory (adapter.safetensors + adapter.json)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--dataset", help="dataset name (default: the adapter's own)")
-    p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA)")
+    p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA, else the embedded one)")
     p.add_argument("--max-examples", type=int, help="evaluate a seeded, stratified sample of this size")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=128)

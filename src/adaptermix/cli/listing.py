@@ -22,11 +22,17 @@ def _presets() -> list[str]:
 
 
 def _datasets() -> list[str]:
-    from adaptermix.data.config import resolve_data_dir
+    """The data pack's datasets; the last column says where each comes from: the configured pack's
+    folder ($ADAPTERMIX_DATA) or "embedded" (the small copy shipped in the package)."""
+    from adaptermix.data.config import resolve_data_root
     from adaptermix.data.datapack import list_datapack
 
-    root = resolve_data_dir(None)
-    return [f"{t.name:20s} {t.task:6s} {t.problem:14s} {t.metric:22s} {t.domain}" for t in list_datapack(root)]
+    root, origin = resolve_data_root(None)
+    rows = []
+    for t in list_datapack(root):
+        where = "embedded" if origin == "embedded" else str(root / t.name)
+        rows.append(f"{t.name:20s} {t.task:6s} {t.problem:14s} {t.metric:22s} {t.domain:64s} {where}")
+    return rows
 
 
 def _models() -> list[str]:

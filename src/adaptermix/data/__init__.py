@@ -5,7 +5,7 @@ Importing this package registers the three sources in :data:`DATA_SOURCES`.
 """
 
 from adaptermix.data import datapack, files, hub  # noqa: F401  (register the sources)
-from adaptermix.data.config import DATA_ENV, ColumnMap, DataConfig, resolve_data_dir
+from adaptermix.data.config import DATA_ENV, ColumnMap, DataConfig, resolve_data_dir, resolve_data_root
 from adaptermix.data.datapack import list_datapack
 from adaptermix.data.hub import HUB_DATASETS
 from adaptermix.data.sampling import stratified_sample, stratified_split
@@ -25,6 +25,7 @@ __all__ = [
     "list_datapack",
     "load_task",
     "resolve_data_dir",
+    "resolve_data_root",
     "stratified_sample",
     "stratified_split",
 ]

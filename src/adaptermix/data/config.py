@@ -20,6 +20,13 @@ from adaptermix.errors import DataError
 DATA_ENV = "ADAPTERMIX_DATA"
 """Environment variable naming the data-pack root (a folder of ``<name>/dataset.json`` + split files)."""
 
+EMBEDDED_DATA_DIR = Path(__file__).resolve().parents[1] / "resources" / "datapack"
+"""The small data pack shipped inside the package (a deterministic subset of the demo's domains plus the
+attack's lexical resources, made by ``scripts/make_embedded_data.py``): the root used when neither
+``data.data_dir`` nor ``$ADAPTERMIX_DATA`` is set, so the demo runs on a fresh clone."""
+
+DataOrigin = Literal["config", "env", "embedded"]
+
 Source = Literal["datapack", "files", "hf"]
 
 # Fields that belong to one source only; setting one of them for another source is a config error.
@@ -53,7 +60,7 @@ class DataConfig(StrictModel):
 
     source: Source = "datapack"
     name: str
-    # datapack: root folder; default from $ADAPTERMIX_DATA (never a hard-coded path).
+    # datapack: root folder; default $ADAPTERMIX_DATA, else the pack embedded in the package.
     data_dir: str | None = None
     # files: split name -> path, and how to read them.
     files: dict[str, str] | None = None
@@ -126,12 +133,32 @@ def default_metric(problem: Problem) -> str:
     return "pearson" if problem == "regression" else "accuracy"
 
 
-def resolve_data_dir(data_dir: str | None = None) -> Path:
-    """The data-pack root: ``data_dir`` if given, else ``$ADAPTERMIX_DATA``; it must be a folder."""
-    raw = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
-    if not raw:
-        raise DataError(f"no data pack location: set {DATA_ENV} or data.data_dir")
+def resolve_data_root(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, DataOrigin]:
+    """The data-pack root and where it came from: ``data_dir`` ("config"), else ``$ADAPTERMIX_DATA``
+    ("env"), else the pack shipped in the package ("embedded").
+
+    The one place every reader of the data pack (datasets, the attack's ``lexical/``, listings) resolves
+    it. A configured root must be a folder: a wrong path is an error, never a silent fall back to the
+    embedded data, so results are not computed on other data than the user asked for.
+    """
+    origin: DataOrigin
+    if data_dir is not None and str(data_dir):
+        raw, origin = str(data_dir), "config"
+    elif os.environ.get(DATA_ENV):
+        raw, origin = os.environ[DATA_ENV], "env"
+    else:
+        if not EMBEDDED_DATA_DIR.is_dir():
+            raise DataError(
+                f"no data pack location: set {DATA_ENV} or data.data_dir "
+                f"(the embedded data is missing from this installation: {EMBEDDED_DATA_DIR})"
+            )
+        return EMBEDDED_DATA_DIR, "embedded"
     root = Path(raw).expanduser()
     if not root.is_dir():
         raise DataError(f"data pack folder not found: {root} (set {DATA_ENV} or data.data_dir)")
-    return root
+    return root, origin
+
+
+def resolve_data_dir(data_dir: str | None = None) -> Path:
+    """The data-pack root (see :func:`resolve_data_root`); it is a folder."""
+    return resolve_data_root(data_dir)[0]

@@ -7,7 +7,8 @@ Layout (see the pack's README.md)::
     <root>/<name>/validation.jsonl
     <root>/<name>/test.jsonl
 
-The root comes from ``data.data_dir`` or ``$ADAPTERMIX_DATA``. Folders whose manifest describes no task
+The root comes from ``data.data_dir``, else ``$ADAPTERMIX_DATA``, else the small pack embedded in the
+package (:func:`~adaptermix.data.config.resolve_data_root`). Folders whose manifest describes no task
 (e.g. ``lexical/``, word lists for the attack) are not datasets. Every row is checked: a bad one is a
 :class:`DataError` such as ``sst2/train.jsonl:17: label 5 not in 0..1``.
 """
@@ -88,7 +89,7 @@ def manifest_to_info(name: str, manifest: dict[str, Any]) -> TaskInfo:
 
 
 def list_datapack(root: str | Path | None = None) -> list[TaskInfo]:
-    """Every dataset in the pack at ``root`` (default ``$ADAPTERMIX_DATA``), sorted by name."""
+    """Every dataset in the pack at ``root`` (default: ``$ADAPTERMIX_DATA``, else embedded), sorted by name."""
     base = resolve_data_dir(None if root is None else str(root))
     infos = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
