@@ -44,6 +44,16 @@ def test_finding_2_mean_drops(base) -> None:
     assert "clean 14.0 pp" in f2.result and "black-box (TextFooler) 14.0 pp" in f2.result
     assert "white-box (FGSM) 19.3 pp" in f2.result and f2.verdict is S.Verdict.CONTRADICTS
     assert "black-box (TextFooler) 20.0 pp" in f2.result.split("same mixtures")[1]
+    assert "mean signed drop" in f2.result and "mean absolute drop" in f2.result
+
+
+def test_finding_2_headline_is_signed(tmp_path: Path) -> None:
+    # D gains 0.1 per added adapter in every evaluation: signed clean mean 6.5 pp, absolute 14.5 pp.
+    f2 = _statements(tmp_path, shift=lambda t, s: 0.1 * (len(s) - 1) if t == "D" else 0.0)[
+        "Sec. 4.2, Finding 2"
+    ]
+    signed, absolute = f2.result.split("mean absolute drop")
+    assert "clean 6.5 pp" in signed and "clean 14.5 pp" in absolute
 
 
 def test_finding_3_and_4(base) -> None:

@@ -28,12 +28,23 @@ def test_table1_drops_in_percentage_points(study) -> None:
     (md,) = study.methods
     t = T.drop_table(md.drops(), md.label)
     assert t.name == "table1_drops_pfeiffer"
-    assert t.columns == ["evaluation", *TARGETS, "average"]
+    assert t.columns == ["evaluation", *TARGETS, "mean signed drop", "mean absolute drop"]
     assert [r[0] for r in t.rows] == ["clean", "black-box (TextFooler)", "white-box (FGSM)"]
     clean, black, white = t.rows
-    assert clean[1:] == pytest.approx([CLEAN_DROP * 100] * 5) and CLEAN_DROP * 100 == pytest.approx(14.0)
-    assert black[1:] == pytest.approx([CLEAN_DROP * 100] * 5), "TextFooler shifts every mixture by 0.2"
-    assert white[1:] == pytest.approx([FGSM_DROP * 100] * 5, abs=1e-3)  # metrics are rounded to 1e-6
+    assert clean[1:] == pytest.approx([CLEAN_DROP * 100] * 6) and CLEAN_DROP * 100 == pytest.approx(14.0)
+    assert black[1:] == pytest.approx([CLEAN_DROP * 100] * 6), "TextFooler shifts every mixture by 0.2"
+    assert white[1:] == pytest.approx([FGSM_DROP * 100] * 6, abs=1e-3)  # metrics are rounded to 1e-6
+
+
+def test_table1_signed_when_a_target_improves(tmp_path: Path) -> None:
+    # D gains 0.1 per added adapter on top of the common fall: its drop becomes 14 - 30 = -16 pp.
+    (md,) = load_study(
+        make_study(tmp_path, shift=lambda t, s: 0.1 * (len(s) - 1) if t == "D" else 0.0)
+    ).methods
+    clean = T.drop_table(md.drops(), md.label).rows[0]
+    assert clean[1:5] == pytest.approx([14.0, 14.0, 14.0, -16.0])
+    assert clean[5] == pytest.approx((3 * 14.0 - 16.0) / 4), "headline: the mean signed drop"
+    assert clean[6] == pytest.approx((3 * 14.0 + 16.0) / 4), "second column: the mean absolute drop"
 
 
 def test_correlation_table_matches_scipy(study) -> None:

@@ -125,18 +125,21 @@ def finding_2(md: MethodData) -> Statement:
         "On average the drop is about the same with and without attacks (clean 11.91%, black-box "
         "12.03%, white-box 10.30% in the paper); white-box performance is lower overall."
     )
-    avg = {
-        e: next((d.abs_drop * PP for d in rows if d.target == ALL), math.nan)
-        for e, rows in md.drops().items()
-    }
+    # The headline is the mean SIGNED drop (the paper's "absolute" means percentage points); the mean
+    # absolute drop, which counts a target that gains as one that loses, is quoted beside it.
+    averages = {e: next((d for d in rows if d.target == ALL), None) for e, rows in md.drops().items()}
+    avg = {e: math.nan if d is None else d.drop * PP for e, d in averages.items()}
+    absolute = {e: math.nan if d is None else d.abs_drop * PP for e, d in averages.items()}
     if "clean" not in avg or len(avg) < 2:
         return _not_run(sec, paper, "clean and attacked sweeps")
     parts = [f"{EVAL_NAMES[e]} {v:.1f} pp" for e, v in avg.items()]
+    abs_parts = [f"{EVAL_NAMES[e]} {v:.1f} pp" for e, v in absolute.items()]
     gaps = [f"{EVAL_NAMES[e]} {_gap(md, e) * PP:.1f} pp" for e in avg if e != "clean"]
     same = all(abs(v - avg["clean"]) < SAME_DROP_PP for v in avg.values())
     text = (
-        f"mean absolute drop k=1→N: {'; '.join(parts)} (within {SAME_DROP_PP:g} pp of clean: "
-        f"{'yes' if same else 'no'}); mean metric below clean (same mixtures) by: {'; '.join(gaps)}."
+        f"mean signed drop k=1→N (positive = the mixture is worse): {'; '.join(parts)} (within "
+        f"{SAME_DROP_PP:g} pp of clean: {'yes' if same else 'no'}); mean absolute drop: "
+        f"{'; '.join(abs_parts)}; mean metric below clean (same mixtures) by: {'; '.join(gaps)}."
     )
     return Statement(sec, paper, text, Verdict.of(same))
 
