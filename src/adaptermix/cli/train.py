@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from adaptermix.cli.base import Command, add_overrides, register_command
 from adaptermix.config import load_config
@@ -17,11 +18,14 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from adaptermix.training.config import TrainRunConfig
+    from adaptermix.training.metrics import describe_against_baseline
     from adaptermix.training.run import train_adapter
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     cfg = load_config(TrainRunConfig, args.config, overrides)
     out = train_adapter(cfg)
+    for split, values in out.metrics.items():  # the human view, beside stdout's JSON
+        print(describe_against_baseline(split, out.headline, values), file=sys.stderr)
     print(json.dumps({"adapter": str(out.path), "metrics": out.metrics}, indent=2))
     return 0
 

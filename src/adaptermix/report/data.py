@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from adaptermix.sweep.stats import (
     compute_stats,
 )
 from adaptermix.sweep.store import ResultsStore
+from adaptermix.training.metrics import BASELINE_PREFIX, is_near
 
 #: Evaluations in the paper's order and the names the paper gives them.
 EVALUATIONS = ("clean", "textfooler", "fgsm")
@@ -140,6 +141,20 @@ class StudyData:
     similarity: dict[str, Any] | None
     topics: dict[str, Any] | None
     single: dict[str, dict[str, tuple[str, float | None]]]  # method -> domain -> (metric, test value)
+    #: method -> domain -> the constant-prediction (majority class / training mean) baseline of the headline
+    #: test metric; None where the artefact predates stored baselines.
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    excluded_near_baseline: bool = False  # whether near-baseline targets were left out of the statistics
+
+    def near_baseline(self, method: str) -> list[str]:
+        """Domains whose ``method`` adapter is within ``NEAR_BASELINE_PP`` (2) points of its
+        baseline (or below it): findings computed on those targets measure little."""
+        out = []
+        for domain, (_, value) in sorted(self.single.get(method, {}).items()):
+            base = self.baselines.get(method, {}).get(domain)
+            if value is not None and base is not None and is_near(value, base):
+                out.append(domain)
+        return out
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -181,8 +196,9 @@ def adversarial_sample(
     return sorted(picked, key=lambda e: (e["target"], e["k"], e["trial_key"], e["idx"]))
 
 
-def load_method(method_dir: Path) -> MethodData:
-    """One method's results store (if any), statistics and FSD matrix."""
+def load_method(method_dir: Path, exclude_targets: Collection[str] = ()) -> MethodData:
+    """One method's results store (if any), statistics and FSD matrix; trials whose target is in
+    ``exclude_targets`` are left out of everything (rows and statistics)."""
     store_path = method_dir / STORE_NAME
     raw: list[dict[str, Any]] = []
     adversarial: list[dict[str, Any]] = []
@@ -191,8 +207,8 @@ def load_method(method_dir: Path) -> MethodData:
     if store_path.is_file():
         with ResultsStore(store_path, readonly=True) as store:
             # The pipeline has finished writing when the report is built, so these reads agree.
-            stats = compute_stats(store)
-            raw = store.rows("trials")
+            raw = [r for r in store.rows("trials") if r["target"] not in exclude_targets]
+            stats = compute_stats(raw)
             provenance = store.rows("provenance")
             adversarial = adversarial_sample(store, {r["key"]: r for r in raw})
     rows = [r for r in raw if r["metric"] is not None]
@@ -207,18 +223,38 @@ def load_method(method_dir: Path) -> MethodData:
 
 def single_adapters(root: Path) -> dict[str, dict[str, tuple[str, float | None]]]:
     """method -> domain -> (headline metric, test value) from each ``adapter.json``."""
-    out: dict[str, dict[str, tuple[str, float | None]]] = {}
+    return {m: {d: (metric, value) for d, (metric, value, _) in per.items()} for m, per in _singles(root).items()}
+
+
+def single_baselines(root: Path) -> dict[str, dict[str, float | None]]:
+    """method -> domain -> the stored constant-prediction baseline of the headline test metric (None for
+    artefacts written before baselines were stored)."""
+    return {m: {d: base for d, (_, _, base) in per.items()} for m, per in _singles(root).items()}
+
+
+def _singles(root: Path) -> dict[str, dict[str, tuple[str, float | None, float | None]]]:
+    out: dict[str, dict[str, tuple[str, float | None, float | None]]] = {}
     for meta_path in sorted((root / "adapters").glob("*/*/adapter.json")):
         meta = _read_json(meta_path) or {}
         metric = str((meta.get("task") or {}).get("metric", "accuracy"))
-        value = ((meta.get("metrics") or {}).get("test") or {}).get(metric)
+        test = (meta.get("metrics") or {}).get("test") or {}
+        value, base = test.get(metric), test.get(f"{BASELINE_PREFIX}{metric}")
         method, domain = meta_path.parent.parent.name, meta_path.parent.name
-        out.setdefault(method, {})[domain] = (metric, None if value is None else float(value))
+        out.setdefault(method, {})[domain] = (
+            metric,
+            None if value is None else float(value),
+            None if base is None else float(base),
+        )
     return out
 
 
-def load_study(root: str | Path) -> StudyData:
-    """Load every input the report reads from a study directory (missing parts are None / empty)."""
+def load_study(root: str | Path, exclude_near_baseline: bool = False) -> StudyData:
+    """Load every input the report reads from a study directory (missing parts are None / empty).
+
+    ``exclude_near_baseline`` leaves out of a method's statistics every trial whose target adapter is
+    within :data:`NEAR_BASELINE_PP` points of its constant-prediction baseline (see
+    :meth:`StudyData.near_baseline`): mixing an adapter that learnt nothing can lose nothing.
+    """
     root = Path(root)
     config_path = root / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
@@ -241,12 +277,18 @@ def load_study(root: str | Path) -> StudyData:
         if root.is_dir()
         else []
     )
-    return StudyData(
+    study = StudyData(
         root,
         name,
         config_text,
-        [load_method(d) for d in method_dirs],
+        [],
         _read_json(root / "analysis" / "similarity.json"),
         _read_json(root / "analysis" / "topics.json"),
         single_adapters(root),
+        single_baselines(root),
+        exclude_near_baseline,
     )
+    study.methods = [
+        load_method(d, study.near_baseline(d.name) if exclude_near_baseline else ()) for d in method_dirs
+    ]
+    return study

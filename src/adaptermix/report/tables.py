@@ -22,6 +22,7 @@ import numpy as np
 from adaptermix.io import atomic_write_text
 from adaptermix.report.data import EVAL_NAMES, EVALUATIONS
 from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats
+from adaptermix.training.metrics import NEAR_BASELINE_PP, is_near
 
 PP = 100.0  # metric -> percentage points
 MEAN_SIGNED_DROP = "mean signed drop"
@@ -208,16 +209,38 @@ def greedy_table(greedy: Sequence[GreedyRow], method: str = "") -> Table:
     )
 
 
-def single_adapter_table(single: Mapping[str, Mapping[str, tuple[str, float | None]]]) -> Table:
-    """The test metric of every single adapter: one row per domain, one column per method."""
+def single_adapter_table(
+    single: Mapping[str, Mapping[str, tuple[str, float | None]]],
+    baselines: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> Table:
+    """The test metric of every single adapter: one row per domain, one column per method, the
+    constant-prediction baseline (majority training class / training mean) and the methods whose adapter
+    is within :data:`NEAR_BASELINE_PP` points of it (or below it) — such an adapter learnt little."""
     methods = sorted(single)
     domains = sorted({d for per in single.values() for d in per})
+    baselines = baselines or {}
     rows = []
     for d in domains:
         metric = next(single[m][d][0] for m in methods if d in single[m])
-        rows.append([d, metric, *(single[m].get(d, ("", None))[1] for m in methods)])
+        base = next((b for m in methods if (b := baselines.get(m, {}).get(d)) is not None), None)
+        values = [single[m].get(d, ("", None))[1] for m in methods]
+        near = [
+            m
+            for m, v in zip(methods, values, strict=True)
+            if v is not None
+            and (b := baselines.get(m, {}).get(d)) is not None
+            and is_near(v, b)
+        ]
+        rows.append([d, metric, *values, base, f"⚠ {', '.join(near)}" if near else ""])
     return Table(
-        "single_adapters", "Single adapters (k = 1): test metric", ["domain", "metric", *methods], rows
+        "single_adapters",
+        "Single adapters (k = 1): test metric and its constant-prediction baseline",
+        ["domain", "metric", *methods, "baseline", f"within {NEAR_BASELINE_PP:g} pts of baseline"],
+        rows,
+        "baseline: the test metric of always predicting the majority class of the training labels (regression: "
+        "the training mean, whose Pearson / Spearman is undefined and shown as 0); – where the artefact "
+        f"predates stored baselines. ⚠ marks the methods whose adapter is at most {NEAR_BASELINE_PP:g} "
+        "points above it (or below it).",
     )
 
 

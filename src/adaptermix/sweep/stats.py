@@ -338,10 +338,13 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
     return out + averages
 
 
-def compute_stats(store: ResultsStore | str | Path) -> SweepStats:
-    """Every statistics table from one consistent snapshot of the store's ``trials`` table."""
+def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]]) -> SweepStats:
+    """Every statistics table from one consistent snapshot of the store's ``trials`` table (or from
+    already-read ``trials`` rows, e.g. a selection of them)."""
     if isinstance(store, ResultsStore):
         raw = store.rows("trials")
+    elif isinstance(store, Sequence) and not isinstance(store, str):
+        raw = list(store)
     else:
         with ResultsStore(store, readonly=True) as reader:
             raw = reader.rows("trials")
