@@ -206,6 +206,20 @@ def test_greedy_selection_names() -> None:
     assert greedy_selection(stacked, 2, largest=True) == ("d", "e")
 
 
+def test_rule_selection_keeps_the_target() -> None:
+    from adaptermix.deltas import ParamLayout, StackedDeltas
+    from adaptermix.merging import rule_selection
+
+    x, names = _pool_with_outlier()
+    stacked = StackedDeltas(x, ParamLayout(("layers.0.attn.up.bias",), ((60,),)), tuple(names))
+    assert rule_selection("greedy_fsd", stacked, 2) == ("a", "b")  # Alg. 1 alone drops the outlier e
+    assert rule_selection("greedy_fsd", stacked, 2, keep="e") == ("a", "e")  # e plus its best partner
+    assert rule_selection("greedy_fsd_max", stacked, 2, keep="a") == ("a", "e")
+    assert rule_selection("average", stacked, 2, keep="e") == tuple(names)  # not a selecting rule
+    with pytest.raises(ConfigError, match="target 'z' is not one of"):
+        rule_selection("greedy_fsd", stacked, 2, keep="z")
+
+
 def test_sparse_fsd_prunes_the_most_conflicting_layer() -> None:
     shapes = bottleneck_shapes(n_layers=2, hidden=4, bottleneck=2, sites=("attn",))
     a = random_delta(shapes, 0)

@@ -44,6 +44,44 @@ def greedy_selection(stacked: StackedDeltas, l: int | None, largest: bool = Fals
     return tuple(stacked.names[i] for i in chosen)
 
 
+#: The rules that mix only a selection of their inputs, and whether they pick the largest row-mean FSD.
+SELECTING_RULES: dict[str, bool] = {"greedy_fsd": False, "greedy_fsd_max": True, "sparse_fsd": False}
+
+
+def rule_selection(
+    rule: str,
+    stacked: StackedDeltas,
+    l: int | None,  # noqa: E741 (Alg. 1's l)
+    keep: str | None = None,
+) -> tuple[str, ...]:
+    """Names (in input order) of the adapters whose weights ``rule`` mixes out of ``stacked``.
+
+    Rules outside :data:`SELECTING_RULES` mix every input. A selecting rule follows Alg. 1 (the l
+    adapters with the smallest, or largest, row-mean FSD); with ``keep`` (the in-domain target, whose head
+    the mixture is evaluated with) the selection is ``keep`` plus the l - 1 *other* adapters ranked by
+    their row-mean FSD over the whole input set — the sweep's greedy generator
+    (:func:`adaptermix.sweep.subsets._greedy`): Alg. 1 alone may leave the target's body out while its
+    head is kept. Ties go to the name that sorts first.
+    """
+    if rule not in SELECTING_RULES:
+        return tuple(stacked.names)
+    largest = SELECTING_RULES[rule]
+    if keep is None:
+        return greedy_selection(stacked, l, largest)
+    k = len(stacked)
+    n = k if l is None else l
+    if not isinstance(n, int) or not 1 <= n <= k:
+        raise ConfigError(f"l must be an integer in [1, {k}] (the number of adapters given), got {n}")
+    if keep not in stacked.names:
+        raise ConfigError(f"target {keep!r} is not one of the adapters to mix ({', '.join(stacked.names)})")
+    means = fsd_matrix_flat(stacked.matrix).mean(dim=1).tolist()
+    sign = -1.0 if largest else 1.0
+    others = sorted((i for i, name in enumerate(stacked.names) if name != keep),
+                    key=lambda i: (sign * means[i], stacked.names[i]))
+    chosen = {stacked.names.index(keep), *others[: n - 1]}
+    return tuple(stacked.names[i] for i in sorted(chosen))
+
+
 def _greedy(ctx: MergeContext, l: int | None, largest: bool) -> Tensor:  # noqa: E741 (Alg. 1's l)
     chosen = select_by_fsd(ctx.fsd_matrix(), l, ctx.keys, largest)
     return linear_merge(ctx.pool, ctx.index[chosen], normalise=True)
