@@ -239,6 +239,42 @@ def test_sparse_fsd_pruning_everything_equals_mean_of_per_layer_pruned() -> None
     assert out.allclose(expected)
 
 
+def test_alg4_with_m_prunes_exactly_the_chosen_layers_and_records_them() -> None:
+    from adaptermix.merging.fsd_rules import sparse_fsd_record
+
+    shapes = bottleneck_shapes(n_layers=3, hidden=6, bottleneck=3, sites=("attn",))
+    a = random_delta(shapes, 0)
+    # b and c disagree in sign with a on layer 2 only: for every adapter, layer 2 is the most conflicting.
+    b = AdapterDelta({n: (-t if n.startswith("layers.2") else t) * 0.7 for n, t in a.tensors.items()})
+    c = AdapterDelta({n: (-t if n.startswith("layers.2") else t) * 1.3 for n, t in a.tensors.items()})
+    stacked = stack([a, b, c], ["a", "b", "c"])
+    out = merge("sparse_fsd", stacked, m=1, s=0.5)
+    mean = merge("average", stacked)
+    pruned = {n for n in out.tensors if not torch.equal(out.tensors[n], mean.tensors[n])}
+    assert pruned and all(n.startswith("layers.2") for n in pruned), "only the chosen layer is pruned"
+    record = sparse_fsd_record(stacked.matrix, [0, 1, 2], ["a", "b", "c"], stacked.layout, None, {"m": 1, "s": 0.5})
+    assert record == {"mixed_adapters": ["a", "b", "c"], "pruned_groups": {n: ["layers.2"] for n in "abc"}}
+    every = sparse_fsd_record(stacked.matrix, [0, 1, 2], ["a", "b", "c"], stacked.layout, None, {"s": 0.5})
+    assert every["pruned_groups"]["a"] == ["layers.0", "layers.1", "layers.2"]
+
+
+def test_sparse_fsd_adapter_scope_keeps_exactly_the_top_fraction_overall() -> None:
+    shapes = bottleneck_shapes(n_layers=2, hidden=6, bottleneck=3, sites=("attn",))
+    d = random_delta(shapes, 3)
+    d = AdapterDelta({n: t * (10.0 if n.startswith("layers.1") else 1.0) for n, t in d.tensors.items()})
+    flat = d.flatten()
+    out = merge("sparse_fsd", stack([d], ["a"]), s=0.75, scope="adapter").flatten()
+    n_keep = round(0.25 * flat.numel())
+    assert int(torch.count_nonzero(out)) == n_keep
+    top = torch.topk(flat.abs(), n_keep).indices
+    assert torch.equal(out[top], flat[top]), "the kept parameters are the largest |w| of the whole adapter"
+    assert torch.equal(out, magnitude_prune(flat, 0.75, scope="global"))
+    per_layer = merge("sparse_fsd", stack([d], ["a"]), s=0.75).flatten()
+    assert not torch.equal(per_layer, out)  # per-layer keeps 25 % of the small layer 0 as well
+    with pytest.raises(ConfigError, match="unknown pruning scope 'model'"):
+        merge("sparse_fsd", stack([d], ["a"]), s=0.75, scope="model")
+
+
 def test_merge_keeps_space_and_needs_layout_for_sparse_fsd() -> None:
     lora = [random_delta(lora_shapes(2, 4, 2), i) for i in range(3)]
     dw_stack = stack([to_dw(d, 2.0) for d in lora], ["a", "b", "c"])

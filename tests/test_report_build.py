@@ -38,18 +38,18 @@ def test_index_links_every_figure_and_table(report: Path) -> None:
     csvs = {p.relative_to(root).as_posix() for p in (root / "tables").glob("*.csv")}
     assert imgs == pngs and svgs <= hrefs and csvs <= hrefs
     assert all((root / ref).is_file() for ref in imgs | hrefs), "no dangling relative link"
-    # 1 dataset figure + 7 per method (Fig. 3, 4, 5, 6, 7, 8a, 8b)
-    assert len(pngs) == len(svgs) == 1 + 7 and all((root / p).stat().st_size > 1000 for p in pngs)
+    # 1 dataset figure + 8 per method (Fig. 3, 4, 5, 6, 7, 8a whole adapter and per layer, 8b)
+    assert len(pngs) == len(svgs) == 1 + 8 and all((root / p).stat().st_size > 1000 for p in pngs)
     for fig in (
         "fig3_per_k",
         "fig4_fsd",
         "fig5_fsd_k2",
         "fig6_fsd_kmany",
         "fig7_greedy",
-        "fig8a_sparsity",
         "fig8b_sparse_mixing",
     ):
         assert f"figures/{fig}_pfeiffer.png" in imgs
+    assert {"figures/fig8a_sparsity_pfeiffer_adapter.png", "figures/fig8a_sparsity_pfeiffer_layer.png"} <= imgs
 
 
 def test_self_contained_with_config_provenance_and_examples(report: Path) -> None:

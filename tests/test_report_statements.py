@@ -86,8 +86,10 @@ def test_pruning_statements(base) -> None:
     single = base["Sec. 7 (Fig. 8a)"]
     assert "dense 0.812" in single.result and "100% 0.51" in single.result
     assert "within 1 pp of dense: 40%, 50%, 60%, 70%, 80%, 90%." in single.result and single.verdict is S.Verdict.SUPPORTS
+    assert single.result.startswith("pruned whole adapter (top-d %)") and "90% 0.810" in single.result
     mixing = base["Sec. 7 (Fig. 8b)"]
-    assert "mixing 90%-sparse adapters beats the dense upper bound at k of 2, 3, 4" in mixing.result
+    assert "mixing 90%-sparse adapters (Alg. 4, FSD-guided m layers) beats the dense upper bound" in mixing.result
+    assert "mixing 90%-sparse adapters (every layer pruned) beats the dense upper bound at k of 2, 3, 4" in mixing.result
     assert mixing.verdict is S.Verdict.SUPPORTS
 
 

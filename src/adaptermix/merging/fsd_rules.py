@@ -9,7 +9,10 @@ Alg. 4 (mixing sparse adapters): select l adapters as in Alg. 1, prune each sele
 (layers by default) with the highest mean FSD against the other *selected* adapters to sparsity s by
 exact magnitude pruning (Alg. 2, see :mod:`adaptermix.pruning`), then average. The paper does not give
 m or say whether "layer" means a transformer layer or a state-dict item; ``by`` chooses, ``m=None``
-prunes every group (the "mix sparse adapters" setting of Fig. 8b).
+prunes every group (the "mix sparse adapters" setting of Fig. 8b). ``scope="layer"`` (default) prunes
+each chosen group to s on its own; ``scope="adapter"`` keeps the top (1 - s) of all chosen parameters
+together (one magnitude threshold) — with ``m=None`` and k = 1 that is Fig. 8a's "top-d % influential
+parameters of the adapter".
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from adaptermix.deltas import StackedDeltas
+from adaptermix.deltas import ParamLayout, StackedDeltas
 from adaptermix.diagnostics.conflicts import fsd_matrix_flat
 from adaptermix.errors import ConfigError
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.steps import linear_merge
-from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat
+from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat, pruned_group_names
 
 
 def select_by_fsd(fsd_values: Tensor, l: int | None, keys: Sequence[str], largest: bool = False) -> list[int]:  # noqa: E741 (Alg. 1's l)
@@ -95,10 +98,30 @@ def greedy_fsd_max(ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (A
     return _greedy(ctx, l, largest=True)
 
 
-def sparse_fsd(ctx: MergeContext, l: int | None, m: int | None, s: float, by: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
+def sparse_fsd(ctx: MergeContext, l: int | None, m: int | None, s: float, by: str, scope: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
     layout = ctx.require_layout("sparse_fsd")
     chosen = ctx.index[select_by_fsd(ctx.fsd_matrix(), l, ctx.keys)]
-    return fsd_guided_prune_flat(ctx.pool.index_select(0, chosen), layout, m, s, by).mean(dim=0)
+    return fsd_guided_prune_flat(ctx.pool.index_select(0, chosen), layout, m, s, by, scope).mean(dim=0)
+
+
+def sparse_fsd_record(
+    pool_flat: Tensor, idx: Sequence[int], keys: Sequence[str], layout: ParamLayout, fsd: Tensor | None,
+    params: dict[str, object],
+) -> dict[str, object]:
+    """What a ``sparse_fsd`` trial should record beside its metric: the adapters Alg. 4 mixed and, per
+    adapter, the groups it pruned (every group when ``m`` is None)."""
+    names = [keys[i] for i in idx]
+    order = sorted(range(len(names)), key=names.__getitem__)  # merge_flat's canonical (name) order
+    idx, names = [idx[i] for i in order], [names[i] for i in order]
+    sub = pool_flat[list(idx)]
+    values = fsd[list(idx)][:, list(idx)] if fsd is not None else fsd_matrix_flat(sub)
+    l, m, by = params.get("l"), params.get("m"), str(params.get("by", "layer"))  # noqa: E741 (Alg. 1's l)
+    chosen = select_by_fsd(values, l if isinstance(l, int) or l is None else None, names)  # type: ignore[arg-type]
+    groups = pruned_group_names(sub[chosen], layout, m if isinstance(m, int) else None, by)
+    return {
+        "mixed_adapters": [names[i] for i in chosen],
+        "pruned_groups": {names[i]: g for i, g in zip(chosen, groups, strict=True)},
+    }
 
 
 MERGE_RULES.register(
@@ -128,7 +151,7 @@ MERGE_RULES.register(
         reference="Nguyen & Le 2024 Alg. 4 + Alg. 2",
         description="select l adapters by FSD, prune each one's m most conflicting layers to sparsity s, average",
         fn=sparse_fsd,
-        params={"l": None, "m": None, "s": 0.9, "by": "layer"},
+        params={"l": None, "m": None, "s": 0.9, "by": "layer", "scope": "layer"},
         identity_params={"s": 0.0},
     ),
 )

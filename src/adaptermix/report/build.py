@@ -18,7 +18,7 @@ from adaptermix.io import atomic_dir, atomic_write_text
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T
-from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, MethodData, StudyData, load_study
+from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, SPARSE_LABELS, MethodData, StudyData, load_study
 from adaptermix.report.plots import save_figure
 from adaptermix.report.statements import Statement, Verdict, method_statements, summary_counts
 from adaptermix.sweep.store import git_revision
@@ -182,25 +182,32 @@ def _greedy_part(md: MethodData, a: _Assets) -> str:
 
 def _pruning_part(md: MethodData, a: _Assets) -> str:
     m = md.label
-    sparse = {s: md.per_k("clean", "sparse_fsd", {"s": s}) for s in md.sparsities()}
-    if not sparse:
+    singles = {v: sparse for v in ("adapter", "layer") if (sparse := md.sparse_per_k(v))}
+    every, guided = md.sparse_per_k("every_layer"), md.sparse_per_k("fsd_guided")
+    if not singles and not every and not guided:
         return H.sub("Fig. 8: pruning", H.not_run("Pruning and sparse mixing (Sec. 7)"))
-    curve = T.sparsity_curve(md.per_k("clean"), sparse)
-    body = a.figure(
-        f"fig8a_sparsity_{m}",
-        lambda: F.sparsity_figure(curve, f"{m}: single sparse adapters"),
-        "Fig. 8a: single-adapter metric averaged over domains vs sparsity (0% = dense).",
-    )
-    body += a.table(T.sparsity_table(curve, m))
-    curves = T.sparse_mixing_curves(md.per_k("clean"), sparse)
-    if any(name.endswith("sparse, mean") for name in curves):
+    body = "" if "adapter" in singles else H.not_run("Fig. 8a with the paper's whole-adapter top-d % selection")
+    for variant, sparse in singles.items():
+        curve = T.sparsity_curve(md.per_k("clean"), sparse)
+        label = SPARSE_LABELS[variant]
+        body += a.figure(
+            f"fig8a_sparsity_{m}_{variant}",
+            lambda curve=curve, label=label: F.sparsity_figure(curve, f"{m}: single sparse adapters, {label}"),
+            f"Fig. 8a ({label}): single-adapter metric averaged over domains vs sparsity (0% = dense).",
+        )
+        body += a.table(T.sparsity_table(curve, m, variant))
+    curves = T.sparse_mixing_curves(md.per_k("clean"), every, guided)
+    if any(name.endswith("mean") and "sparse" in name for name in curves):
         body += a.figure(
             f"fig8b_sparse_mixing_{m}",
             lambda: F.sparse_mixing_figure(curves, f"{m}: mixing sparse adapters"),
-            "Fig. 8b: mean over mixtures of sparse adapters (solid) vs dense mixtures: mean (dashed "
+            "Fig. 8b: mean over mixtures of sparse adapters (solid; every layer pruned, and Alg. 4's "
+            "FSD-guided choice of the m most conflicting layers when run) vs dense mixtures: mean (dashed "
             "red) and max, the empirical upper bound (dashed blue); averaged over targets.",
         )
         body += a.table(T.sparse_mixing_table(curves, m))
+        if not guided:
+            body += H.not_run("Alg. 4 with the FSD-guided layer choice (pruning.fsd_layers)")
     else:
         body += H.not_run("Mixtures of sparse adapters (Fig. 8b)")
     return H.sub("Fig. 8: pruning and mixing sparse adapters", body)

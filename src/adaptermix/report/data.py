@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,24 @@ EVAL_NAMES = {"clean": "clean", "textfooler": "black-box (TextFooler)", "fgsm": 
 STORE_NAME = "results.sqlite"
 FSD_NAME = "fsd.json"
 _NOT_METHODS = {"adapters", "analysis", "report"}
+
+
+#: Pruning variants, told apart by their ``sparse_fsd`` parameters. Fig. 8a: "adapter" keeps the top
+#: (1 - s) of all of an adapter's parameters (the paper), "layer" prunes every layer to s on its own (stores
+#: written before ``scope`` existed hold only this one). Fig. 8b: "every_layer" prunes all layers of every
+#: mixed adapter; "fsd_guided" is Alg. 4 proper, only the m most conflicting layers (``m`` set).
+SPARSE_VARIANTS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "adapter": lambda p: p.get("scope") == "adapter" and p.get("m") is None,
+    "layer": lambda p: p.get("scope", "layer") == "layer" and p.get("m") is None,
+    "every_layer": lambda p: p.get("scope", "layer") == "layer" and p.get("m") is None,
+    "fsd_guided": lambda p: p.get("m") is not None,
+}
+SPARSE_LABELS = {
+    "adapter": "whole adapter (top-d %)",
+    "layer": "per layer",
+    "every_layer": "every layer pruned",
+    "fsd_guided": "FSD-guided, m most conflicting layers (Alg. 4)",
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,25 @@ class MethodData:
                 if s.rule == rule and "s" in s.rule_params
             }
         )
+
+    def sparse_per_k(self, variant: str) -> dict[float, list[KStats]]:
+        """Sparsity -> the clean per-k rows of one pruning variant (see :data:`SPARSE_VARIANTS`): for each
+        ``s``, the matching ``sparse_fsd`` setting with the most trials."""
+        keep = SPARSE_VARIANTS[variant]
+        out: dict[float, list[KStats]] = {}
+        for s in self.sparsities():
+            found = [
+                st
+                for st in self.settings.values()
+                if st.evaluation == "clean"
+                and st.rule == "sparse_fsd"
+                and float(st.rule_params.get("s", -1)) == s
+                and keep(st.rule_params)
+            ]
+            if found:
+                label = max(found, key=lambda st: (st.n_rows, st.label)).label
+                out[s] = [r for r in self.stats.per_k if r.setting == label]
+        return out
 
     @property
     def has_trials(self) -> bool:

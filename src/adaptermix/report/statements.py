@@ -16,7 +16,7 @@ from enum import Enum
 
 import numpy as np
 
-from adaptermix.report.data import EVAL_NAMES, MethodData
+from adaptermix.report.data import EVAL_NAMES, SPARSE_LABELS, MethodData
 from adaptermix.report.tables import PP, sparse_mixing_curves, sparsity_curve
 from adaptermix.sweep.stats import ALL, CorrelationRow, KStats
 
@@ -339,13 +339,11 @@ def greedy(md: MethodData) -> Statement:
 # ------------------------------------------------------------------------------------------ Section 7
 
 
-def _sparse(md: MethodData) -> dict[float, list[KStats]]:
-    return {s: md.per_k("clean", "sparse_fsd", {"s": s}) for s in md.sparsities()}
-
-
 def pruning_single(md: MethodData) -> Statement:
     sec, paper = "Sec. 7 (Fig. 8a)", "Pruning a single adapter up to 90% sparsity does not degrade it."
-    curve = sparsity_curve(md.per_k("clean"), _sparse(md))
+    # The paper's selection (whole adapter, top-d %) when stored; else the per-layer variant, said so.
+    variant = "adapter" if md.sparse_per_k("adapter") else "layer"
+    curve = sparsity_curve(md.per_k("clean"), md.sparse_per_k(variant))
     if len(curve) < 2 or curve[0][0] != 0.0:
         return _not_run(sec, paper, "single sparse adapters")
     dense = curve[0][1]
@@ -353,6 +351,7 @@ def pruning_single(md: MethodData) -> Statement:
     at90 = next((m for s, m, _ in curve if math.isclose(s, 0.9)), None)
     parts = [f"dense {dense:.3f}"] + [f"{s:.0%} {m:.3f}" for s, m, _ in curve[1:]]
     text = (
+        f"pruned {SPARSE_LABELS[variant]}: "
         f"mean single-adapter metric over domains: {', '.join(parts)}; sparsity levels within "
         f"{NO_LOSS_PP:g} pp of dense: {_list([f'{s:.0%}' for s in kept])}."
     )
@@ -367,9 +366,11 @@ def pruning_single(md: MethodData) -> Statement:
 def pruning_mixing(md: MethodData) -> Statement:
     sec = "Sec. 7 (Fig. 8b)"
     paper = "Mixing 80% / 90% sparse adapters beats the upper bound of mixing their dense versions."
-    curves = sparse_mixing_curves(md.per_k("clean"), _sparse(md))
+    curves = sparse_mixing_curves(
+        md.per_k("clean"), md.sparse_per_k("every_layer"), md.sparse_per_k("fsd_guided")
+    )
     upper, mean = curves.get("dense max (upper bound)", {}), curves.get("dense mean", {})
-    sparse = {n: c for n, c in curves.items() if n.endswith("sparse, mean")}
+    sparse = {n: c for n, c in curves.items() if "sparse" in n and n.endswith("mean")}
     if not sparse or not upper:
         return _not_run(sec, paper, "mixtures of sparse adapters")
     parts, verdicts = [], []
@@ -379,7 +380,9 @@ def pruning_mixing(md: MethodData) -> Statement:
         beat_mean = [k for k in ks if k in mean and curve[k] > mean[k]]
         verdicts.append(Verdict.share(len(beat_upper), len(ks)))
         parts.append(
-            f"mixing {name.split(' ')[0]}-sparse adapters beats the dense upper bound at k of "
+            f"mixing {name.split(' ')[0]}-sparse adapters"
+            + (" (Alg. 4, FSD-guided m layers)" if "FSD-guided" in name else " (every layer pruned)")
+            + " beats the dense upper bound at k of "
             f"{_list(beat_upper)} and the dense mean at k of {_list(beat_mean)} (of k = 2..{max(ks, default=2)})"
         )
     # The best sparsity level decides: the claim is that 80 % *or* 90 % sparse mixing wins.

@@ -89,10 +89,13 @@ def sparsity_curve(
 
 
 def sparse_mixing_curves(
-    dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+    dense_per_k: Sequence[KStats],
+    sparse: Mapping[float, Sequence[KStats]],
+    guided: Mapping[float, Sequence[KStats]] | None = None,
 ) -> dict[str, dict[int, float]]:
     """Fig. 8b: curve name -> k -> metric averaged over targets: dense mean, dense max (the empirical
-    upper bound), and the mean over mixtures of each sparsity level."""
+    upper bound), and the mean over mixtures of each sparsity level — every layer pruned (``sparse``) and,
+    when given, Alg. 4's FSD-guided choice of the m most conflicting layers (``guided``)."""
     curves = {
         "dense mean": mean_over_targets(dense_per_k),
         "dense max (upper bound)": mean_over_targets(dense_per_k, "max"),
@@ -100,6 +103,9 @@ def sparse_mixing_curves(
     for s, rows in sorted(sparse.items()):
         if any(r.k > 1 for r in rows):
             curves[f"{s:.0%} sparse, mean"] = mean_over_targets(rows)
+    for s, rows in sorted((guided or {}).items()):
+        if any(r.k > 1 for r in rows):
+            curves[f"{s:.0%} sparse, FSD-guided m layers, mean"] = mean_over_targets(rows)
     return {name: c for name, c in curves.items() if c}
 
 
@@ -244,14 +250,18 @@ def single_adapter_table(
     )
 
 
-def sparsity_table(curve: Sequence[tuple[float, float, int]], method: str = "") -> Table:
+def sparsity_table(
+    curve: Sequence[tuple[float, float, int]], method: str = "", variant: str = ""
+) -> Table:
+    """Fig. 8a's numbers; ``variant`` names the selection (whole adapter / per layer) in title and file."""
     rows = [[f"{s:.0%}", m, n] for s, m, n in curve]
     return Table(
-        f"sparsity{_suffix(method)}",
-        "Single sparse adapters: metric averaged over domains",
+        f"sparsity{_suffix(method)}{_suffix(variant.split(' ')[0] if variant else '')}",
+        "Single sparse adapters: metric averaged over domains" + (f" ({variant})" if variant else ""),
         ["sparsity", "mean metric", "domains"],
         rows,
-        "0% = the dense adapter (k = 1).",
+        "0% = the dense adapter (k = 1). whole adapter: the top (1 − d) of all the adapter's parameters by "
+        "magnitude are kept (the paper's Fig. 8a); per layer: every layer is pruned to d on its own.",
     )
 
 
