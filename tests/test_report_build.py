@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from adaptermix.report import build_report
+from adaptermix.report.data import load_study
 from test_report_data import make_study
 
 IMG = re.compile(r'<img src="([^"]+)"')
@@ -196,3 +197,24 @@ def test_report_renders_in_headless_chromium(report: Path, chromium: str, tmp_pa
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2400, 1280)
     assert pixels.std() > 10 and len(np.unique(pixels)) > 50, "the screenshot is blank"
+
+
+def test_the_report_says_when_textfoolers_judge_is_the_victims_backbone(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from adaptermix.report.build import _adversarial_part
+    from test_report_data import make_results, write_store
+
+    results = [
+        replace(r, metrics={**r.metrics, "sentence_encoder": "org/minilm", "sentence_encoder_is_victim_backbone": True})
+        if r.trial.evaluation == "textfooler"
+        else r
+        for r in make_results(greedy=False, pruning=False)
+    ]
+    root = make_study(tmp_path)
+    for old in (root / "pfeiffer").glob("results.sqlite*"):
+        old.unlink()
+    write_store(root / "pfeiffer" / "results.sqlite", results)
+    (md,) = load_study(root).methods
+    assert md.textfooler_judges() == {"org/minilm": True}
+    assert "scored by org/minilm, the victim&#x27;s own backbone" in _adversarial_part(md)

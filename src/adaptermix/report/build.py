@@ -219,6 +219,10 @@ def _adversarial_part(md: MethodData) -> str:
         if md.adversarial
         else H.not_run("Stored adversarial examples (TextFooler)")
     )
+    from adaptermix.attacks.resources import judge_note  # lazily: the attacks package imports torch
+
+    for judge, same in sorted(md.textfooler_judges().items()):
+        body += H.paragraph(judge_note(judge) if same else f"TextFooler's sentence-similarity judge: {judge}.")
     return H.sub("Adversarial examples (a sample)", body)
 
 

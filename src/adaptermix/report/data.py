@@ -162,6 +162,18 @@ class MethodData:
                 out[s] = [r for r in self.stats.per_k if r.setting == label]
         return out
 
+    def textfooler_judges(self) -> dict[str, bool]:
+        """TextFooler's sentence-similarity encoder(s) recorded with the trials -> whether it is the victim's
+        own backbone (empty for stores written before the judge was recorded)."""
+        out: dict[str, bool] = {}
+        for r in self.rows:
+            if r["evaluation"] == "textfooler":
+                m = json.loads(r["metrics_json"] or "{}")
+                if m.get("sentence_encoder"):
+                    judge = str(m["sentence_encoder"])
+                    out[judge] = out.get(judge, False) or bool(m.get("sentence_encoder_is_victim_backbone"))
+        return out
+
     @property
     def has_trials(self) -> bool:
         return bool(self.rows)
