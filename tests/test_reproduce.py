@@ -42,6 +42,7 @@ def test_reproduce_end_to_end_then_nothing_to_do(study, capsys):
     assert "report: " in first and (out / "report" / "index.html").is_file()
     for name in ("config.yaml", "single_adapters.md", "pfeiffer/fsd.json", "pfeiffer/fsd.png"):
         assert (out / name).is_file(), name
+    assert "(baseline " in (out / "single_adapters.md").read_text(), "the majority baseline beside each metric"
     with ResultsStore(out / "pfeiffer" / "results.sqlite", readonly=True) as s:
         rows = s.rows()
     rules = {(r["rule"], r["tag"], r["evaluation"]) for r in rows}
