@@ -13,7 +13,10 @@ $(BIN)/.installed: pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/bootstrap.sh
 	touch $@
 
+# The system packages are checked on every run (dpkg-query per package, ~0.1 s): one removed since the
+# venv was made, or one a non-root set-up could not install, is installed (or its command printed) again.
 setup: $(BIN)/.installed
+	@bash scripts/bootstrap.sh --system-packages
 
 demo: setup
 	$(BIN)/adaptermix reproduce configs/demo.yaml

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,14 +15,20 @@ from adaptermix.attacks.embeddings import NeighbourTable, WordVectors, compute_n
 from adaptermix.attacks.pos import SpacyPos, WordNetPos, pos_compatible, spacy_available
 from adaptermix.attacks.resources import (
     CACHE_ENV,
+    WORDNET_FILES,
+    WORDNET_MANIFEST,
     WORDNET_SYSTEM_DIR,
     counter_fitted_vectors,
     lexical_dir,
     load_glove,
     resolve_cache_dir,
     sentence_encoder,
+    wordnet_cache_dir,
+    wordnet_cache_state,
     wordnet_dir,
+    wordnet_key,
     wordnet_reader,
+    wordnet_sources,
 )
 from adaptermix.attacks.stopwords import STOPWORDS, TEXTFOOLER_STOPWORDS
 from adaptermix.attacks.transformations import StaticSynonyms, WordNetSynonyms, WordSwap
@@ -206,3 +214,109 @@ def test_packaged_sentence_encoder(minilm_ready: Path) -> None:
     assert emb.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]
+
+
+# --- the WordNet copy heals (built from complete, current sources only) -------------------------------------
+
+
+def test_wordnet_files_are_the_ones_nltk_opens() -> None:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    assert set(WORDNET_FILES) == set(WordNetCorpusReader._FILES)
+
+
+def fake_wordnet(root: Path, without: tuple[str, ...] = ("index.sense",)) -> Path:
+    """A WordNet-shaped folder (every file NLTK opens but ``without``); lexnames included."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in WORDNET_FILES:
+        if name not in without:
+            (root / name).write_text(f"{name} v1\n", encoding="utf-8")
+    return root
+
+
+def test_wordnet_copy_from_an_incomplete_source_errors_then_rebuilds(tmp_path: Path) -> None:
+    src, cache = fake_wordnet(tmp_path / "wn"), tmp_path / "cache"
+    target = wordnet_cache_dir(src, cache)
+    # The issue's state: a copy made earlier from the incomplete source (no index.sense, no manifest).
+    shutil.copytree(src, target)
+    with pytest.raises(ResourceError, match="index.sense: apt-get install wordnet-sense-index"):
+        wordnet_dir(src, cache_dir=cache)
+    (src / "index.sense").write_text("index.sense v1\n", encoding="utf-8")  # the package got installed
+    assert wordnet_dir(src, cache_dir=cache) == target
+    assert (target / "index.sense").read_text() == "index.sense v1\n"
+    meta = json.loads((target / WORDNET_MANIFEST).read_text())
+    assert set(meta["sizes"]) == set(WORDNET_FILES)
+    assert wordnet_cache_state(target, meta["key"]) == "ok"
+
+
+def test_wordnet_copy_is_reused_until_a_source_file_changes(tmp_path: Path) -> None:
+    src, cache = fake_wordnet(tmp_path / "wn", without=()), tmp_path / "cache"
+    target = wordnet_dir(src, cache_dir=cache)
+    stamp = (target / WORDNET_MANIFEST).stat().st_ino
+    assert wordnet_dir(src, cache_dir=cache) == target
+    assert (target / WORDNET_MANIFEST).stat().st_ino == stamp  # reused, not rebuilt
+    (src / "data.noun").write_text("data.noun v2\n", encoding="utf-8")  # same size, other content
+    wordnet_dir(src, cache_dir=cache)
+    assert (target / "data.noun").read_text() == (src / "data.noun").read_text()  # rebuilt from the change
+    assert (target / WORDNET_MANIFEST).stat().st_ino != stamp
+
+
+@pytest.mark.parametrize("damage", ["no-manifest", "missing-file", "resized-file", "bad-manifest"])
+def test_a_half_written_or_damaged_wordnet_copy_is_never_read(tmp_path: Path, damage: str) -> None:
+    src, cache = fake_wordnet(tmp_path / "wn", without=()), tmp_path / "cache"
+    target = wordnet_dir(src, cache_dir=cache)
+    if damage == "no-manifest":  # as if killed before the manifest (written last) was written
+        (target / WORDNET_MANIFEST).unlink()
+    elif damage == "missing-file":
+        (target / "verb.exc").unlink()
+    elif damage == "resized-file":
+        (target / "data.verb").write_text("trunc", encoding="utf-8")
+    else:
+        (target / WORDNET_MANIFEST).write_text("{not json", encoding="utf-8")
+    assert wordnet_cache_state(target, wordnet_key(wordnet_sources(src))) != "ok"
+    wordnet_dir(src, cache_dir=cache)
+    assert all((target / f).read_bytes() == (src / f).read_bytes() for f in WORDNET_FILES)
+    assert wordnet_cache_state(target, wordnet_key(wordnet_sources(src))) == "ok"
+
+
+def test_wordnet_lexnames_come_from_the_data_pack_when_the_source_lacks_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = fake_wordnet(tmp_path / "wn", without=("lexnames",))
+    monkeypatch.delenv("ADAPTERMIX_DATA", raising=False)
+    with pytest.raises(ResourceError, match="set ADAPTERMIX_DATA or data_dir"):
+        wordnet_sources(src)
+    lex = tmp_path / "data" / "lexical"
+    lex.mkdir(parents=True)
+    (lex / "ppdb_synonyms.txt").write_text("a b\n", encoding="utf-8")
+    with pytest.raises(ResourceError, match="lexnames file not found"):
+        wordnet_sources(src, data_dir=tmp_path / "data")
+    (lex / "wordnet_lexnames").write_text("00 adj.all 3\n", encoding="utf-8")
+    target = wordnet_dir(src, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert (target / "lexnames").read_text() == "00 adj.all 3\n"
+
+
+def test_a_copy_finished_by_another_process_first_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    from adaptermix.attacks import resources
+    from adaptermix.io import OutputError, atomic_dir
+
+    @contextlib.contextmanager
+    def racing(path: Path, place: bool):  # our final rename fails; maybe a worker's copy is in place
+        with atomic_dir(tmp_path / "scratch") as tmp:
+            yield tmp
+        if place:
+            shutil.rmtree(path, ignore_errors=True)
+            shutil.move(tmp_path / "scratch", path)
+        raise OutputError(f"cannot write {path}: Directory not empty")
+
+    src, cache = fake_wordnet(tmp_path / "wn", without=()), tmp_path / "cache"
+    monkeypatch.setattr(resources, "atomic_dir", lambda path: racing(path, place=False))
+    with pytest.raises(OutputError):
+        wordnet_dir(src, cache_dir=cache)
+    monkeypatch.setattr(resources, "atomic_dir", lambda path: racing(path, place=True))
+    target = wordnet_dir(src, cache_dir=cache)
+    assert wordnet_cache_state(target, wordnet_key(wordnet_sources(src))) == "ok"

@@ -16,7 +16,7 @@ from adaptermix.attacks.counterfit import (
     normalise,
     read_pairs,
 )
-from adaptermix.attacks.resources import counter_fitted_vectors, select_vocabulary
+from adaptermix.attacks.resources import counter_fitted_cache_ok, counter_fitted_vectors, select_vocabulary
 from adaptermix.config import validate
 from adaptermix.errors import ConfigError, ResourceError
 
@@ -145,6 +145,38 @@ def test_cached_build_writes_safetensors_and_json_and_reloads(tmp_path: Path) ->
     other = CounterFitConfig(remove_components=0, epochs=3)
     counter_fitted_vectors(other, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", glove=glove)
     assert len(list((tmp_path / "cache" / "counterfit").iterdir())) == 2  # another config, another entry
+
+
+@pytest.mark.parametrize("damage", ["truncated-vectors", "missing-vocab", "old-meta", "no-meta"])
+def test_a_half_written_or_damaged_counter_fitted_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    make_lexical(tmp_path / "data")
+    glove = (["the", *WORDS], np.vstack([np.ones((1, 4), np.float32), hand_vectors()]))
+    cfg = CounterFitConfig(remove_components=0)
+    kw = {"data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache", "glove": glove}
+    first = counter_fitted_vectors(cfg, **kw)
+    (folder,) = (tmp_path / "cache" / "counterfit").iterdir()
+    assert counter_fitted_cache_ok(folder)
+    if damage == "truncated-vectors":
+        data = (folder / "vectors.safetensors").read_bytes()
+        (folder / "vectors.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage == "missing-vocab":
+        (folder / "vocab.json").unlink()
+    elif damage == "old-meta":  # written before meta.json listed its files: not trusted
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "sizes"}))
+    else:  # killed before meta.json (written last)
+        (folder / "meta.json").unlink()
+    assert not counter_fitted_cache_ok(folder)
+    again = counter_fitted_vectors(cfg, **kw)
+    np.testing.assert_array_equal(first.vectors, again.vectors)
+    assert counter_fitted_cache_ok(folder)
+
+
+def test_missing_vocabulary_file_names_the_fix(tmp_path: Path) -> None:
+    lex = make_lexical(tmp_path)
+    (lex / "vocabulary.txt").unlink()
+    with pytest.raises(ResourceError, match="adaptermix doctor"):
+        select_vocabulary(["a"], lex, CounterFitConfig())
 
 
 def test_vocabulary_selection_caps_by_frequency(tmp_path: Path) -> None:

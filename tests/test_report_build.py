@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adaptermix.doctor import BROWSER_BINARIES, BROWSER_PACKAGE
 from adaptermix.report import build_report
 from adaptermix.report.data import load_study
 from test_report_data import make_study
@@ -137,7 +138,7 @@ PROBE = (
 
 
 def _find_chromium() -> str | None:
-    return next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+    return next((p for n in BROWSER_BINARIES if (p := shutil.which(n))), None)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +153,7 @@ def chromium() -> str:
     try:
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300, check=True)
         subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            ["apt-get", "install", "-y", "--no-install-recommends", BROWSER_PACKAGE],  # from the one list
             env=env,
             capture_output=True,
             timeout=600,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from safetensors.torch import load_file, save_file
 import adaptermix
 from adaptermix.backbone.loading import Encoder
 from adaptermix.data.schema import TaskInfo
-from adaptermix.errors import ArtefactError, IncompatibleAdaptersError
+from adaptermix.errors import AdapterMixError, ArtefactError, IncompatibleAdaptersError
 from adaptermix.io import atomic_dir
 from adaptermix.methods import METHODS, MethodConfig
 from adaptermix.model import AdapterModel, Head, HeadConfig
@@ -127,6 +128,60 @@ def save_adapter(
     return out
 
 
+# Upgrades of an older ``adapter.json``: format version -> function that turns it into the next version.
+# Format 1 is the current one; a change to the format bumps FORMAT_VERSION and adds its upgrade here, so
+# that every older artefact keeps loading.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+# Nested objects checked field by field, so that a field a newer version added inside them is named too.
+_NESTED: dict[str, type] = {"method": MethodConfig, "head": HeadConfig, "task": TaskInfo}
+
+
+def _newer(p: Path, raw: dict[str, Any], version: int, added: list[str]) -> ArtefactError:
+    """The one line for an artefact written by a newer adaptermix: what it added, who wrote it."""
+    written = raw.get("versions", {}).get("adaptermix") if isinstance(raw.get("versions"), dict) else None
+    what = (f"which added field{'s' if len(added) > 1 else ''} {', '.join(repr(a) for a in added)}" if added
+            else f"newer than format {FORMAT_VERSION}")
+    return ArtefactError(
+        f"adapter {p} was written by adaptermix {written or '(unknown version)'} (format {version}), {what}; "
+        f"upgrade adaptermix (this is {adaptermix.__version__}, format {FORMAT_VERSION}) to read it"
+    )
+
+
+def _known_fields(kind: type) -> set[str]:
+    if hasattr(kind, "model_fields"):
+        return set(kind.model_fields)
+    return {f.name for f in fields(kind)}
+
+
+def meta_from_json(raw: Any, p: Path) -> AdapterMeta:
+    """The :class:`AdapterMeta` of a parsed ``adapter.json``: older formats upgraded, newer ones refused in
+    one line that names the fields this version does not know, damaged ones called corrupted."""
+    if not isinstance(raw, dict):
+        raise ArtefactError(f"adapter {p}: {META} is corrupted (not a JSON object)")
+    version = raw.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ArtefactError(f"adapter {p}: {META} is corrupted (format_version {version!r})")
+    added = sorted(set(raw) - _known_fields(AdapterMeta))
+    for key, kind in _NESTED.items():
+        if isinstance(raw.get(key), dict):
+            added += [f"{key}.{k}" for k in sorted(set(raw[key]) - _known_fields(kind))]
+    if version > FORMAT_VERSION or added:
+        raise _newer(p, raw, version, added)
+    while version < FORMAT_VERSION:
+        raw = _UPGRADES[version](raw)
+        version += 1
+    raw = {**raw, "format_version": FORMAT_VERSION}
+    try:
+        meta = AdapterMeta(**raw)
+        meta.method_config, meta.head_config, meta.task_info  # noqa: B018  (checked now, not when first used)
+    except (TypeError, ValueError, AdapterMixError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise ArtefactError(f"adapter {p}: {META} is corrupted ({detail})") from None
+    return meta
+
+
 def load_adapter(path: str | Path) -> Adapter:
     """Read an artefact directory. Missing, corrupted, truncated or non-finite files are one-line errors."""
     p = Path(path)
@@ -137,9 +192,9 @@ def load_adapter(path: str | Path) -> Adapter:
             raise ArtefactError(f"adapter {p}: missing {name}")
     try:
         raw = json.loads((p / META).read_text(encoding="utf-8"))
-        meta = AdapterMeta(**raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtefactError(f"adapter {p}: {META} is corrupted ({type(exc).__name__})") from None
+    meta = meta_from_json(raw, p)
     try:
         tensors = load_file(str(p / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -43,6 +43,8 @@ def mix_pool(
     ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "dw" (LoRA, rule
     ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
     """
+    if target is not None:
+        pool.index(target)  # an unknown target is the user's error, named as such
     stacked = pool.stacked_in("raw")
     given = dict(params)
     # The adapters whose weights go in: all of them, or a selecting rule's choice (Alg. 1 / 4), which keeps

@@ -20,17 +20,51 @@ from adaptermix.deltas import AdapterDelta, StackedDeltas, stack, to_dw
 from adaptermix.diagnostics import FSDMatrix, fsd_matrix
 from adaptermix.errors import ConfigError, IncompatibleAdaptersError
 from adaptermix.merging import check_mixable
+from adaptermix.merging.compat import require_same
+from adaptermix.methods import METHODS
 
-# Method-config fields that change what an adapter's tensors mean (not just how it was trained).
-_SHAPE_FIELDS = ("name", "bottleneck_size", "reduction_factor", "activation", "rank", "alpha", "original_ln_before")
+# Method-config fields that change what an adapter's tensors mean (not just how it was trained), by method
+# family: only the fields that apply to the method are compared (two LoRA adapters never differ by their
+# unused ``bottleneck_size``), and a mismatch names only those.
+_BOTTLENECK_FIELDS = ("bottleneck_size", "reduction_factor", "activation", "original_ln_before")
+_SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "bottleneck": _BOTTLENECK_FIELDS,
+    "lora": ("rank", "alpha"),
+    "adamix": (*_BOTTLENECK_FIELDS, "adamix.num_experts", "adamix.sharing", "adamix.placement"),
+}
+_ALL_SHAPE_FIELDS = tuple(dict.fromkeys(f for fs in _SHAPE_FIELDS.values() for f in fs))
 
 
-def method_signature(meta: AdapterMeta) -> str:
-    """The part of the method config that two adapters must share to be mixed."""
+def method_signature(meta: AdapterMeta) -> dict[str, Any]:
+    """The part of the method config that two adapters must share to be mixed: the method's name and the
+    fields that shape its tensors (every known shape field for a method outside the registry)."""
     # Validated first, so that a field added later with a default (an artefact written before the field
     # existed) compares equal to that default rather than to None.
     m = meta.method_config.model_dump()
-    return ",".join(f"{k}={m.get(k)}" for k in _SHAPE_FIELDS)
+    name = str(m.get("name"))
+    family = METHODS.get(name).family if name in METHODS.names() else None
+    sig: dict[str, Any] = {"name": name}
+    for key in _SHAPE_FIELDS.get(family or "", _ALL_SHAPE_FIELDS):
+        value: Any = m
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        sig[key] = value
+    return sig
+
+
+def require_same_method(names: Sequence[str], signatures: Sequence[dict[str, Any]]) -> None:
+    """One line naming the first adapter whose method differs, and only the fields that differ."""
+    first = signatures[0]
+    for name, sig in zip(names[1:], signatures[1:], strict=True):
+        if sig["name"] != first["name"]:
+            raise IncompatibleAdaptersError(
+                f"adapters {names[0]!r} and {name!r} have different methods: {first['name']!r} vs {sig['name']!r}"
+            )
+        diff = [f"{k} {first[k]!r} vs {sig[k]!r}" for k in first if k != "name" and first[k] != sig.get(k)]
+        if diff:
+            raise IncompatibleAdaptersError(
+                f"adapters {names[0]!r} and {name!r} have different {first['name']} settings: {', '.join(diff)}"
+            )
 
 
 @dataclass
@@ -91,10 +125,15 @@ def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterP
     if len(set(names)) != len(names):
         raise ConfigError("two adapters have the same name; give them distinct directory names")
     adapters = [load_adapter(p) for _, p in items]
+    signatures = [method_signature(a.meta) for a in adapters]
     metas = [
-        {"base_fingerprint": a.meta.base_model.get("fingerprint"), "method": method_signature(a.meta)}
-        for a in adapters
+        {"base_fingerprint": a.meta.base_model.get("fingerprint"), "method": sig}
+        for a, sig in zip(adapters, signatures, strict=True)
     ]
+    fingerprints = [m["base_fingerprint"] for m in metas]
+    if any(f is not None for f in fingerprints):
+        require_same("base_fingerprint", fingerprints, names)
+    require_same_method(names, signatures)
     bodies = [AdapterDelta.from_state_dict(a.body) for a in adapters]
     try:
         check_mixable(names, bodies, metas)

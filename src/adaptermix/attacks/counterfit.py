@@ -103,7 +103,10 @@ def read_pairs(paths: Iterable[Path], index: dict[str, int]) -> np.ndarray:
     found: set[tuple[int, int]] = set()
     for path in paths:
         if not path.is_file():
-            raise ResourceError(f"counter-fitting constraint file not found: {path}")
+            raise ResourceError(
+                f"counter-fitting constraint file not found: {path} (the data pack's lexical/ is incomplete; "
+                "`adaptermix doctor` checks it)"
+            )
         for line in path.read_text(encoding="utf-8").splitlines():
             parts = line.split()
             if len(parts) < 2:

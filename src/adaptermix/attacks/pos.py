@@ -7,7 +7,8 @@ tags both sentences with NLTK's perceptron tagger, whose data cannot be download
     Context-free: a word's possible parts of speech are those of its WordNet synsets (WordNet's morphy
     lemmatises inflected forms, so "runs" is NOUN and VERB). A swap is allowed when the two sets share a
     tag, or when WordNet knows neither word. Weaker than a tagger in context — it accepts a swap whose
-    POS matches *some* reading of the original word — but needs only Debian's ``wordnet-base``.
+    POS matches *some* reading of the original word — but needs only Debian's WordNet packages
+    (``wordnet-base``, ``wordnet-sense-index``: the system-package list).
 ``wordnet-frequent`` (default, no extra install)
     The same, keeping only the parts of speech with >= 10% of the word's sense-tagged occurrences
     (WordNet's SemCor counts): rare readings such as the noun "takes" no longer let "takes" -> "good".

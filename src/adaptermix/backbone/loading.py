@@ -52,6 +52,19 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def canonical_model_id(name_or_path: str) -> str:
+    """The id to record for a model: a packaged offline copy's folder (a path inside a virtual
+    environment, meaningless on another machine) maps back to its model id; anything else is kept."""
+    given = Path(name_or_path).expanduser()
+    if not given.is_dir():
+        return name_or_path
+    for model_id, finder in PACKAGED_MODELS.items():
+        local = finder()
+        if local is not None and local.resolve() == given.resolve():
+            return model_id  # the first id of a copy is its canonical one
+    return name_or_path
+
+
 @dataclass
 class Encoder:
     """A frozen encoder with its tokenizer and architecture spec."""
@@ -143,6 +156,7 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None) -
         raise ResourceError(f"cannot load model {name_or_path!r}{hint}: {first}") from None
     if os.environ.get("ADAPTERMIX_THREADS"):
         torch.set_num_threads(int(os.environ["ADAPTERMIX_THREADS"]))
-    encoder = wrap_encoder(name_or_path, model, tokenizer)  # fingerprinted on the CPU: device-independent
+    # Recorded in every artefact: the model id, never a packaged copy's path. Fingerprinted on the CPU.
+    encoder = wrap_encoder(canonical_model_id(name_or_path), model, tokenizer)
     encoder.model.to(target)
     return encoder

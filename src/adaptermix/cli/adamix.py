@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overrides, register_command
-from adaptermix.io import atomic_write_json
+from adaptermix.cli.base import Command, add_overrides, add_overwrite, command_inputs, register_command
+from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
 MODES = ("merged", "random", "fixed", "ensemble")
 
@@ -21,6 +21,9 @@ def _eval(args: argparse.Namespace) -> int:
     from adaptermix.data.config import DataConfig
     from adaptermix.methods.adamix import AdaMixInference
 
+    stamp = output_stamp("adamix eval", command_inputs(args, skip=("json_out", "batch_size")))
+    if args.json_out:
+        check_output(args.json_out, stamp=stamp, overwrite=args.overwrite, kind="file")
     adapter = load_adapter(args.adapter)
     base = dict((adapter.meta.training or {}).get("data") or {"name": adapter.name})
     if args.dataset:
@@ -54,6 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
         result["routes"] = args.routes
     if args.json_out:
         atomic_write_json(args.json_out, result)
+        mark_output(args.json_out, stamp, kind="file")
     print(json.dumps(result, indent=2))
     return 0
 
@@ -61,7 +65,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from adaptermix.adamix.merge import merge_artefact
 
+    stamp = output_stamp("adamix merge", command_inputs(args, skip=("output",)))
+    check_output(args.output, stamp=stamp, overwrite=args.overwrite)
     out = merge_artefact(args.adapter, args.output)
+    mark_output(out, stamp)
     print(json.dumps({"adapter": str(out), "source": args.adapter}, indent=2))
     return 0
 
@@ -97,12 +104,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--max-length", type=int, default=128)
     ev.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
+    add_overwrite(ev)
     ev.set_defaults(_adamix=_eval)
     mg = sub.add_parser(
         "merge", help="average the experts into one ordinary houlsby/pfeiffer adapter (Eq. 6)"
     )
     mg.add_argument("adapter", help="unmerged AdaMix adapter directory")
     mg.add_argument("-o", "--output", required=True, help="directory of the merged adapter")
+    add_overwrite(mg)
     mg.set_defaults(_adamix=_merge)
     ex = sub.add_parser(
         "experiment", help="AdaMix vs Houlsby / Pfeiffer / LoRA and ablations on GLUE (resumable)"

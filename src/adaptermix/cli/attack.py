@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, register_command
+from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.config import parse_override
 
 
@@ -28,6 +28,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sentence-encoder", metavar="MODEL",
                    help="TextFooler's sentence-similarity judge (model id with a local copy, or a folder; default "
                    "sentence-transformers/all-MiniLM-L6-v2); recorded in report.json")
+    add_overwrite(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,11 +37,13 @@ def _run(args: argparse.Namespace) -> int:
     from adaptermix.artefact import load_adapter
     from adaptermix.attacks.resources import judge_note
     from adaptermix.backbone.loading import load_encoder
-    from adaptermix.io import atomic_write_json, atomic_write_text
+    from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
     from adaptermix.sweep.evaluations import EVALUATIONS
     from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.spec import SweepSpec
 
+    stamp = output_stamp("attack", command_inputs(args, skip=("output_dir", "batch_size")))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     adapter = load_adapter(args.adapter)
     params: dict = {}
     for item in args.param:
@@ -91,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "report.json", report)
     if args.attack == "textfooler":
         atomic_write_text(out / "examples.md", examples_markdown(outcome.adversarial))
+    mark_output(out, stamp)
     m = es.info.metric
     print(f"{args.attack} on {name} ({len(es.examples)} {args.split} examples): clean {m} "
           f"{clean.metric:.4f} -> under attack {outcome.metric if outcome.metric is None else round(outcome.metric, 4)}")

@@ -7,8 +7,11 @@ Library code never reads ``sys.argv``.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from adaptermix.registry import Registry
 
@@ -33,3 +36,24 @@ def register_command(cmd: Command) -> Command:
 def add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+
+
+def add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output even if this command did not write it from the same inputs")
+
+
+def _normalise(value: Any) -> Any:
+    """Paths that exist become absolute (``a`` and ``./a`` are the same input); lists element-wise."""
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    if isinstance(value, str) and value and Path(value).exists():
+        return os.path.abspath(value)
+    return value
+
+
+def command_inputs(args: argparse.Namespace, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The arguments that define a command's result (for its output stamp): every option except the
+    output itself (``skip``), ``--overwrite`` and cosmetic ones, with existing paths made absolute."""
+    drop = {"overwrite", "verbose", "command", *skip}
+    return {k: _normalise(v) for k, v in sorted(vars(args).items()) if not k.startswith("_") and k not in drop}

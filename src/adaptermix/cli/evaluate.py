@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, register_command
-from adaptermix.io import atomic_write_json
+from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
+from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -18,6 +18,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
+    add_overwrite(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,6 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     from adaptermix.data.config import DataConfig
     from adaptermix.training.run import eval_adapter
 
+    stamp = output_stamp("eval", command_inputs(args, skip=("json_out", "batch_size")))
+    if args.json_out:
+        check_output(args.json_out, stamp=stamp, overwrite=args.overwrite, kind="file")
     adapter = load_adapter(args.adapter)
     base = dict((adapter.meta.training or {}).get("data") or {"name": adapter.name})
     if args.dataset:
@@ -41,6 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     result = {"adapter": args.adapter, "split": args.split, "dataset": data.name, "metrics": metrics}
     if args.json_out:
         atomic_write_json(args.json_out, result)
+        mark_output(args.json_out, stamp, kind="file")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, register_command
+from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.errors import ConfigError
+from adaptermix.io import check_output, mark_output, output_stamp
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,7 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     )
     head.add_argument("--labels", help="comma-separated label names: a fresh head initialised to zero")
     p.add_argument("--task-name", help="task name to record (default: the source directory's name)")
+    add_overwrite(p)
 
 
 def _import_run(args: argparse.Namespace) -> int:
@@ -35,6 +37,8 @@ def _import_run(args: argparse.Namespace) -> int:
     from adaptermix.interop import IMPORTERS, HeadChoice, import_adapter
 
     importer = IMPORTERS.get(args.format)
+    stamp = output_stamp("import", command_inputs(args, skip=("output_dir",)))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     src = Path(args.src)
     model = args.model or (importer.base_model_hint(src) if src.is_dir() else None)
     if not model:
@@ -46,6 +50,7 @@ def _import_run(args: argparse.Namespace) -> int:
         task_from=Path(args.task_from) if args.task_from else None, labels=labels, task_name=args.task_name
     )
     out = import_adapter(args.format, src, args.output_dir, load_encoder(model), head)
+    mark_output(out, stamp)
     print(
         json.dumps({"adapter": str(out), "from": args.format, "source": str(src), "model": model}, indent=2)
     )
@@ -56,12 +61,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("format", help="target format: peft")
     p.add_argument("adapter", help="adaptermix adapter directory (a LoRA adapter for peft)")
     p.add_argument("-o", "--output-dir", required=True, help="directory to write")
+    add_overwrite(p)
 
 
 def _export_run(args: argparse.Namespace) -> int:
     from adaptermix.interop import export_adapter
 
+    stamp = output_stamp("export-adapter", command_inputs(args, skip=("output_dir",)))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     out = export_adapter(args.format, args.adapter, args.output_dir)
+    mark_output(out, stamp)
     print(json.dumps({"exported": str(out), "format": args.format, "adapter": args.adapter}, indent=2))
     return 0
 

@@ -69,6 +69,9 @@ LISTINGS: dict[str, Callable[[], list[str]]] = {
 }
 
 
+OWN_DATA = "(your own CSV / TSV / JSONL files: data.source=files; see docs/own-data.md, configs/own-data.yaml)"
+
+
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="?", choices=sorted(LISTINGS), help="what to list (default: all)")
 
@@ -82,8 +85,12 @@ def _run(args: argparse.Namespace) -> int:
             lines = LISTINGS[what]()
         except (AdapterMixError, ImportError) as exc:
             if args.what:
+                if what == "datasets":  # no data pack: say how to train on one's own files anyway
+                    print(f"  {OWN_DATA}", flush=True)
                 raise
             lines = [f"(unavailable: {exc})"]
+        if what == "datasets":
+            lines = [*lines, OWN_DATA]
         for line in lines:
             print(f"  {line}")
     os.sys.stdout.flush()

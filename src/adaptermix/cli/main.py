@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "attack",
     "reproduce",
     "adamix",
+    "doctor",
 )
 
 

@@ -8,8 +8,9 @@ import io
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, register_command
+from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.config import parse_override
+from adaptermix.io import check_output, mark_output, output_stamp
 
 
 def _fsd_args(p: argparse.ArgumentParser) -> None:
@@ -18,6 +19,7 @@ def _fsd_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", choices=["raw", "dw"], default="raw",
                    help="raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
     p.add_argument("--by", choices=["layer", "site", "module"], default="layer", help="grouping of the per-group FSD")
+    add_overwrite(p)
 
 
 def _fsd_run(args: argparse.Namespace) -> int:
@@ -26,6 +28,8 @@ def _fsd_run(args: argparse.Namespace) -> int:
     from adaptermix.pool import load_pool
     from adaptermix.report.plots import fsd_heatmap, save_figure
 
+    stamp = output_stamp("fsd", command_inputs(args, skip=("output_dir",)))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     pool = load_pool(args.adapters)
     mat = pool.fsd(args.space)
     out = Path(args.output_dir)
@@ -52,6 +56,7 @@ def _fsd_run(args: argparse.Namespace) -> int:
     print(" " * (width + 1) + " ".join(f"{n[:7]:>7s}" for n in pool.names))
     for name, row in zip(pool.names, vals, strict=True):
         print(f"{name:<{width}s} " + " ".join(f"{v * 100:7.2f}" for v in row))
+    mark_output(out, stamp)
     print(f"wrote {out}/fsd.csv, fsd.json, fsd.png, fsd.svg, fsd_per_{args.by}.csv")
     return 0
 
@@ -67,6 +72,7 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
                    help="target: the target's own head; average: only if all label sets are identical")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="rule parameter, e.g. --param density=0.2 or --param weights=[0.7,0.3] (repeatable)")
+    add_overwrite(p)
 
 
 def _mix_run(args: argparse.Namespace) -> int:
@@ -74,6 +80,8 @@ def _mix_run(args: argparse.Namespace) -> int:
     from adaptermix.mixture import mix_pool
     from adaptermix.pool import load_pool
 
+    stamp = output_stamp("mix", command_inputs(args, skip=("output_dir",)))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     params = {}
     for item in args.param:
         keys, value = parse_override(item)
@@ -82,6 +90,7 @@ def _mix_run(args: argparse.Namespace) -> int:
     target = Path(args.target).name if args.target else None
     mixed = mix_pool(pool, args.rule, target, args.space, args.heads, **params)
     path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
+    mark_output(path, stamp)
     print(json.dumps({"adapter": str(path), "provenance": mixed.meta.provenance}, indent=2, default=str))
     return 0
 
@@ -91,6 +100,7 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity", type=float, required=True, help="fraction of body parameters set to zero, in [0, 1]")
     p.add_argument("--scope", default="global", choices=["global", "per_layer", "per_site", "per_module", "per_tensor"])
     p.add_argument("-o", "--output-dir", required=True)
+    add_overwrite(p)
 
 
 def _prune_run(args: argparse.Namespace) -> int:
@@ -99,9 +109,12 @@ def _prune_run(args: argparse.Namespace) -> int:
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(args.sparsity)
+    stamp = output_stamp("prune", command_inputs(args, skip=("output_dir",)))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     adapter = load_adapter(args.adapter)
     pruned = prune_adapter(adapter, args.sparsity, args.scope)
     path = save_adapter(args.output_dir, pruned.tensors, pruned.meta)
+    mark_output(path, stamp)
     nz = sum(int((t != 0).sum()) for t in pruned.body.values())
     total = sum(t.numel() for t in pruned.body.values())
     print(json.dumps({"adapter": str(path), "nonzero": nz, "total": total, "sparsity": 1 - nz / total}, indent=2))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from adaptermix.cli.base import Command, add_overrides, register_command
+from adaptermix.cli.base import Command, add_overrides, add_overwrite, register_command
 from adaptermix.config import load_config
 
 
@@ -16,6 +17,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="where training and sweeps run (ray: actors on a local or existing Ray cluster)")
     p.add_argument("--address", help="Ray cluster address (with --backend ray)")
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
+    add_overwrite(p)
 
 
 def load_studies(path: str, overrides: list[str]) -> list:
@@ -32,15 +34,25 @@ def load_studies(path: str, overrides: list[str]) -> list:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from adaptermix.config import dump_config
+    from adaptermix.io import check_output, mark_output, output_stamp
     from adaptermix.pipeline.run import run_study
 
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    studies = load_studies(args.config, args.overrides)
+    stamps = []
+    for cfg in studies:  # every study's folder is checked before any work starts
+        stamp = output_stamp("reproduce", cfg.model_dump(mode="json", exclude={"output_dir"}))
+        saved = Path(cfg.output_dir) / "config.yaml"  # a study resumed from before stamps existed
+        same = saved.is_file() and saved.read_text(encoding="utf-8") == dump_config(cfg)
+        check_output(cfg.output_dir, stamp=stamp, overwrite=args.overwrite, same=same)
+        stamps.append(stamp)
     backend = None
     if args.backend == "ray":
         from adaptermix.sweep.ray_backend import ray_backend
 
         backend = ray_backend(address=args.address, workers=args.workers)
-    for cfg in load_studies(args.config, args.overrides):
+    for cfg, stamp in zip(studies, stamps, strict=True):
         trainer = None
         if args.backend == "ray":
             from adaptermix.pipeline.ray_train import ray_trainer
@@ -48,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             trainer = ray_trainer(cfg.model.name, address=args.address, workers=args.workers,
                                   progress=cfg.train.progress)
         report = run_study(cfg, stages=stages, backend=backend, trainer=trainer)
+        mark_output(cfg.output_dir, stamp)
         print(f"report: {report}" if report else f"done: {cfg.output_dir} (stages: {', '.join(stages or [])})")
     return 0
 
@@ -62,16 +75,18 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave targets whose adapter is within 2 points of its majority baseline out of the statistics",
     )
+    add_overwrite(p)
 
 
 def _report_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from adaptermix.errors import ArtefactError
+    from adaptermix.io import check_output
     from adaptermix.report import build_report
+    from adaptermix.report.build import REPORT_STAMP
 
     if not (Path(args.study_dir) / "config.yaml").is_file():
         raise ArtefactError(f"{args.study_dir} is not a study directory (no config.yaml)")
+    check_output(Path(args.study_dir) / "report", stamp=REPORT_STAMP, overwrite=args.overwrite)
     print(f"report: {build_report(Path(args.study_dir), exclude_near_baseline=args.exclude_near_baseline)}")
     return 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overrides, register_command
+from adaptermix.cli.base import Command, add_overrides, add_overwrite, command_inputs, register_command
+from adaptermix.io import check_output, mark_output, output_stamp
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
@@ -47,16 +48,21 @@ def _sweep_run(args: argparse.Namespace) -> int:
 def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="SQLite results store")
     p.add_argument("-o", "--output-dir", help="also write one CSV per table here")
+    add_overwrite(p)
 
 
 def _stats_run(args: argparse.Namespace) -> int:
     from adaptermix.sweep.stats import compute_stats, format_tables, write_stats_csv
 
+    stamp = output_stamp("stats", command_inputs(args, skip=("output_dir",)))
+    if args.output_dir:
+        check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     stats = compute_stats(args.store)
     print(format_tables(stats))
     if args.output_dir:
         for path in write_stats_csv(stats, args.output_dir):
             print(f"wrote {path}")
+        mark_output(args.output_dir, stamp)
     return 0
 
 
@@ -64,12 +70,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="SQLite results store")
     p.add_argument("-o", "--output", required=True, help="output file: .csv or .parquet")
     p.add_argument("--table", default="trials", help="trials (default), adversarial_examples or provenance")
+    add_overwrite(p)
 
 
 def _export_run(args: argparse.Namespace) -> int:
     from adaptermix.sweep.export import export_store
 
+    stamp = output_stamp("export", command_inputs(args, skip=("output",)))
+    check_output(args.output, stamp=stamp, overwrite=args.overwrite, kind="file")
     n = export_store(args.store, args.output, table=args.table)
+    mark_output(args.output, stamp, kind="file")
     print(f"wrote {n} rows to {args.output}")
     return 0
 

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from adaptermix.artefact import Adapter
-from adaptermix.backbone.loading import Encoder
+from adaptermix.backbone.loading import Encoder, canonical_model_id
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
 from adaptermix.errors import ArtefactError
 from adaptermix.interop.base import (
@@ -163,16 +163,22 @@ def read_peft(src: Path, encoder: Encoder) -> ImportedBody:
     )
     provenance = {
         "peft_version": cfg.get("peft_version"),
-        "base_model_name_or_path": cfg.get("base_model_name_or_path"),
+        "base_model_name_or_path": _model_id(cfg.get("base_model_name_or_path")),
         "lora_alpha": alpha,
         "use_rslora": rslora,
     }
     return ImportedBody(method=method, tensors=body, provenance=provenance)
 
 
+def _model_id(name: object) -> object:
+    """A peft config's base model as a model id: a packaged copy's folder becomes the id it stands for."""
+    return canonical_model_id(name) if isinstance(name, str) and name else name
+
+
 def peft_base_model(src: Path) -> str | None:
     """The base model id recorded in a peft ``adapter_config.json`` (the default ``--model`` on import)."""
-    return read_json(src / CONFIG).get("base_model_name_or_path") or None
+    name = read_json(src / CONFIG).get("base_model_name_or_path") or None
+    return _model_id(name)  # type: ignore[return-value]
 
 
 def _number(x: float) -> int | float:

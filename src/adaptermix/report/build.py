@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from adaptermix import __version__
-from adaptermix.io import atomic_dir, atomic_write_text
+from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T
@@ -247,6 +247,10 @@ def _provenance(study: StudyData) -> str:
 # --------------------------------------------------------------------------------------------- build
 
 
+REPORT_STAMP = output_stamp("report", "the study's report folder")
+"""The output stamp of ``{study}/report`` (the same whether ``reproduce`` or ``report`` built it)."""
+
+
 def build_report(
     study_dir: str | Path, formats: Sequence[str] = ("png", "svg"), exclude_near_baseline: bool = False
 ) -> Path:
@@ -292,4 +296,5 @@ def build_report(
         nav += [("provenance", "Provenance"), ("config", "Configuration")]
         index = H.page(f"adaptermix report: {study.name}", f"study directory {study.root}", nav, body)
         atomic_write_text(tmp / "index.html", index)
+    mark_output(out, REPORT_STAMP)  # `adaptermix report` may rebuild it; it holds nothing else
     return out / "index.html"
