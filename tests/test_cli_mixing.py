@@ -104,3 +104,52 @@ def test_lora_dw_average_is_exact(tmp_path):
     got = mscale * mixed.tensors[f"{site}.lora_B"] @ mixed.tensors[f"{site}.lora_A"]
     torch.testing.assert_close(got, want)
     model_from_adapter(mixed, enc).detach_body()
+
+
+def _row_means(pool) -> dict[str, float]:
+    from adaptermix.pool import load_pool
+
+    loaded = load_pool(pool)
+    vals = loaded.fsd("raw").values
+    return dict(zip(loaded.names, vals.mean(dim=1).tolist(), strict=True))
+
+
+def test_mix_greedy_with_target_keeps_it_and_records_exactly_what_went_in(pool, tmp_path):
+    means = _row_means(pool)
+    # The adapter Alg. 1 would drop first (largest row-mean FSD) is the target: it must stay in.
+    target = max(means, key=means.get)
+    partner = min((n for n in means if n != target), key=means.get)
+    out = tmp_path / "greedy"
+    args = ["mix", "--rule", "greedy_fsd", "--param", "l=2", *map(str, pool), "--target", target, "-o", str(out)]
+    assert main(args) == 0
+    mixed = load_adapter(out)
+    prov = mixed.meta.provenance
+    assert [a["name"] for a in prov["adapters"]] == sorted([target, partner])
+    assert [a["name"] for a in prov["candidates"]] == ["alpha", "beta", "gamma"]
+    assert prov["target"] == target and prov["params"] == {"l": 2}
+    parts = {p.name: load_adapter(p) for p in pool}
+    for k, v in mixed.body.items():
+        torch.testing.assert_close(v, (parts[target].tensors[k] + parts[partner].tensors[k]) / 2)
+    for k, v in mixed.head.items():
+        assert torch.equal(v, parts[target].tensors[k])
+
+
+def test_mix_greedy_without_target_uses_a_chosen_adapters_head(pool, tmp_path):
+    means = _row_means(pool)
+    chosen = sorted(sorted(means, key=lambda n: (means[n], n))[:2])
+    out = tmp_path / "greedy"
+    assert main(["mix", "--rule", "greedy_fsd", "--param", "l=2", *map(str, pool), "-o", str(out)]) == 0
+    prov = load_adapter(out).meta.provenance
+    assert [a["name"] for a in prov["adapters"]] == chosen and prov["target"] == chosen[0]
+
+
+def test_mix_sparse_fsd_with_target_keeps_it(pool, tmp_path):
+    means = _row_means(pool)
+    target = max(means, key=means.get)
+    out = tmp_path / "sparse"
+    args = ["mix", "--rule", "sparse_fsd", "--param", "l=2", "--param", "s=0.5", *map(str, pool),
+            "--target", target, "-o", str(out)]
+    assert main(args) == 0
+    prov = load_adapter(out).meta.provenance
+    assert target in [a["name"] for a in prov["adapters"]] and len(prov["adapters"]) == 2
+    assert len(prov["candidates"]) == 3

@@ -206,6 +206,20 @@ def test_greedy_selection_names() -> None:
     assert greedy_selection(stacked, 2, largest=True) == ("d", "e")
 
 
+def test_rule_selection_keeps_the_target() -> None:
+    from adaptermix.deltas import ParamLayout, StackedDeltas
+    from adaptermix.merging import rule_selection
+
+    x, names = _pool_with_outlier()
+    stacked = StackedDeltas(x, ParamLayout(("layers.0.attn.up.bias",), ((60,),)), tuple(names))
+    assert rule_selection("greedy_fsd", stacked, 2) == ("a", "b")  # Alg. 1 alone drops the outlier e
+    assert rule_selection("greedy_fsd", stacked, 2, keep="e") == ("a", "e")  # e plus its best partner
+    assert rule_selection("greedy_fsd_max", stacked, 2, keep="a") == ("a", "e")
+    assert rule_selection("average", stacked, 2, keep="e") == tuple(names)  # not a selecting rule
+    with pytest.raises(ConfigError, match="target 'z' is not one of"):
+        rule_selection("greedy_fsd", stacked, 2, keep="z")
+
+
 def test_sparse_fsd_prunes_the_most_conflicting_layer() -> None:
     shapes = bottleneck_shapes(n_layers=2, hidden=4, bottleneck=2, sites=("attn",))
     a = random_delta(shapes, 0)
@@ -223,6 +237,42 @@ def test_sparse_fsd_pruning_everything_equals_mean_of_per_layer_pruned() -> None
     out = merge("sparse_fsd", stack(pool, ["a", "b", "c"]), s=0.6)
     expected = sum(magnitude_prune(d, 0.6, scope="per_layer") for d in pool) / 3
     assert out.allclose(expected)
+
+
+def test_alg4_with_m_prunes_exactly_the_chosen_layers_and_records_them() -> None:
+    from adaptermix.merging.fsd_rules import sparse_fsd_record
+
+    shapes = bottleneck_shapes(n_layers=3, hidden=6, bottleneck=3, sites=("attn",))
+    a = random_delta(shapes, 0)
+    # b and c disagree in sign with a on layer 2 only: for every adapter, layer 2 is the most conflicting.
+    b = AdapterDelta({n: (-t if n.startswith("layers.2") else t) * 0.7 for n, t in a.tensors.items()})
+    c = AdapterDelta({n: (-t if n.startswith("layers.2") else t) * 1.3 for n, t in a.tensors.items()})
+    stacked = stack([a, b, c], ["a", "b", "c"])
+    out = merge("sparse_fsd", stacked, m=1, s=0.5)
+    mean = merge("average", stacked)
+    pruned = {n for n in out.tensors if not torch.equal(out.tensors[n], mean.tensors[n])}
+    assert pruned and all(n.startswith("layers.2") for n in pruned), "only the chosen layer is pruned"
+    record = sparse_fsd_record(stacked.matrix, [0, 1, 2], ["a", "b", "c"], stacked.layout, None, {"m": 1, "s": 0.5})
+    assert record == {"mixed_adapters": ["a", "b", "c"], "pruned_groups": {n: ["layers.2"] for n in "abc"}}
+    every = sparse_fsd_record(stacked.matrix, [0, 1, 2], ["a", "b", "c"], stacked.layout, None, {"s": 0.5})
+    assert every["pruned_groups"]["a"] == ["layers.0", "layers.1", "layers.2"]
+
+
+def test_sparse_fsd_adapter_scope_keeps_exactly_the_top_fraction_overall() -> None:
+    shapes = bottleneck_shapes(n_layers=2, hidden=6, bottleneck=3, sites=("attn",))
+    d = random_delta(shapes, 3)
+    d = AdapterDelta({n: t * (10.0 if n.startswith("layers.1") else 1.0) for n, t in d.tensors.items()})
+    flat = d.flatten()
+    out = merge("sparse_fsd", stack([d], ["a"]), s=0.75, scope="adapter").flatten()
+    n_keep = round(0.25 * flat.numel())
+    assert int(torch.count_nonzero(out)) == n_keep
+    top = torch.topk(flat.abs(), n_keep).indices
+    assert torch.equal(out[top], flat[top]), "the kept parameters are the largest |w| of the whole adapter"
+    assert torch.equal(out, magnitude_prune(flat, 0.75, scope="global"))
+    per_layer = merge("sparse_fsd", stack([d], ["a"]), s=0.75).flatten()
+    assert not torch.equal(per_layer, out)  # per-layer keeps 25 % of the small layer 0 as well
+    with pytest.raises(ConfigError, match="unknown pruning scope 'model'"):
+        merge("sparse_fsd", stack([d], ["a"]), s=0.75, scope="model")
 
 
 def test_merge_keeps_space_and_needs_layout_for_sparse_fsd() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from adaptermix.doctor import BROWSER_BINARIES, BROWSER_PACKAGE
 from adaptermix.report import build_report
+from adaptermix.report.data import load_study
 from test_report_data import make_study
 
 IMG = re.compile(r'<img src="([^"]+)"')
@@ -39,18 +40,18 @@ def test_index_links_every_figure_and_table(report: Path) -> None:
     csvs = {p.relative_to(root).as_posix() for p in (root / "tables").glob("*.csv")}
     assert imgs == pngs and svgs <= hrefs and csvs <= hrefs
     assert all((root / ref).is_file() for ref in imgs | hrefs), "no dangling relative link"
-    # 1 dataset figure + 7 per method (Fig. 3, 4, 5, 6, 7, 8a, 8b)
-    assert len(pngs) == len(svgs) == 1 + 7 and all((root / p).stat().st_size > 1000 for p in pngs)
+    # 1 dataset figure + 8 per method (Fig. 3, 4, 5, 6, 7, 8a whole adapter and per layer, 8b)
+    assert len(pngs) == len(svgs) == 1 + 8 and all((root / p).stat().st_size > 1000 for p in pngs)
     for fig in (
         "fig3_per_k",
         "fig4_fsd",
         "fig5_fsd_k2",
         "fig6_fsd_kmany",
         "fig7_greedy",
-        "fig8a_sparsity",
         "fig8b_sparse_mixing",
     ):
         assert f"figures/{fig}_pfeiffer.png" in imgs
+    assert {"figures/fig8a_sparsity_pfeiffer_adapter.png", "figures/fig8a_sparsity_pfeiffer_layer.png"} <= imgs
 
 
 def test_self_contained_with_config_provenance_and_examples(report: Path) -> None:
@@ -197,3 +198,24 @@ def test_report_renders_in_headless_chromium(report: Path, chromium: str, tmp_pa
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2400, 1280)
     assert pixels.std() > 10 and len(np.unique(pixels)) > 50, "the screenshot is blank"
+
+
+def test_the_report_says_when_textfoolers_judge_is_the_victims_backbone(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from adaptermix.report.build import _adversarial_part
+    from test_report_data import make_results, write_store
+
+    results = [
+        replace(r, metrics={**r.metrics, "sentence_encoder": "org/minilm", "sentence_encoder_is_victim_backbone": True})
+        if r.trial.evaluation == "textfooler"
+        else r
+        for r in make_results(greedy=False, pruning=False)
+    ]
+    root = make_study(tmp_path)
+    for old in (root / "pfeiffer").glob("results.sqlite*"):
+        old.unlink()
+    write_store(root / "pfeiffer" / "results.sqlite", results)
+    (md,) = load_study(root).methods
+    assert md.textfooler_judges() == {"org/minilm": True}
+    assert "scored by org/minilm, the victim&#x27;s own backbone" in _adversarial_part(md)

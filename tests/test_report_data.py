@@ -151,6 +151,13 @@ def make_results(
             for s in SPARSITIES:
                 drop = 0.3 if s == 1.0 else (0.005 if s == 0.9 else 0.0)
                 out.append(_result(target, (target,), "clean", BASE[target] - drop, "sparse_fsd", {"s": s}))
+                # Fig. 8a as the paper prunes: the whole adapter's top-d % (a labelled variant of its own)
+                whole = 0.3 if s == 1.0 else (0.002 if s == 0.9 else 0.0)
+                out.append(
+                    _result(
+                        target, (target,), "clean", BASE[target] - whole, "sparse_fsd", {"s": s, "scope": "adapter"}
+                    )
+                )
             for s in MIX_SPARSITIES:
                 for subset in subsets_of(target)[1:]:
                     out.append(
@@ -161,6 +168,12 @@ def make_results(
                             clean_metric(target, subset) + 0.05,
                             "sparse_fsd",
                             {"s": s},
+                        )
+                    )
+                    # Alg. 4 proper: only the m = 2 most conflicting layers pruned
+                    out.append(
+                        _result(
+                            target, subset, "clean", clean_metric(target, subset) + 0.07, "sparse_fsd", {"s": s, "m": 2}
                         )
                     )
     return out

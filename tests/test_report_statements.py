@@ -44,6 +44,16 @@ def test_finding_2_mean_drops(base) -> None:
     assert "clean 14.0 pp" in f2.result and "black-box (TextFooler) 14.0 pp" in f2.result
     assert "white-box (FGSM) 19.3 pp" in f2.result and f2.verdict is S.Verdict.CONTRADICTS
     assert "black-box (TextFooler) 20.0 pp" in f2.result.split("same mixtures")[1]
+    assert "mean signed drop" in f2.result and "mean absolute drop" in f2.result
+
+
+def test_finding_2_headline_is_signed(tmp_path: Path) -> None:
+    # D gains 0.1 per added adapter in every evaluation: signed clean mean 6.5 pp, absolute 14.5 pp.
+    f2 = _statements(tmp_path, shift=lambda t, s: 0.1 * (len(s) - 1) if t == "D" else 0.0)[
+        "Sec. 4.2, Finding 2"
+    ]
+    signed, absolute = f2.result.split("mean absolute drop")
+    assert "clean 6.5 pp" in signed and "clean 14.5 pp" in absolute
 
 
 def test_finding_3_and_4(base) -> None:
@@ -76,8 +86,10 @@ def test_pruning_statements(base) -> None:
     single = base["Sec. 7 (Fig. 8a)"]
     assert "dense 0.812" in single.result and "100% 0.51" in single.result
     assert "within 1 pp of dense: 40%, 50%, 60%, 70%, 80%, 90%." in single.result and single.verdict is S.Verdict.SUPPORTS
+    assert single.result.startswith("pruned whole adapter (top-d %)") and "90% 0.810" in single.result
     mixing = base["Sec. 7 (Fig. 8b)"]
-    assert "mixing 90%-sparse adapters beats the dense upper bound at k of 2, 3, 4" in mixing.result
+    assert "mixing 90%-sparse adapters (Alg. 4, FSD-guided m layers) beats the dense upper bound" in mixing.result
+    assert "mixing 90%-sparse adapters (every layer pruned) beats the dense upper bound at k of 2, 3, 4" in mixing.result
     assert mixing.verdict is S.Verdict.SUPPORTS
 
 

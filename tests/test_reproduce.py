@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -25,7 +27,7 @@ def study(tmp_path):
         "methods": [{"name": "pfeiffer", "bottleneck_size": 4}],
         "train": {"epochs": 1, "batch_size": 8, "progress": False},
         "sweep": {"generator": "all", "evaluations": ["clean", "fgsm"], "max_eval_examples": 8},
-        "pruning": {"sparsities": [0.5, 0.9], "mix_sparsities": [0.9]},
+        "pruning": {"sparsities": [0.5, 0.9], "mix_sparsities": [0.9], "fsd_layers": 1, "scopes": ["adapter", "layer"]},
         "analysis": {"enabled": False},
     }
     path = tmp_path / "study.yaml"
@@ -40,6 +42,7 @@ def test_reproduce_end_to_end_then_nothing_to_do(study, capsys):
     assert "report: " in first and (out / "report" / "index.html").is_file()
     for name in ("config.yaml", "single_adapters.md", "pfeiffer/fsd.json", "pfeiffer/fsd.png"):
         assert (out / name).is_file(), name
+    assert "(baseline " in (out / "single_adapters.md").read_text(), "the majority baseline beside each metric"
     with ResultsStore(out / "pfeiffer" / "results.sqlite", readonly=True) as s:
         rows = s.rows()
     rules = {(r["rule"], r["tag"], r["evaluation"]) for r in rows}
@@ -47,6 +50,14 @@ def test_reproduce_end_to_end_then_nothing_to_do(study, capsys):
     assert ("average", "greedy_min", "clean") in rules and ("sparse_fsd", "", "clean") in rules
     # 3 targets x 4 subsets x 2 evaluations + greedy + 2 single sparsities x 3 + one mixed sparsity x 12
     assert sum(r["tag"] == "" and r["rule"] == "average" for r in rows) == 24
+    # Fig. 8a: whole-adapter and per-layer scopes; Fig. 8b: every layer pruned and Alg. 4 with m = 1, the
+    # layers Alg. 4 chose stored per trial.
+    sparse = [(json.loads(r["rule_params_json"]), json.loads(r["metrics_json"])) for r in rows if r["rule"] == "sparse_fsd"]
+    assert {p.get("scope") for p, _ in sparse if p["s"] == 0.5} == {"adapter", "layer"}
+    guided = [(p, m) for p, m in sparse if p.get("m") == 1]
+    assert len(guided) == 12 and all(len(m["mixed_adapters"]) >= 1 for _, m in guided)
+    assert all(len(groups) == 1 for _, m in guided for groups in m["pruned_groups"].values())
+    assert len([p for p, _ in sparse if p == {"s": 0.9}]) == 12
     mtime = (out / "adapters" / "pfeiffer" / "toy_sentiment" / "adapter.safetensors").stat().st_mtime_ns
     html = (out / "report" / "index.html").read_text()
     assert "<img" in html

@@ -86,6 +86,24 @@ def test_drop_from_k1_to_kN(stats) -> None:
     assert drops[("fgsm/average/test", "A")].abs_drop == pytest.approx(0.3)
 
 
+def test_table1_headline_is_the_signed_mean_drop(tmp_path: Path) -> None:
+    """One target falls (0.9 -> 0.5: +0.4), one improves (0.6 -> 0.8: -0.2): the signed mean is 0.1, the
+    mean absolute drop 0.3 (which would count B's gain as a loss)."""
+    results = []
+    for target, subset, metric in (("A", "A", 0.9), ("A", "AB", 0.5), ("B", "B", 0.6), ("B", "AB", 0.8)):
+        trial = Trial(
+            target=target, subset=tuple(subset), rule="average", split="test", evaluation="clean", seed=0
+        )
+        results.append(TrialResult(trial, "accuracy", metric, {"accuracy": metric}, 0.1, 0.1, "raw"))
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        store.record(results)
+    drops = {d.target: d for d in compute_stats(tmp_path / "r.sqlite").drops}
+    assert drops["B"].drop == pytest.approx(-0.2) and drops["B"].abs_drop == pytest.approx(0.2)
+    assert drops["*"].drop == pytest.approx(0.1), "the headline: the mean of the signed drops"
+    assert drops["*"].abs_drop == pytest.approx(0.3), "second view: the mean of |drop|"
+    assert "drop: signed" in format_tables(compute_stats(tmp_path / "r.sqlite"))
+
+
 def test_correlations_match_hand_computation(stats) -> None:
     corr = {(c.setting, c.target, c.fsd_stat, c.k_range): c for c in stats.correlations}
     # Pooled k = 2: x = (.1, .2, .3, .4), y = (.1, .3, .2, .4). Deviations (-1.5, -.5, .5, 1.5) and

@@ -480,3 +480,39 @@ def _real_lexicon_victim() -> LexiconVictim:
         "brilliant": 2.0,
     }
     return v
+
+
+def test_the_similarity_judge_is_recorded_and_flagged_when_it_is_the_victims_backbone(tmp_path: Path) -> None:
+    import json as _json
+
+    from adaptermix.artefact import new_model
+    from adaptermix.attacks.resources import judge_is_victim_backbone, judge_note
+    from adaptermix.methods import MethodConfig
+    from adaptermix.model import HeadConfig
+    from adaptermix.sweep import evaluations as E
+    from adaptermix.training.batching import tokenize
+    from tiny import tiny_encoder
+
+    assert judge_is_victim_backbone("org/model", "org/model")
+    assert not judge_is_victim_backbone("org/other", "org/model")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "model")
+    assert judge_is_victim_backbone(str(tmp_path / "link"), str(tmp_path / "model"))  # one folder, two names
+    assert "the victim's own backbone" in judge_note("org/model")
+
+    enc = tiny_encoder("bert")
+    info = TaskInfo("toy", "single", "classification", ("neg", "pos"))
+    examples = [Example("a good movie", 1), Example("a good plot", 1)]
+    es = E.EvalSet(info, examples, tokenize(enc.tokenizer, examples, 16, False), 16)
+    model = new_model(enc, MethodConfig(name="pfeiffer", bottleneck_size=4), HeadConfig(), info, head_seed=0)
+    try:
+        for judge, same in ((enc.name, True), ("an/independent-encoder", False)):
+            params = {"resources": {"sentence_encoder": judge}}
+            cfg = TextFoolerConfig.model_validate(params)
+            E._ATTACKS[_json.dumps(params, sort_keys=True, default=str)] = TextFoolerJin2019(cfg, resources())
+            outcome = E.EVALUATIONS.get("textfooler")(model, es, params, "t", 8)
+            assert outcome.metrics["sentence_encoder"] == judge
+            assert outcome.metrics["sentence_encoder_is_victim_backbone"] is same
+    finally:
+        model.detach_body()
+        E._ATTACKS.clear()

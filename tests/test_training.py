@@ -65,3 +65,33 @@ def test_eval_batches_cover_every_example_once_and_pad_to_batch_max():
     assert sorted(seen) == list(range(len(tset)))
     epoch = [i for idx, _ in train_batches(tset, 4, torch.Generator().manual_seed(0)) for i in idx]
     assert sorted(epoch) == list(range(len(tset)))
+
+
+def test_train_adapter_stores_the_majority_baseline_beside_each_metric(tmp_path, capsys) -> None:
+    import json
+    from pathlib import Path
+
+    from adaptermix.training.config import TrainRunConfig
+    from adaptermix.training.metrics import describe_against_baseline
+    from adaptermix.training.run import train_adapter
+
+    pack = Path(__file__).parent / "data" / "pack" / "toy_sentiment"
+    cfg = TrainRunConfig.model_validate(
+        {
+            "model": {"max_length": 16},
+            "data": {"name": "toy_sentiment", "data_dir": str(pack.parent)},
+            "method": {"name": "pfeiffer", "bottleneck_size": 8},
+            "train": {"epochs": 1, "batch_size": 8, "progress": False, "seed": 0},
+            "output_dir": str(tmp_path / "a"),
+            "eval_splits": ["validation", "test"],
+        }
+    )
+    out = train_adapter(cfg, encoder=tiny_encoder("bert"))
+    labels = {s: [json.loads(line)["label"] for line in (pack / f"{s}.jsonl").open()] for s in ("train", "test")}
+    majority = max((0, 1), key=lambda c: (labels["train"].count(c), -c))
+    expected = labels["test"].count(majority) / len(labels["test"])
+    stored = json.loads((out.path / "adapter.json").read_text())["metrics"]
+    assert stored["test"]["baseline_accuracy"] == out.metrics["test"]["baseline_accuracy"] == expected
+    assert stored["test"]["baseline_matthews_correlation"] == 0.0 and "baseline_accuracy" in stored["validation"]
+    line = describe_against_baseline("test", out.headline, out.metrics["test"])
+    assert line.startswith("test accuracy ") and f"majority baseline {expected:.3f}" in line

@@ -14,7 +14,7 @@ from typing import Any
 from adaptermix.artefact import Adapter, AdapterMeta
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
-from adaptermix.merging import average_lora_dw, merge, mix_heads
+from adaptermix.merging import SELECTING_RULES, average_lora_dw, merge, mix_heads, rule_selection
 from adaptermix.pool import AdapterPool
 from adaptermix.pruning import magnitude_prune
 
@@ -33,12 +33,35 @@ def mix_pool(
     head_mode: str = "target",
     **params: Any,
 ) -> Adapter:
-    """Mix every adapter of ``pool`` with ``rule`` into one in-memory artefact for ``target``.
+    """Mix the adapters of ``pool`` with ``rule`` into one in-memory artefact for ``target``.
+
+    A selecting rule (``greedy_fsd``, ``greedy_fsd_max``, ``sparse_fsd`` with ``l``) mixes only its choice;
+    with a ``target`` the choice always contains it (the target plus the l - 1 best others, as the sweep's
+    greedy generator), without one the head is the first chosen adapter's. The provenance lists exactly the
+    adapters whose weights went in (``adapters``) and, separately, every input (``candidates``).
 
     ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "dw" (LoRA, rule
     ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
     """
-    tpos = pool.index(target) if target is not None else 0
+    if target is not None:
+        pool.index(target)  # an unknown target is the user's error, named as such
+    stacked = pool.stacked_in("raw")
+    given = dict(params)
+    # The adapters whose weights go in: all of them, or a selecting rule's choice (Alg. 1 / 4), which keeps
+    # the target when one is named (as the sweep's greedy generator does) and otherwise gives the head.
+    if rule in SELECTING_RULES and space == "raw":
+        used = rule_selection(rule, stacked, params.get("l"), target)
+        if "l" in params:
+            params = {**params, "l": None}  # the selection is made: the rule mixes every adapter given
+    else:
+        used = tuple(pool.names)
+    if target is None:
+        target = used[0]
+    elif target not in used:  # not reachable for the rules above; a safety net for future selecting rules
+        raise ConfigError(f"rule {rule!r} left the target {target!r} out of the mixture; its head would be "
+                          "paired with other adapters' weights")
+    chosen = [pool.index(n) for n in used]
+    tpos = pool.index(target)
     tgt = pool.adapters[tpos]
     method = dict(tgt.meta.method)
     if space == "dw":
@@ -53,21 +76,31 @@ def mix_pool(
         rank = int(method["rank"]) * len(pool.names)
         method.update(rank=rank, alpha=scale * rank)
     else:
-        body = merge(rule, pool.stacked_in("raw"), **params)
-    heads = [a.head for a in pool.adapters]
-    labels = [tuple(a.meta.task.get("label_names", ())) + (a.meta.task.get("problem", ""),) for a in pool.adapters]
-    head = mix_heads(heads, labels, head_mode, tpos)
+        body = merge(rule, stacked.select(chosen), **params)
+    heads = [pool.adapters[i].head for i in chosen]
+    labels = [
+        tuple(a.meta.task.get("label_names", ())) + (a.meta.task.get("problem", ""),)
+        for a in (pool.adapters[i] for i in chosen)
+    ]
+    head = mix_heads(heads, labels, head_mode, used.index(target))
     provenance = {
         "kind": "mixed",
         "rule": rule,
         "space": space,
-        "params": {k: v for k, v in params.items()},
-        "target": pool.names[tpos],
+        "params": given,
+        "target": target,
         "head": head_mode,
-        "adapters": [{"name": n, "path": str(a.path) if a.path else None} for n, a in zip(pool.names, pool.adapters, strict=True)],
+        # Exactly the adapters whose weights went in; ``candidates``: every adapter the rule was given.
+        "adapters": [_ref(pool, i) for i in chosen],
+        "candidates": [_ref(pool, i) for i in range(len(pool.names))],
     }
     tensors = {**body.to_state_dict(), **head}
     return Adapter(_meta_for(tgt, provenance, method), tensors)
+
+
+def _ref(pool: AdapterPool, i: int) -> dict[str, Any]:
+    a = pool.adapters[i]
+    return {"name": pool.names[i], "path": str(a.path) if a.path else None}
 
 
 def prune_adapter(adapter: Adapter, sparsity: float, scope: str = "global") -> Adapter:

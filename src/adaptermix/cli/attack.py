@@ -25,6 +25,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="TextFooler setting, e.g. --param min_cos_sim=0.5 --param max_queries=2000")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--sentence-encoder", metavar="MODEL",
+                   help="TextFooler's sentence-similarity judge (model id with a local copy, or a folder; default "
+                   "sentence-transformers/all-MiniLM-L6-v2); recorded in report.json")
     add_overwrite(p)
 
 
@@ -32,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from adaptermix.artefact import load_adapter
+    from adaptermix.attacks.resources import judge_note
     from adaptermix.backbone.loading import load_encoder
     from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
     from adaptermix.sweep.evaluations import EVALUATIONS
@@ -48,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
+    if args.sentence_encoder:
+        params.setdefault("resources", {})["sentence_encoder"] = args.sentence_encoder
     name = adapter.name
     spec = SweepSpec(pool={name: str(Path(args.adapter))}, split=args.split, max_eval_examples=args.max_examples,
                      evaluations=(args.attack,), data=args.data_dir, batch_size=args.batch_size,
@@ -75,9 +81,16 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     out = Path(args.output_dir)
+    judge = outcome.metrics.get("sentence_encoder")
+    same = bool(outcome.metrics.get("sentence_encoder_is_victim_backbone"))
     report = {"adapter": args.adapter, "attack": args.attack, "split": args.split, "n_examples": len(es.examples),
               "metric": es.info.metric, "clean": clean.metrics, "attacked": outcome.metrics,
               "examples": [vars(e) for e in outcome.adversarial]}
+    if judge is not None:
+        report["sentence_encoder"] = {"model": judge, "is_victim_backbone": same,
+                                      "victim_backbone": adapter.meta.base_model.get("name")}
+        if same:
+            report["sentence_encoder"]["note"] = judge_note(str(judge))
     atomic_write_json(out / "report.json", report)
     if args.attack == "textfooler":
         atomic_write_text(out / "examples.md", examples_markdown(outcome.adversarial))
@@ -86,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{args.attack} on {name} ({len(es.examples)} {args.split} examples): clean {m} "
           f"{clean.metric:.4f} -> under attack {outcome.metric if outcome.metric is None else round(outcome.metric, 4)}")
     print(json.dumps({k: v for k, v in outcome.metrics.items() if not isinstance(v, dict)}, indent=2, default=str))
+    if judge is not None and same:
+        print(judge_note(str(judge)))
     print(f"wrote {out / 'report.json'}" + (f" and {out / 'examples.md'}" if args.attack == "textfooler" else ""))
     return 0
 

@@ -132,7 +132,8 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapters", nargs="+", help="adapter directories to mix")
     p.add_argument("--rule", default="average", help="merge rule (see `adaptermix list rules`)")
     p.add_argument("-o", "--output-dir", required=True, help="the mixed adapter's directory")
-    p.add_argument("--target", help="domain whose head the mixture uses (default: the first adapter)")
+    p.add_argument("--target", help="domain whose head the mixture uses and which a selecting rule (greedy_fsd, "
+                   "sparse_fsd) always keeps (default: the first adapter the rule mixes)")
     p.add_argument("--space", choices=["raw", "dw"], default="raw", help="raw parameters, or LoRA dW (average only)")
     p.add_argument("--heads", choices=["target", "average"], default="target",
                    help="target: the target's own head; average: only if all label sets are identical")

@@ -70,6 +70,11 @@ register_command(Command("reproduce", "run a whole study (train, FSD, sweeps, pr
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_dir", help="a study's output directory (output_dir of its config)")
+    p.add_argument(
+        "--exclude-near-baseline",
+        action="store_true",
+        help="leave targets whose adapter is within 2 points of its majority baseline out of the statistics",
+    )
     add_overwrite(p)
 
 
@@ -82,7 +87,7 @@ def _report_run(args: argparse.Namespace) -> int:
     if not (Path(args.study_dir) / "config.yaml").is_file():
         raise ArtefactError(f"{args.study_dir} is not a study directory (no config.yaml)")
     check_output(Path(args.study_dir) / "report", stamp=REPORT_STAMP, overwrite=args.overwrite)
-    print(f"report: {build_report(Path(args.study_dir))}")
+    print(f"report: {build_report(Path(args.study_dir), exclude_near_baseline=args.exclude_near_baseline)}")
     return 0
 
 

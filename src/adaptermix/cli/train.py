@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from adaptermix.cli.base import Command, add_overrides, add_overwrite, register_command
 from adaptermix.config import load_config
@@ -26,6 +27,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from adaptermix.io import check_output, mark_output, output_stamp
     from adaptermix.training.config import TrainRunConfig
+    from adaptermix.training.metrics import describe_against_baseline
     from adaptermix.training.run import train_adapter
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
@@ -42,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     out = train_adapter(cfg)
     for path in outputs:
         mark_output(path, stamp)
+    for split, values in out.metrics.items():  # the human view, beside stdout's JSON
+        print(describe_against_baseline(split, out.headline, values), file=sys.stderr)
     print(json.dumps({"adapter": str(out.path), "metrics": out.metrics}, indent=2))
     return 0
 

@@ -11,7 +11,7 @@ consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) an
 from adaptermix.merging import fsd_rules, generalized  # noqa: F401  (registers the rules)
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule, merge, merge_flat, rule_table
 from adaptermix.merging.compat import check_mixable, require_same
-from adaptermix.merging.fsd_rules import greedy_selection, select_by_fsd
+from adaptermix.merging.fsd_rules import SELECTING_RULES, greedy_selection, rule_selection, select_by_fsd
 from adaptermix.merging.heads import HEAD_MODES, mix_heads
 from adaptermix.merging.lora import average_lora_dw
 from adaptermix.merging.steps import generalized_merge
@@ -25,6 +25,8 @@ __all__ = [
     "check_mixable",
     "generalized_merge",
     "greedy_selection",
+    "rule_selection",
+    "SELECTING_RULES",
     "merge",
     "merge_flat",
     "mix_heads",

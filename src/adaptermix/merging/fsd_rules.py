@@ -9,7 +9,10 @@ Alg. 4 (mixing sparse adapters): select l adapters as in Alg. 1, prune each sele
 (layers by default) with the highest mean FSD against the other *selected* adapters to sparsity s by
 exact magnitude pruning (Alg. 2, see :mod:`adaptermix.pruning`), then average. The paper does not give
 m or say whether "layer" means a transformer layer or a state-dict item; ``by`` chooses, ``m=None``
-prunes every group (the "mix sparse adapters" setting of Fig. 8b).
+prunes every group (the "mix sparse adapters" setting of Fig. 8b). ``scope="layer"`` (default) prunes
+each chosen group to s on its own; ``scope="adapter"`` keeps the top (1 - s) of all chosen parameters
+together (one magnitude threshold) — with ``m=None`` and k = 1 that is Fig. 8a's "top-d % influential
+parameters of the adapter".
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from adaptermix.deltas import StackedDeltas
+from adaptermix.deltas import ParamLayout, StackedDeltas
 from adaptermix.diagnostics.conflicts import fsd_matrix_flat
 from adaptermix.errors import ConfigError
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.steps import linear_merge
-from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat
+from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat, pruned_group_names
 
 
 def select_by_fsd(fsd_values: Tensor, l: int | None, keys: Sequence[str], largest: bool = False) -> list[int]:  # noqa: E741 (Alg. 1's l)
@@ -44,6 +47,44 @@ def greedy_selection(stacked: StackedDeltas, l: int | None, largest: bool = Fals
     return tuple(stacked.names[i] for i in chosen)
 
 
+#: The rules that mix only a selection of their inputs, and whether they pick the largest row-mean FSD.
+SELECTING_RULES: dict[str, bool] = {"greedy_fsd": False, "greedy_fsd_max": True, "sparse_fsd": False}
+
+
+def rule_selection(
+    rule: str,
+    stacked: StackedDeltas,
+    l: int | None,  # noqa: E741 (Alg. 1's l)
+    keep: str | None = None,
+) -> tuple[str, ...]:
+    """Names (in input order) of the adapters whose weights ``rule`` mixes out of ``stacked``.
+
+    Rules outside :data:`SELECTING_RULES` mix every input. A selecting rule follows Alg. 1 (the l
+    adapters with the smallest, or largest, row-mean FSD); with ``keep`` (the in-domain target, whose head
+    the mixture is evaluated with) the selection is ``keep`` plus the l - 1 *other* adapters ranked by
+    their row-mean FSD over the whole input set — the sweep's greedy generator
+    (:func:`adaptermix.sweep.subsets._greedy`): Alg. 1 alone may leave the target's body out while its
+    head is kept. Ties go to the name that sorts first.
+    """
+    if rule not in SELECTING_RULES:
+        return tuple(stacked.names)
+    largest = SELECTING_RULES[rule]
+    if keep is None:
+        return greedy_selection(stacked, l, largest)
+    k = len(stacked)
+    n = k if l is None else l
+    if not isinstance(n, int) or not 1 <= n <= k:
+        raise ConfigError(f"l must be an integer in [1, {k}] (the number of adapters given), got {n}")
+    if keep not in stacked.names:
+        raise ConfigError(f"target {keep!r} is not one of the adapters to mix ({', '.join(stacked.names)})")
+    means = fsd_matrix_flat(stacked.matrix).mean(dim=1).tolist()
+    sign = -1.0 if largest else 1.0
+    others = sorted((i for i, name in enumerate(stacked.names) if name != keep),
+                    key=lambda i: (sign * means[i], stacked.names[i]))
+    chosen = {stacked.names.index(keep), *others[: n - 1]}
+    return tuple(stacked.names[i] for i in sorted(chosen))
+
+
 def _greedy(ctx: MergeContext, l: int | None, largest: bool) -> Tensor:  # noqa: E741 (Alg. 1's l)
     chosen = select_by_fsd(ctx.fsd_matrix(), l, ctx.keys, largest)
     return linear_merge(ctx.pool, ctx.index[chosen], normalise=True)
@@ -57,10 +98,30 @@ def greedy_fsd_max(ctx: MergeContext, l: int | None) -> Tensor:  # noqa: E741 (A
     return _greedy(ctx, l, largest=True)
 
 
-def sparse_fsd(ctx: MergeContext, l: int | None, m: int | None, s: float, by: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
+def sparse_fsd(ctx: MergeContext, l: int | None, m: int | None, s: float, by: str, scope: str) -> Tensor:  # noqa: E741 (Alg. 1's l)
     layout = ctx.require_layout("sparse_fsd")
     chosen = ctx.index[select_by_fsd(ctx.fsd_matrix(), l, ctx.keys)]
-    return fsd_guided_prune_flat(ctx.pool.index_select(0, chosen), layout, m, s, by).mean(dim=0)
+    return fsd_guided_prune_flat(ctx.pool.index_select(0, chosen), layout, m, s, by, scope).mean(dim=0)
+
+
+def sparse_fsd_record(
+    pool_flat: Tensor, idx: Sequence[int], keys: Sequence[str], layout: ParamLayout, fsd: Tensor | None,
+    params: dict[str, object],
+) -> dict[str, object]:
+    """What a ``sparse_fsd`` trial should record beside its metric: the adapters Alg. 4 mixed and, per
+    adapter, the groups it pruned (every group when ``m`` is None)."""
+    names = [keys[i] for i in idx]
+    order = sorted(range(len(names)), key=names.__getitem__)  # merge_flat's canonical (name) order
+    idx, names = [idx[i] for i in order], [names[i] for i in order]
+    sub = pool_flat[list(idx)]
+    values = fsd[list(idx)][:, list(idx)] if fsd is not None else fsd_matrix_flat(sub)
+    l, m, by = params.get("l"), params.get("m"), str(params.get("by", "layer"))  # noqa: E741 (Alg. 1's l)
+    chosen = select_by_fsd(values, l if isinstance(l, int) or l is None else None, names)  # type: ignore[arg-type]
+    groups = pruned_group_names(sub[chosen], layout, m if isinstance(m, int) else None, by)
+    return {
+        "mixed_adapters": [names[i] for i in chosen],
+        "pruned_groups": {names[i]: g for i, g in zip(chosen, groups, strict=True)},
+    }
 
 
 MERGE_RULES.register(
@@ -90,7 +151,7 @@ MERGE_RULES.register(
         reference="Nguyen & Le 2024 Alg. 4 + Alg. 2",
         description="select l adapters by FSD, prune each one's m most conflicting layers to sparsity s, average",
         fn=sparse_fsd,
-        params={"l": None, "m": None, "s": 0.9, "by": "layer"},
+        params={"l": None, "m": None, "s": 0.9, "by": "layer", "scope": "layer"},
         identity_params={"s": 0.0},
     ),
 )

@@ -55,7 +55,18 @@ class PruningStage(StrictModel):
     enabled: bool = True
     sparsities: list[float] = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     mix_sparsities: list[float] = [0.8, 0.9]
-    fsd_layers: int | None = Field(None, ge=0, description="Alg. 4: prune only the m most conflicting layers")
+    fsd_layers: int | None = Field(
+        None,
+        ge=0,
+        description="Alg. 4's m: also mix sparse adapters whose m most conflicting layers (FSD-guided) alone "
+        "are pruned, beside the prune-every-layer variant (m unset); the layers chosen are stored per trial",
+    )
+    scopes: list[Literal["adapter", "layer"]] = Field(
+        default_factory=lambda: ["adapter"],
+        min_length=1,
+        description="Fig. 8a (single sparse adapters): 'adapter' keeps the top (1 - s) of all the adapter's "
+        "parameters (the paper); 'layer' prunes every layer to s on its own (a labelled variant)",
+    )
 
 
 class NoiseFloorStage(StrictModel):

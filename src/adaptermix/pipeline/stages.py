@@ -94,9 +94,12 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
         pr = cfg.pruning
         if not pr.enabled:
             return []
-        extra = {"m": pr.fsd_layers} if pr.fsd_layers is not None else {}
-        single = [{"name": "sparse_fsd", "params": {"s": s, **extra}} for s in pr.sparsities]
-        mixed = [{"name": "sparse_fsd", "params": {"s": s, **extra}} for s in pr.mix_sparsities]
+        # Fig. 8a: each single adapter pruned as a whole (scope "adapter", the paper's top-d %) and/or per
+        # layer; Fig. 8b: mixtures of sparse adapters with every layer pruned (m unset) and, when
+        # fsd_layers is set, Alg. 4 proper (only the m most conflicting layers): each its own setting.
+        single = [{"name": "sparse_fsd", "params": {"s": s, "scope": sc}} for sc in pr.scopes for s in pr.sparsities]
+        variants = [{}] + ([{"m": pr.fsd_layers}] if pr.fsd_layers is not None else [])
+        mixed = [{"name": "sparse_fsd", "params": {"s": s, **v}} for v in variants for s in pr.mix_sparsities]
         return [
             _spec(cfg, mp, evaluations=["clean"], rules=single, subsets={**subsets, "ks": [1]}),
             _spec(cfg, mp, evaluations=["clean"], rules=mixed, subsets=subsets),

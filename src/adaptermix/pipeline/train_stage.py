@@ -19,6 +19,7 @@ from adaptermix.errors import ArtefactError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig, config_hash
 from adaptermix.training.config import TrainRunConfig
+from adaptermix.training.metrics import is_near
 from adaptermix.training.run import train_adapter
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def train_all(
 
 
 def single_adapter_table(adapters: list[TrainedAdapter], split: str = "test") -> str:
-    """Markdown table: the headline test metric of each single adapter, domains x methods."""
+    """Markdown table: the headline test metric of each single adapter, domains x methods, with its
+    constant-prediction baseline (flagged ⚠ when within 2 points of it)."""
     methods = list(dict.fromkeys(a.method for a in adapters))
     domains = list(dict.fromkeys(a.domain for a in adapters))
     cell = {(a.method, a.domain): a for a in adapters}
@@ -155,7 +157,11 @@ def single_adapter_table(adapters: list[TrainedAdapter], split: str = "test") ->
         for m in methods:
             a = cell.get((m, d))
             v = a.metrics.get(split, {}).get(metric) if a else None
-            vals.append(f"{v:.3f}" if v is not None else "–")
+            base = a.metrics.get(split, {}).get(f"baseline_{metric}") if a else None
+            text = f"{v:.3f}" if v is not None else "–"
+            if v is not None and base is not None:  # the majority / training-mean baseline beside it
+                text += f" (baseline {base:.3f}{', ⚠ within 2 pts' if is_near(v, base, metric) else ''})"
+            vals.append(text)
         lines.append(f"| {d} | {metric} | " + " | ".join(vals) + " |")
     return "\n".join(lines) + "\n"
 

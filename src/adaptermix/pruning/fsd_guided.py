@@ -42,14 +42,40 @@ def conflicting_groups(x: Tensor, layout: ParamLayout, m: int | None, by: str = 
     return torch.zeros(scores.shape, dtype=torch.bool).scatter_(1, top, True)
 
 
+#: How the parameters to prune are ranked: "layer" prunes each chosen group to sparsity s on its own (a
+#: threshold per group); "adapter" ranks all of an adapter's chosen parameters together (one magnitude
+#: threshold) and keeps the top (1 - s) of them — with every group chosen (m = None) that is the paper's
+#: Fig. 8a, "the top-d % influential parameters of the adapter".
+PRUNE_SCOPES = ("layer", "adapter")
+
+
 def fsd_guided_prune_flat(
-    x: Tensor, layout: ParamLayout, m: int | None, s: float, by: str = "layer"
+    x: Tensor, layout: ParamLayout, m: int | None, s: float, by: str = "layer", scope: str = "layer"
 ) -> Tensor:
-    """Rows of ``x`` [k, P] with their ``m`` most conflicting groups pruned to sparsity ``s``."""
+    """Rows of ``x`` [k, P] with their ``m`` most conflicting groups pruned to sparsity ``s`` (per group,
+    or with one threshold over all chosen parameters for ``scope="adapter"``)."""
+    if scope not in PRUNE_SCOPES:
+        raise ConfigError(f"unknown pruning scope {scope!r}; valid: {', '.join(PRUNE_SCOPES)}")
     chosen = conflicting_groups(x, layout, m, by)  # [k, G]
     sizes = torch.tensor(layout.groups(by).sizes, dtype=torch.long)
-    keep = torch.where(chosen, keep_counts(sizes, s), sizes)
-    return x * topk_mask_grouped(x.abs(), layout.element_groups(by), keep)
+    element_groups = layout.element_groups(by)
+    if scope == "layer":
+        keep = torch.where(chosen, keep_counts(sizes, s), sizes)
+        return x * topk_mask_grouped(x.abs(), element_groups, keep)
+    out = torch.empty_like(x)
+    for r in range(x.shape[0]):  # one threshold over the chosen groups; the others stay dense
+        pruned = chosen[r][element_groups].long()  # 1 where this parameter is a candidate, 0 kept dense
+        ids = 1 - pruned  # group 0: the candidates, group 1: the dense rest
+        n_candidates = int(pruned.sum())
+        keep = torch.stack([keep_counts(torch.tensor(n_candidates), s), torch.tensor(x.shape[1] - n_candidates)])
+        out[r] = x[r] * topk_mask_grouped(x[r : r + 1].abs(), ids, keep[None])[0]
+    return out
+
+
+def pruned_group_names(x: Tensor, layout: ParamLayout, m: int | None, by: str = "layer") -> list[list[str]]:
+    """Per row of ``x``, the keys of the groups Alg. 4 prunes (in layout order): what a trial records."""
+    keys = layout.groups(by).keys
+    return [[keys[g] for g in row.nonzero().flatten().tolist()] for row in conflicting_groups(x, layout, m, by)]
 
 
 def fsd_guided_prune(stacked: StackedDeltas, m: int | None, s: float, by: str = "layer") -> StackedDeltas:

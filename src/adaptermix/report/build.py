@@ -10,6 +10,7 @@ the study did not run is reported as "not run in this study".
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from adaptermix import __version__
@@ -17,10 +18,11 @@ from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_sta
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T
-from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, MethodData, StudyData, load_study
+from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, SPARSE_LABELS, MethodData, StudyData, load_study
 from adaptermix.report.plots import save_figure
-from adaptermix.report.statements import method_statements, summary_counts
+from adaptermix.report.statements import Statement, Verdict, method_statements, summary_counts
 from adaptermix.sweep.store import git_revision
+from adaptermix.training.metrics import NEAR_BASELINE_PP
 
 
 class _Assets:
@@ -60,12 +62,48 @@ def _datasets(study: StudyData, a: _Assets) -> str:
         if study.topics and study.topics.get("datasets")
         else H.not_run("LDA topics (Fig. 2b)")
     )
-    single = a.table(T.single_adapter_table(study.single)) if study.single else H.not_run("Single adapters")
+    single = (
+        a.table(T.single_adapter_table(study.single, study.baselines)) + _near_baseline_note(study)
+        if study.single
+        else H.not_run("Single adapters")
+    )
     return (
         H.sub("Fig. 2a: semantic similarity", sim)
         + H.sub("Fig. 2b: LDA topics per dataset", top)
         + H.sub("Single adapters", single)
     )
+
+
+def _near_baseline_note(study: StudyData) -> str:
+    """One sentence naming the adapters within NEAR_BASELINE_PP points of their baseline (or none)."""
+    near = [f"{m}/{d}" for m in sorted(study.single) for d in study.near_baseline(m)]
+    if not near:
+        return H.paragraph(
+            f"Every adapter with a stored baseline beats it by at least {NEAR_BASELINE_PP:g} points."
+        )
+    return H.paragraph(
+        f"⚠ {len(near)} adapter(s) within {NEAR_BASELINE_PP:g} points of (or below) their constant-prediction "
+        f"baseline: {', '.join(near)}. They learnt little, so mixing them can lose little; findings computed "
+        "on these targets are marked ⚠"
+        + (
+            " and were excluded from the statistics."
+            if study.excluded_near_baseline
+            else " (rebuild with --exclude-near-baseline to leave them out)."
+        )
+    )
+
+
+def mark_near_baseline(statements: Sequence[Statement], near: Sequence[str], excluded: bool) -> list[Statement]:
+    """Each statement with a ⚠ note naming the near-baseline targets it was computed on (or left out)."""
+    if not near:
+        return list(statements)
+    note = (
+        f" ⚠ Targets within {NEAR_BASELINE_PP:g} pts of their baseline "
+        + ("left out: " if excluded else "included: ")
+        + ", ".join(near)
+        + "."
+    )
+    return [s if s.verdict is Verdict.NOT_RUN else replace(s, result=s.result + note) for s in statements]
 
 
 def _sweep_part(md: MethodData, a: _Assets) -> str:
@@ -147,25 +185,32 @@ def _greedy_part(md: MethodData, a: _Assets) -> str:
 
 def _pruning_part(md: MethodData, a: _Assets) -> str:
     m = md.label
-    sparse = {s: md.per_k("clean", "sparse_fsd", {"s": s}) for s in md.sparsities()}
-    if not sparse:
+    singles = {v: sparse for v in ("adapter", "layer") if (sparse := md.sparse_per_k(v))}
+    every, guided = md.sparse_per_k("every_layer"), md.sparse_per_k("fsd_guided")
+    if not singles and not every and not guided:
         return H.sub("Fig. 8: pruning", H.not_run("Pruning and sparse mixing (Sec. 7)"))
-    curve = T.sparsity_curve(md.per_k("clean"), sparse)
-    body = a.figure(
-        f"fig8a_sparsity_{m}",
-        lambda: F.sparsity_figure(curve, f"{m}: single sparse adapters"),
-        "Fig. 8a: single-adapter metric averaged over domains vs sparsity (0% = dense).",
-    )
-    body += a.table(T.sparsity_table(curve, m))
-    curves = T.sparse_mixing_curves(md.per_k("clean"), sparse)
-    if any(name.endswith("sparse, mean") for name in curves):
+    body = "" if "adapter" in singles else H.not_run("Fig. 8a with the paper's whole-adapter top-d % selection")
+    for variant, sparse in singles.items():
+        curve = T.sparsity_curve(md.per_k("clean"), sparse)
+        label = SPARSE_LABELS[variant]
+        body += a.figure(
+            f"fig8a_sparsity_{m}_{variant}",
+            lambda curve=curve, label=label: F.sparsity_figure(curve, f"{m}: single sparse adapters, {label}"),
+            f"Fig. 8a ({label}): single-adapter metric averaged over domains vs sparsity (0% = dense).",
+        )
+        body += a.table(T.sparsity_table(curve, m, variant))
+    curves = T.sparse_mixing_curves(md.per_k("clean"), every, guided)
+    if any(name.endswith("mean") and "sparse" in name for name in curves):
         body += a.figure(
             f"fig8b_sparse_mixing_{m}",
             lambda: F.sparse_mixing_figure(curves, f"{m}: mixing sparse adapters"),
-            "Fig. 8b: mean over mixtures of sparse adapters (solid) vs dense mixtures: mean (dashed "
+            "Fig. 8b: mean over mixtures of sparse adapters (solid; every layer pruned, and Alg. 4's "
+            "FSD-guided choice of the m most conflicting layers when run) vs dense mixtures: mean (dashed "
             "red) and max, the empirical upper bound (dashed blue); averaged over targets.",
         )
         body += a.table(T.sparse_mixing_table(curves, m))
+        if not guided:
+            body += H.not_run("Alg. 4 with the FSD-guided layer choice (pruning.fsd_layers)")
     else:
         body += H.not_run("Mixtures of sparse adapters (Fig. 8b)")
     return H.sub("Fig. 8: pruning and mixing sparse adapters", body)
@@ -177,6 +222,10 @@ def _adversarial_part(md: MethodData) -> str:
         if md.adversarial
         else H.not_run("Stored adversarial examples (TextFooler)")
     )
+    from adaptermix.attacks.resources import judge_note  # lazily: the attacks package imports torch
+
+    for judge, same in sorted(md.textfooler_judges().items()):
+        body += H.paragraph(judge_note(judge) if same else f"TextFooler's sentence-similarity judge: {judge}.")
     return H.sub("Adversarial examples (a sample)", body)
 
 
@@ -205,12 +254,21 @@ REPORT_STAMP = output_stamp("report", "the study's report folder")
 """The output stamp of ``{study}/report`` (the same whether ``reproduce`` or ``report`` built it)."""
 
 
-def build_report(study_dir: str | Path, formats: Sequence[str] = ("png", "svg")) -> Path:
+def build_report(
+    study_dir: str | Path, formats: Sequence[str] = ("png", "svg"), exclude_near_baseline: bool = False
+) -> Path:
     """Write ``{study}/report/`` (index.html, figures/, tables/) from the study's stored results; returns
-    the path of ``index.html``. Figures are saved in ``formats`` (the page shows the PNG, links the SVG)."""
-    study = load_study(study_dir)
+    the path of ``index.html``. Figures are saved in ``formats`` (the page shows the PNG, links the SVG).
+    ``exclude_near_baseline`` leaves the targets whose adapter is within 2 points of its constant-prediction
+    baseline out of every method's statistics (they are marked either way)."""
+    study = load_study(study_dir, exclude_near_baseline)
     out = Path(study_dir) / "report"
-    statements = {md.label: method_statements(md) for md in study.methods}
+    statements = {
+        md.label: mark_near_baseline(
+            method_statements(md), study.near_baseline(md.label), study.excluded_near_baseline
+        )
+        for md in study.methods
+    }
     with atomic_dir(out) as tmp:
         a = _Assets(tmp, formats)
         counts = summary_counts(statements)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from adaptermix.sweep.stats import (
     compute_stats,
 )
 from adaptermix.sweep.store import ResultsStore
+from adaptermix.training.metrics import BASELINE_PREFIX, is_near
 
 #: Evaluations in the paper's order and the names the paper gives them.
 EVALUATIONS = ("clean", "textfooler", "fgsm")
@@ -34,6 +35,24 @@ EVAL_NAMES = {"clean": "clean", "textfooler": "black-box (TextFooler)", "fgsm": 
 STORE_NAME = "results.sqlite"
 FSD_NAME = "fsd.json"
 _NOT_METHODS = {"adapters", "analysis", "report"}
+
+
+#: Pruning variants, told apart by their ``sparse_fsd`` parameters. Fig. 8a: "adapter" keeps the top
+#: (1 - s) of all of an adapter's parameters (the paper), "layer" prunes every layer to s on its own (stores
+#: written before ``scope`` existed hold only this one). Fig. 8b: "every_layer" prunes all layers of every
+#: mixed adapter; "fsd_guided" is Alg. 4 proper, only the m most conflicting layers (``m`` set).
+SPARSE_VARIANTS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "adapter": lambda p: p.get("scope") == "adapter" and p.get("m") is None,
+    "layer": lambda p: p.get("scope", "layer") == "layer" and p.get("m") is None,
+    "every_layer": lambda p: p.get("scope", "layer") == "layer" and p.get("m") is None,
+    "fsd_guided": lambda p: p.get("m") is not None,
+}
+SPARSE_LABELS = {
+    "adapter": "whole adapter (top-d %)",
+    "layer": "per layer",
+    "every_layer": "every layer pruned",
+    "fsd_guided": "FSD-guided, m most conflicting layers (Alg. 4)",
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,37 @@ class MethodData:
             }
         )
 
+    def sparse_per_k(self, variant: str) -> dict[float, list[KStats]]:
+        """Sparsity -> the clean per-k rows of one pruning variant (see :data:`SPARSE_VARIANTS`): for each
+        ``s``, the matching ``sparse_fsd`` setting with the most trials."""
+        keep = SPARSE_VARIANTS[variant]
+        out: dict[float, list[KStats]] = {}
+        for s in self.sparsities():
+            found = [
+                st
+                for st in self.settings.values()
+                if st.evaluation == "clean"
+                and st.rule == "sparse_fsd"
+                and float(st.rule_params.get("s", -1)) == s
+                and keep(st.rule_params)
+            ]
+            if found:
+                label = max(found, key=lambda st: (st.n_rows, st.label)).label
+                out[s] = [r for r in self.stats.per_k if r.setting == label]
+        return out
+
+    def textfooler_judges(self) -> dict[str, bool]:
+        """TextFooler's sentence-similarity encoder(s) recorded with the trials -> whether it is the victim's
+        own backbone (empty for stores written before the judge was recorded)."""
+        out: dict[str, bool] = {}
+        for r in self.rows:
+            if r["evaluation"] == "textfooler":
+                m = json.loads(r["metrics_json"] or "{}")
+                if m.get("sentence_encoder"):
+                    judge = str(m["sentence_encoder"])
+                    out[judge] = out.get(judge, False) or bool(m.get("sentence_encoder_is_victim_backbone"))
+        return out
+
     @property
     def has_trials(self) -> bool:
         return bool(self.rows)
@@ -140,6 +190,20 @@ class StudyData:
     similarity: dict[str, Any] | None
     topics: dict[str, Any] | None
     single: dict[str, dict[str, tuple[str, float | None]]]  # method -> domain -> (metric, test value)
+    #: method -> domain -> the constant-prediction (majority class / training mean) baseline of the headline
+    #: test metric; None where the artefact predates stored baselines.
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    excluded_near_baseline: bool = False  # whether near-baseline targets were left out of the statistics
+
+    def near_baseline(self, method: str) -> list[str]:
+        """Domains whose ``method`` adapter is within ``NEAR_BASELINE_PP`` (2) points of its
+        baseline (or below it): findings computed on those targets measure little."""
+        out = []
+        for domain, (_, value) in sorted(self.single.get(method, {}).items()):
+            base = self.baselines.get(method, {}).get(domain)
+            if value is not None and base is not None and is_near(value, base):
+                out.append(domain)
+        return out
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -181,8 +245,9 @@ def adversarial_sample(
     return sorted(picked, key=lambda e: (e["target"], e["k"], e["trial_key"], e["idx"]))
 
 
-def load_method(method_dir: Path) -> MethodData:
-    """One method's results store (if any), statistics and FSD matrix."""
+def load_method(method_dir: Path, exclude_targets: Collection[str] = ()) -> MethodData:
+    """One method's results store (if any), statistics and FSD matrix; trials whose target is in
+    ``exclude_targets`` are left out of everything (rows and statistics)."""
     store_path = method_dir / STORE_NAME
     raw: list[dict[str, Any]] = []
     adversarial: list[dict[str, Any]] = []
@@ -191,8 +256,8 @@ def load_method(method_dir: Path) -> MethodData:
     if store_path.is_file():
         with ResultsStore(store_path, readonly=True) as store:
             # The pipeline has finished writing when the report is built, so these reads agree.
-            stats = compute_stats(store)
-            raw = store.rows("trials")
+            raw = [r for r in store.rows("trials") if r["target"] not in exclude_targets]
+            stats = compute_stats(raw)
             provenance = store.rows("provenance")
             adversarial = adversarial_sample(store, {r["key"]: r for r in raw})
     rows = [r for r in raw if r["metric"] is not None]
@@ -207,18 +272,38 @@ def load_method(method_dir: Path) -> MethodData:
 
 def single_adapters(root: Path) -> dict[str, dict[str, tuple[str, float | None]]]:
     """method -> domain -> (headline metric, test value) from each ``adapter.json``."""
-    out: dict[str, dict[str, tuple[str, float | None]]] = {}
+    return {m: {d: (metric, value) for d, (metric, value, _) in per.items()} for m, per in _singles(root).items()}
+
+
+def single_baselines(root: Path) -> dict[str, dict[str, float | None]]:
+    """method -> domain -> the stored constant-prediction baseline of the headline test metric (None for
+    artefacts written before baselines were stored)."""
+    return {m: {d: base for d, (_, _, base) in per.items()} for m, per in _singles(root).items()}
+
+
+def _singles(root: Path) -> dict[str, dict[str, tuple[str, float | None, float | None]]]:
+    out: dict[str, dict[str, tuple[str, float | None, float | None]]] = {}
     for meta_path in sorted((root / "adapters").glob("*/*/adapter.json")):
         meta = _read_json(meta_path) or {}
         metric = str((meta.get("task") or {}).get("metric", "accuracy"))
-        value = ((meta.get("metrics") or {}).get("test") or {}).get(metric)
+        test = (meta.get("metrics") or {}).get("test") or {}
+        value, base = test.get(metric), test.get(f"{BASELINE_PREFIX}{metric}")
         method, domain = meta_path.parent.parent.name, meta_path.parent.name
-        out.setdefault(method, {})[domain] = (metric, None if value is None else float(value))
+        out.setdefault(method, {})[domain] = (
+            metric,
+            None if value is None else float(value),
+            None if base is None else float(base),
+        )
     return out
 
 
-def load_study(root: str | Path) -> StudyData:
-    """Load every input the report reads from a study directory (missing parts are None / empty)."""
+def load_study(root: str | Path, exclude_near_baseline: bool = False) -> StudyData:
+    """Load every input the report reads from a study directory (missing parts are None / empty).
+
+    ``exclude_near_baseline`` leaves out of a method's statistics every trial whose target adapter is
+    within :data:`NEAR_BASELINE_PP` points of its constant-prediction baseline (see
+    :meth:`StudyData.near_baseline`): mixing an adapter that learnt nothing can lose nothing.
+    """
     root = Path(root)
     config_path = root / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
@@ -241,12 +326,18 @@ def load_study(root: str | Path) -> StudyData:
         if root.is_dir()
         else []
     )
-    return StudyData(
+    study = StudyData(
         root,
         name,
         config_text,
-        [load_method(d) for d in method_dirs],
+        [],
         _read_json(root / "analysis" / "similarity.json"),
         _read_json(root / "analysis" / "topics.json"),
         single_adapters(root),
+        single_baselines(root),
+        exclude_near_baseline,
     )
+    study.methods = [
+        load_method(d, study.near_baseline(d.name) if exclude_near_baseline else ()) for d in method_dirs
+    ]
+    return study

@@ -22,8 +22,11 @@ import numpy as np
 from adaptermix.io import atomic_write_text
 from adaptermix.report.data import EVAL_NAMES, EVALUATIONS
 from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats
+from adaptermix.training.metrics import NEAR_BASELINE_PP, is_near
 
 PP = 100.0  # metric -> percentage points
+MEAN_SIGNED_DROP = "mean signed drop"
+MEAN_ABS_DROP = "mean absolute drop"
 FSD_NAMES = {
     "mean_pairwise_fsd": "mean pairwise FSD",
     "target_sign_change": "target sign-change fraction",
@@ -86,10 +89,13 @@ def sparsity_curve(
 
 
 def sparse_mixing_curves(
-    dense_per_k: Sequence[KStats], sparse: Mapping[float, Sequence[KStats]]
+    dense_per_k: Sequence[KStats],
+    sparse: Mapping[float, Sequence[KStats]],
+    guided: Mapping[float, Sequence[KStats]] | None = None,
 ) -> dict[str, dict[int, float]]:
     """Fig. 8b: curve name -> k -> metric averaged over targets: dense mean, dense max (the empirical
-    upper bound), and the mean over mixtures of each sparsity level."""
+    upper bound), and the mean over mixtures of each sparsity level — every layer pruned (``sparse``) and,
+    when given, Alg. 4's FSD-guided choice of the m most conflicting layers (``guided``)."""
     curves = {
         "dense mean": mean_over_targets(dense_per_k),
         "dense max (upper bound)": mean_over_targets(dense_per_k, "max"),
@@ -97,6 +103,9 @@ def sparse_mixing_curves(
     for s, rows in sorted(sparse.items()):
         if any(r.k > 1 for r in rows):
             curves[f"{s:.0%} sparse, mean"] = mean_over_targets(rows)
+    for s, rows in sorted((guided or {}).items()):
+        if any(r.k > 1 for r in rows):
+            curves[f"{s:.0%} sparse, FSD-guided m layers, mean"] = mean_over_targets(rows)
     return {name: c for name, c in curves.items() if c}
 
 
@@ -104,18 +113,31 @@ def sparse_mixing_curves(
 
 
 def drop_table(drops: Mapping[str, Sequence[DropRow]], method: str = "") -> Table:
-    """Table 1: absolute drop from k = 1 to k = N per target (pp), one row per evaluation, and the average."""
+    """Table 1: signed drop from k = 1 to k = N per target (pp), one row per evaluation; the headline
+    average is the mean SIGNED drop (the paper's "absolute" means percentage points, not |drop|), and the
+    mean absolute drop follows as a second, labelled column."""
     targets = sorted({d.target for rows in drops.values() for d in rows} - {ALL})
     rows = []
     for evaluation in (e for e in EVALUATIONS if e in drops):
-        cell = {d.target: d.abs_drop * PP for d in drops[evaluation]}
-        rows.append([EVAL_NAMES[evaluation], *(cell.get(t) for t in targets), cell.get(ALL)])
+        cell = {d.target: d.drop * PP for d in drops[evaluation]}
+        avg = next((d for d in drops[evaluation] if d.target == ALL), None)
+        rows.append(
+            [
+                EVAL_NAMES[evaluation],
+                *(cell.get(t) for t in targets),
+                cell.get(ALL),
+                None if avg is None else avg.abs_drop * PP,
+            ]
+        )
     return Table(
         f"table1_drops{_suffix(method)}",
-        "Table 1: average absolute drop from k = 1 to k = N (percentage points)",
-        ["evaluation", *targets, "average"],
+        "Table 1: drop from k = 1 to k = N (percentage points; positive = the mixture is worse)",
+        ["evaluation", *targets, MEAN_SIGNED_DROP, MEAN_ABS_DROP],
         rows,
-        "|metric(k=1) − metric(k=N)| × 100 per target (N = the largest k stored); average over targets.",
+        "(metric(k=1) − metric(k=N)) × 100 per target (N = the largest k stored), signed: a negative value "
+        f"means the mixture of all N adapters beats the single adapter. {MEAN_SIGNED_DROP}: the headline, "
+        f"as in the paper's Table 1 (whose 'absolute' means percentage points); {MEAN_ABS_DROP}: the mean of "
+        "|drop| over targets, which counts a gain as a loss.",
         digits=2,
     )
 
@@ -193,27 +215,53 @@ def greedy_table(greedy: Sequence[GreedyRow], method: str = "") -> Table:
     )
 
 
-def single_adapter_table(single: Mapping[str, Mapping[str, tuple[str, float | None]]]) -> Table:
-    """The test metric of every single adapter: one row per domain, one column per method."""
+def single_adapter_table(
+    single: Mapping[str, Mapping[str, tuple[str, float | None]]],
+    baselines: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> Table:
+    """The test metric of every single adapter: one row per domain, one column per method, the
+    constant-prediction baseline (majority training class / training mean) and the methods whose adapter
+    is within :data:`NEAR_BASELINE_PP` points of it (or below it) — such an adapter learnt little."""
     methods = sorted(single)
     domains = sorted({d for per in single.values() for d in per})
+    baselines = baselines or {}
     rows = []
     for d in domains:
         metric = next(single[m][d][0] for m in methods if d in single[m])
-        rows.append([d, metric, *(single[m].get(d, ("", None))[1] for m in methods)])
+        base = next((b for m in methods if (b := baselines.get(m, {}).get(d)) is not None), None)
+        values = [single[m].get(d, ("", None))[1] for m in methods]
+        near = [
+            m
+            for m, v in zip(methods, values, strict=True)
+            if v is not None
+            and (b := baselines.get(m, {}).get(d)) is not None
+            and is_near(v, b)
+        ]
+        rows.append([d, metric, *values, base, f"⚠ {', '.join(near)}" if near else ""])
     return Table(
-        "single_adapters", "Single adapters (k = 1): test metric", ["domain", "metric", *methods], rows
+        "single_adapters",
+        "Single adapters (k = 1): test metric and its constant-prediction baseline",
+        ["domain", "metric", *methods, "baseline", f"within {NEAR_BASELINE_PP:g} pts of baseline"],
+        rows,
+        "baseline: the test metric of always predicting the majority class of the training labels (regression: "
+        "the training mean, whose Pearson / Spearman is undefined and shown as 0); – where the artefact "
+        f"predates stored baselines. ⚠ marks the methods whose adapter is at most {NEAR_BASELINE_PP:g} "
+        "points above it (or below it).",
     )
 
 
-def sparsity_table(curve: Sequence[tuple[float, float, int]], method: str = "") -> Table:
+def sparsity_table(
+    curve: Sequence[tuple[float, float, int]], method: str = "", variant: str = ""
+) -> Table:
+    """Fig. 8a's numbers; ``variant`` names the selection (whole adapter / per layer) in title and file."""
     rows = [[f"{s:.0%}", m, n] for s, m, n in curve]
     return Table(
-        f"sparsity{_suffix(method)}",
-        "Single sparse adapters: metric averaged over domains",
+        f"sparsity{_suffix(method)}{_suffix(variant.split(' ')[0] if variant else '')}",
+        "Single sparse adapters: metric averaged over domains" + (f" ({variant})" if variant else ""),
         ["sparsity", "mean metric", "domains"],
         rows,
-        "0% = the dense adapter (k = 1).",
+        "0% = the dense adapter (k = 1). whole adapter: the top (1 − d) of all the adapter's parameters by "
+        "magnitude are kept (the paper's Fig. 8a); per layer: every layer is pruned to d on its own.",
     )
 
 

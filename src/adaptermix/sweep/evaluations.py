@@ -85,6 +85,7 @@ def _textfooler(
     ``progress(done, total)`` is called after each example (the ``attack`` command's progress bar)."""
     import numpy as np
 
+    from adaptermix.attacks.resources import judge_is_victim_backbone
     from adaptermix.attacks.victim import CachedVictim
     from adaptermix.training.metrics import compute_metrics
 
@@ -119,7 +120,12 @@ def _textfooler(
         for o in outcomes
         if o.status != "skipped"
     )
-    return EvalOutcome(metrics.get(es.info.metric), {**metrics, **summary}, adversarial)
+    judge = attack.config.resources.sentence_encoder  # type: ignore[attr-defined]
+    recorded = {
+        "sentence_encoder": judge,
+        "sentence_encoder_is_victim_backbone": judge_is_victim_backbone(judge, model.encoder.name),
+    }
+    return EvalOutcome(metrics.get(es.info.metric), {**metrics, **summary, **recorded}, adversarial)
 
 
 EVALUATIONS.register("textfooler", _textfooler)

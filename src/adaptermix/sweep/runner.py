@@ -29,6 +29,7 @@ from adaptermix.data.sampling import stratified_sample
 from adaptermix.data.schema import Example
 from adaptermix.diagnostics import subset_stats
 from adaptermix.merging import MERGE_RULES, merge_flat
+from adaptermix.merging.fsd_rules import sparse_fsd_record
 from adaptermix.pool import AdapterPool, load_pool
 from adaptermix.sweep.evaluations import EVALUATIONS, EvalSet
 from adaptermix.sweep.live import LiveModel
@@ -126,6 +127,13 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     vector = merge_flat(first.rule, ctx.pool.flat, idx, layout=ctx.pool.stacked.layout, keys=names,
                         fsd=ctx.fsd, **dict(first.rule_params))
     stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
+    # Alg. 4 chooses adapters and layers: record which, per trial (metrics_json "mixed_adapters" and
+    # "pruned_groups"), so a reader can see what the FSD guidance did.
+    chosen = (
+        sparse_fsd_record(ctx.pool.flat, idx, names, ctx.pool.stacked.layout, ctx.fsd, dict(first.rule_params))
+        if first.rule == "sparse_fsd"
+        else {}
+    )
     ctx.live.write(vector)
     ctx.live.use_head(first.target, ctx.pool.adapters[tpos])
     es = ctx.eval_set(first.target)
@@ -139,7 +147,7 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
             trial=trial,
             metric_name=es.info.metric,
             metric=outcome.metric,
-            metrics={**outcome.metrics, "target_sign_zeroed": stats.zeroed},
+            metrics={**outcome.metrics, "target_sign_zeroed": stats.zeroed, **chosen},
             mean_pairwise_fsd=stats.mean_pairwise_fsd if first.k > 1 else None,
             target_sign_change=stats.flipped,
             fsd_space=stats.space,

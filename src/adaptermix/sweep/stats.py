@@ -6,8 +6,12 @@ Tables (each a list of plain dataclass rows):
   (Fig. 3 / Section 3.4 "mean and variance"). Variance is the population variance (ddof = 0): with the
   ``all`` generator the rows *are* the whole population of mixtures, and k = 1 / k = N get 0, not NaN.
 - ``drops``: per setting and target, the drop from k = 1 to k = N, where N is the largest k stored for
-  that target, plus a ``target = "*"`` row averaging over targets (Table 1). ``abs_drop`` is the
-  absolute difference in the metric's own units (multiply by 100 for the paper's percentage points).
+  that target, plus a ``target = "*"`` row averaging over targets (Table 1). ``drop`` is SIGNED,
+  ``metric(k=1) - metric(k=N)`` in the metric's own units (x 100 = the paper's percentage points):
+  positive means the mixture is worse, negative that it is better. The ``*`` row's ``drop`` (the mean
+  signed drop) is Table 1's headline: the paper's "absolute" drop means percentage points, not |drop|.
+  ``abs_drop`` is ``|drop|`` per target, and on the ``*`` row the mean of the targets' ``|drop|`` (a
+  second view that counts a gain as a loss; not the headline).
 - ``correlations``: Pearson and Spearman r with two-sided p-values between an FSD statistic (mean
   pairwise FSD, target sign-change fraction) and the metric, for k = 2, k > 2 and k >= 2 (Sections
   5.3-5.4), pooled over targets (``target = "*"``) and per target. Fewer than 3 points or a constant
@@ -334,10 +338,13 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
     return out + averages
 
 
-def compute_stats(store: ResultsStore | str | Path) -> SweepStats:
-    """Every statistics table from one consistent snapshot of the store's ``trials`` table."""
+def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]]) -> SweepStats:
+    """Every statistics table from one consistent snapshot of the store's ``trials`` table (or from
+    already-read ``trials`` rows, e.g. a selection of them)."""
     if isinstance(store, ResultsStore):
         raw = store.rows("trials")
+    elif isinstance(store, Sequence) and not isinstance(store, str):
+        raw = list(store)
     else:
         with ResultsStore(store, readonly=True) as reader:
             raw = reader.rows("trials")
@@ -398,7 +405,11 @@ def format_table(rows: Sequence[Any], cls: type) -> str:
 
 _TITLES = {
     "per_k": "Metric per target and number of mixed adapters k (Fig. 3)",
-    "drops": "Drop from k = 1 to k = N (Table 1)",
+    "drops": (
+        "Drop from k = 1 to k = N (Table 1). drop: signed metric(k=1) - metric(k=N), the headline "
+        "(positive = the mixture is worse; x 100 = percentage points); abs_drop: |drop| "
+        "(on the * row the mean absolute drop, which counts a gain as a loss)"
+    ),
     "correlations": "Correlation between FSD and the metric (Sections 5.3-5.4)",
     "greedy": "Greedy FSD mixing vs empirical bounds (Fig. 7)",
 }

@@ -28,6 +28,20 @@ from adaptermix.training.batching import TokenizedSet, tokenize
 from adaptermix.training.config import TrainRunConfig
 from adaptermix.training.evaluate import evaluate
 from adaptermix.training.loop import train
+from adaptermix.training.metrics import baseline_metrics
+
+
+def split_baselines(train_set: TokenizedSet, eval_set: TokenizedSet, info: TaskInfo) -> dict[str, float]:
+    """The constant-prediction baselines (``baseline_<metric>``) of ``eval_set``, fitted on ``train_set``'s
+    labels: the majority training class, or the training mean for regression."""
+    return baseline_metrics(
+        train_set.labels.numpy(),
+        eval_set.labels.numpy(),
+        info.problem == "regression",
+        info.metric,
+        info.secondary_metrics,
+        info.num_labels,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +50,7 @@ log = logging.getLogger(__name__)
 class TrainOutcome:
     path: Path
     metrics: dict[str, dict[str, float]]
+    headline: str = "accuracy"  # the task's headline metric (the one set beside its baseline)
 
 
 def train_adapter(
@@ -62,6 +77,8 @@ def train_adapter(
     try:
         result = train(model, tok["train"], tok.get("validation"), info, cfg.train)
         metrics = {s: evaluate(model, tok[s], info, cfg.train.eval_batch_size) for s in cfg.eval_splits}
+        for s in cfg.eval_splits:  # what a constant (majority / training-mean) prediction scores beside it
+            metrics[s].update(split_baselines(tok["train"], tok[s], info))
         meta = AdapterMeta(
             method=cfg.method.model_dump(mode="json"),
             head=cfg.head.model_dump(mode="json"),
@@ -87,7 +104,7 @@ def train_adapter(
             export_merged(path)
     finally:
         model.detach_body()
-    return TrainOutcome(path, metrics)
+    return TrainOutcome(path, metrics, info.metric)
 
 
 @contextmanager
