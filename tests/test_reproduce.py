@@ -86,3 +86,50 @@ def test_reproduce_train_stage_only_builds_no_report(study, capsys):
     assert "report: " not in printed and f"done: {out} (stages: train)" in printed
     assert (out / "adapters" / "pfeiffer" / "toy_sentiment" / "adapter.safetensors").is_file()
     assert not (out / "report").exists() and not (out / "pfeiffer" / "results.sqlite").exists()
+
+
+def test_retrained_adapters_set_their_old_store_aside(study, capsys):
+    """A changed recipe retrains the adapters; their old results are kept under another name, not reused."""
+    path, out = study
+    cfg = yaml.safe_load(path.read_text())
+    cfg["sweep"]["evaluations"] = ["clean"]
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["reproduce", str(path), "--stages", "train,sweep"]) == 0
+    store = out / "pfeiffer" / "results.sqlite"
+    with ResultsStore(store, readonly=True) as s:
+        first = len(s.rows())
+    cfg["train"]["learning_rate"] = 1e-2  # another recipe: other weights under the same names
+    path.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["reproduce", str(path), "--stages", "train,sweep", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "were retrained since" in printed and "starting a new store" in printed
+    aside = sorted((out / "pfeiffer").glob("results.stale-*.sqlite"))
+    assert len(aside) == 1
+    with ResultsStore(aside[0], readonly=True) as s:
+        assert len(s.rows()) == first  # the old work is kept
+    with ResultsStore(store, readonly=True) as s:
+        assert len(s.rows()) == first  # recomputed on the new weights, not skipped
+
+
+def test_training_key_names_the_data_contents(tmp_path):
+    """Same config, other data contents (e.g. the embedded pack vs $ADAPTERMIX_DATA): another key."""
+    import shutil
+
+    from adaptermix.pipeline.train_stage import training_key
+    from adaptermix.training.config import TrainRunConfig
+
+    pack = tmp_path / "pack"
+    shutil.copytree(TOY_PACK, pack)
+    run = TrainRunConfig.model_validate({"data": {"name": "toy_sentiment", "data_dir": str(pack)}})
+    before = training_key(run)
+    assert training_key(run) == before
+    manifest = pack / "toy_sentiment" / "dataset.json"
+    data = json.loads(manifest.read_text())
+    if isinstance(data.get("sha256"), dict) and data["sha256"]:
+        first = sorted(data["sha256"])[0]
+        data["sha256"][first] = "0" * 64
+        manifest.write_text(json.dumps(data))
+    else:
+        (pack / "toy_sentiment" / "train.jsonl").write_text('{"text": "changed", "label": 0}\n')
+    assert training_key(run) != before

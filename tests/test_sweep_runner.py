@@ -123,3 +123,30 @@ def test_ks_filter_and_k_larger_than_pool(spec_file, tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip() == "adaptermix: error: k=5 is larger than the pool (3 adapters)"
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_a_store_refuses_results_of_other_weights_under_the_same_name(spec_file, tmp_path):
+    """Trial keys name adapters, not weights: resuming after a retrain must not reuse the old metrics."""
+    from adaptermix.errors import ArtefactError
+
+    store = tmp_path / "r.sqlite"
+    spec = load_spec(spec_file)
+    run_sweep(spec, store, encoder=tiny_encoder("bert"), progress=False)
+    again = run_sweep(spec, store, encoder=tiny_encoder("bert"), progress=False)  # same weights: resumes
+    assert again.ran == 0
+    make_adapter(tmp_path / "pool" / "beta", tiny_encoder("bert"), seed=7, scale=0.3, info=TOY_SENTIMENT,
+                 data=toy_data())  # "retrained"
+    with pytest.raises(ArtefactError, match=r"other weights for adapter\(s\) 'beta'.*use a new store"):
+        run_sweep(spec, store, encoder=tiny_encoder("bert"), progress=False)
+    with ResultsStore(store, readonly=True) as s:
+        assert set(s.adapter_hashes()) == set(NAMES)
+
+
+def test_weights_hash_ignores_metadata_but_not_values(tmp_path):
+    from adaptermix.artefact import load_adapter
+
+    enc = tiny_encoder("bert")
+    a = load_adapter(make_adapter(tmp_path / "a", enc, seed=1, info=TOY_SENTIMENT, data=toy_data()))
+    b = load_adapter(make_adapter(tmp_path / "b", enc, seed=1, info=TOY_SENTIMENT, data=toy_data()))
+    c = load_adapter(make_adapter(tmp_path / "c", enc, seed=2, info=TOY_SENTIMENT, data=toy_data()))
+    assert a.weights_sha256() == b.weights_sha256() != c.weights_sha256()

@@ -9,6 +9,7 @@ checks shapes against the method config, refuses NaN/Inf and refuses a different
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from collections.abc import Callable
@@ -106,6 +107,16 @@ class Adapter:
     @property
     def name(self) -> str:
         return str(self.meta.task.get("name") or (self.path.name if self.path else "adapter"))
+
+    def weights_sha256(self) -> str:
+        """SHA-256 of the tensors (names, dtypes, shapes and bytes, in name order): the identity of the
+        weights, independent of ``adapter.json`` and of the file's layout."""
+        h = hashlib.sha256()
+        for name in sorted(self.tensors):
+            t = self.tensors[name].detach().contiguous().cpu()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
 
 def task_to_dict(info: TaskInfo) -> dict[str, Any]:

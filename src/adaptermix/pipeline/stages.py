@@ -8,6 +8,7 @@ does no work twice.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,42 @@ def run_sweep_stage(
 ) -> int:
     """Run every spec of ``stage`` for one method into its store; returns the number of trials run."""
     ran = 0
+    _set_aside_stale_store(mp, cfg, log)
     for spec in sweep_specs(cfg, mp, stage):
         summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
         log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
         ran += summary.ran
     return ran
+
+
+def _set_aside_stale_store(mp: MethodPool, cfg: StudyConfig, log: Callable[[str], None]) -> None:
+    """A study whose adapters were retrained (a changed config, recipe or data) keeps its old store under
+    another name and starts a new one: the old results belong to the old weights, and a user's work is
+    never deleted. Said in one line."""
+    from datetime import datetime, timezone
+
+    from adaptermix.artefact import load_adapter
+    from adaptermix.sweep.store import ResultsStore
+
+    path = mp.store(cfg)
+    if not path.is_file():
+        return
+    hashes = {name: load_adapter(p).weights_sha256() for name, p in mp.dirs.items()}
+    with ResultsStore(path) as store:
+        stale = store.stale_adapters(hashes)
+        if not store.adapter_hashes():  # a store from before weights were recorded: judge by the dates
+            created = store.created_at()
+            stale = [] if created is None else sorted(
+                n for n, p in mp.dirs.items()
+                if datetime.fromtimestamp((Path(p) / "adapter.safetensors").stat().st_mtime, timezone.utc) > created
+            )
+    if not stale:
+        return
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.stem}.stale-{stamp}{path.suffix}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            os.replace(src, f"{aside}{suffix}")
+    log(f"[{mp.label}] adapters {', '.join(stale)} were retrained since {path} was written: "
+        f"kept it as {aside.name}, starting a new store")

@@ -1,11 +1,12 @@
 """Stage 1 of a study: train one adapter per (method, domain), skipping artefacts that already match.
 
-An artefact is reused when its ``adapter.json`` records the same config hash; a changed config retrains
-it. Each adapter is written atomically, so a kill loses at most the adapter in training.
+An artefact is reused when its ``adapter.json`` records the same key (the config's hash and the data's
+contents, :func:`training_key`); a changed config or changed data retrains it. Each adapter is written atomically, so a kill loses at most the adapter in training.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from adaptermix.artefact import META, load_adapter
 from adaptermix.backbone.loading import Encoder, load_encoder
+from adaptermix.data.fingerprint import data_fingerprint
 from adaptermix.errors import ArtefactError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig, config_hash
@@ -83,6 +85,14 @@ def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
     return adapter.meta.metrics
 
 
+def training_key(run: TrainRunConfig) -> str:
+    """What a finished adapter must match to be reused: the config's hash and its data's contents
+    (:func:`adaptermix.data.fingerprint.data_fingerprint`), so an adapter trained on another data pack
+    (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) is retrained, not silently reused."""
+    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str, int], TrainedAdapter]]:
     """Every (method, domain) job in order, then the noise-floor replicates (if configured), and the finished
     ones (artefact present, same config hash), keyed by :attr:`TrainJob.key`."""
@@ -96,7 +106,7 @@ def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str
         run = cfg.train_run(method, domain, "") if rep == 0 else cfg.replicate_run(method, domain, rep, "")
         path = adapter_dir(cfg, label, run.data.name, rep)
         run = run.model_copy(update={"output_dir": str(path)})
-        job = TrainJob(label, run, config_hash(run), rep)
+        job = TrainJob(label, run, training_key(run), rep)
         jobs.append(job)
         metrics = _matching(path, job.config_hash)
         if metrics is not None:

@@ -200,6 +200,8 @@ def run_sweep(
     ctx = SweepContext.prepare(spec, encoder)
     try:
         with ResultsStore(store_path) as store:
+            store.check_adapters({n: a.weights_sha256() for n, a in zip(ctx.pool.names, ctx.pool.adapters,
+                                                                          strict=True)})
             todo, skipped = plan(ctx, store, shard_spec)
             store.begin_run(Provenance.collect(json.dumps(spec.model_dump(mode="json"), sort_keys=True),
                                                ctx.encoder.fingerprint, spec.seed))

@@ -465,6 +465,45 @@ class ResultsStore:
         with self._errors("read"):
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
+    def created_at(self) -> datetime | None:
+        """When the store was created (UTC), from its ``meta`` table."""
+        with self._errors("read"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+        try:
+            return datetime.fromisoformat(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def adapter_hashes(self) -> dict[str, str]:
+        """Pool adapter name -> SHA-256 of the weights its stored results were computed with."""
+        with self._errors("read"):
+            rows = self._conn.execute("SELECT key, value FROM meta WHERE key LIKE 'adapter_sha256:%'")
+            return {k.split(":", 1)[1]: v for k, v in rows}
+
+    def stale_adapters(self, hashes: Mapping[str, str]) -> list[str]:
+        """Names whose stored results came from other weights than ``hashes`` says (sorted)."""
+        stored = self.adapter_hashes()
+        return sorted(n for n, h in hashes.items() if n in stored and stored[n] != h)
+
+    def check_adapters(self, hashes: Mapping[str, str]) -> None:
+        """Refuse a store whose results were computed with other weights under the same adapter names,
+        then record the names this run adds.
+
+        Trial keys name adapters, not their weights, so resuming into a store after an adapter was
+        retrained would silently skip trials whose stored metrics belong to the old weights.
+        """
+        stale = self.stale_adapters(hashes)
+        if stale:
+            raise ArtefactError(
+                f"results store {self.path} holds results of other weights for adapter(s) "
+                f"{', '.join(repr(n) for n in stale)} (retrained since?); use a new store"
+            )
+        stored = self.adapter_hashes()
+        rows = [(f"adapter_sha256:{n}", h) for n, h in sorted(hashes.items()) if n not in stored]
+        if rows:
+            with self._transaction("record the pool's adapters") as conn:
+                conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows)
+
     def fingerprints(self) -> set[str]:
         """Model fingerprints of every recorded run."""
         with self._errors("read"):
