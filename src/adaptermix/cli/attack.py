@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, register_command
+from adaptermix.cli.base import Command, add_precision, register_command
 from adaptermix.config import parse_override
 
 
@@ -25,6 +25,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="TextFooler setting, e.g. --param min_cos_sim=0.5 --param max_queries=2000")
     p.add_argument("--batch-size", type=int, default=64)
+    add_precision(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = SweepSpec(pool={name: str(Path(args.adapter))}, split=args.split, max_eval_examples=args.max_examples,
                      evaluations=(args.attack,), data=args.data_dir, batch_size=args.batch_size,
                      textfooler={**params, "max_examples": args.max_examples}, fgsm={"epsilon": args.epsilon})
-    encoder = load_encoder(adapter.meta.base_model["name"])
+    encoder = load_encoder(adapter.meta.base_model["name"], precision=args.precision)
     ctx = SweepContext.prepare(spec, encoder)
     try:
         vector = ctx.pool.flat[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from adaptermix.cli.base import Command, add_overrides, register_command
+from adaptermix.cli.base import Command, add_overrides, add_precision, precision_override, register_command
 from adaptermix.config import load_config
 
 
@@ -16,6 +16,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="where training and sweeps run (ray: actors on a local or existing Ray cluster)")
     p.add_argument("--address", help="Ray cluster address (with --backend ray)")
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
+    add_precision(p)
 
 
 def load_studies(path: str, overrides: list[str]) -> list:
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         from adaptermix.sweep.ray_backend import ray_backend
 
         backend = ray_backend(address=args.address, workers=args.workers)
-    for cfg in load_studies(args.config, args.overrides):
+    for cfg in load_studies(args.config, [*args.overrides, *precision_override(args)]):
         trainer = None
         if args.backend == "ray":
             from adaptermix.pipeline.ray_train import ray_trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overrides, register_command
+from adaptermix.cli.base import Command, add_overrides, add_precision, precision_override, register_command
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
@@ -17,6 +17,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
     p.add_argument("--dry-run", action="store_true", help="only print how many trials the spec expands to")
     p.add_argument("--no-progress", action="store_true")
+    add_precision(p)
     add_overrides(p)
 
 
@@ -25,7 +26,7 @@ def _sweep_run(args: argparse.Namespace) -> int:
     from adaptermix.sweep.runner import run_sweep
     from adaptermix.sweep.spec import describe_expansion, load_spec, parse_shard
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = load_spec(args.spec, [*args.overrides, *precision_override(args, "precision")])
     shard = parse_shard(args.shard) if args.shard else None
     names = list(spec.pool_dirs())
     for path in spec.pool_dirs().values():

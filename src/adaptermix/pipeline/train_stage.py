@@ -96,7 +96,7 @@ def local_trainer(model_name: str, encoder: Encoder | None = None, progress: boo
         bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
         for job in bar:
             bar.set_postfix_str(f"{job.label}/{job.domain}")
-            encoder = encoder or load_encoder(model_name)
+            encoder = encoder or load_encoder(model_name, precision=job.run.model.precision)
             result = train_adapter(job.run, encoder=encoder, config_hash=job.config_hash)
             done(job, result.metrics)
 
