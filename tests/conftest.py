@@ -12,6 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite computes in fp32 on every machine (``auto`` would pick bf16 on AMX / AVX-512 bf16 CPUs and give
+# machine-dependent numbers); tests/test_precision.py sets bf16 and auto explicitly.
+os.environ.setdefault("ADAPTERMIX_PRECISION", "fp32")
+
 
 def datapack_dir() -> Path | None:
     """The real data pack: $ADAPTERMIX_DATA, else ../shared/data beside the repository."""

@@ -84,10 +84,12 @@ class AdapterModel(nn.Module):
         if token_type_ids is not None:
             kwargs["token_type_ids"] = on_device(token_type_ids)
         if inputs_embeds is not None:
-            kwargs["inputs_embeds"] = on_device(inputs_embeds)
+            # FGSM perturbs fp32 embeddings; the encoder computes in its own format (the cast is differentiable).
+            kwargs["inputs_embeds"] = on_device(inputs_embeds).to(self.encoder.dtype)
         else:
             kwargs["input_ids"] = on_device(input_ids)
-        hidden = self.encoder_model(**kwargs).last_hidden_state
+        # Pooling, head and loss in fp32 whatever the encoder's precision (a no-op for an fp32 encoder).
+        hidden = self.encoder_model(**kwargs).last_hidden_state.float()
         mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], device=hidden.device)
         return self.head(hidden, mask)
 

@@ -117,7 +117,15 @@ class Run:
 
     @property
     def key(self) -> str:
-        payload = {"train": self.cfg.model_dump(mode="json", exclude={"output_dir"}), "modes": self.modes}
+        """Hash of what the run computes. The *resolved* encoder precision is part of it when not fp32
+        (fp32 runs keep the keys they had before precision existed; a bf16 run is a run of its own)."""
+        from adaptermix.device import precision_name, resolve_device, resolve_precision
+
+        train = self.cfg.model_dump(mode="json", exclude={"output_dir": True, "model": {"precision"}})
+        payload: dict[str, Any] = {"train": train, "modes": self.modes}
+        precision = precision_name(resolve_precision(self.cfg.model.precision, resolve_device()))
+        if precision != "fp32":
+            payload["precision"] = precision
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def result_path(self, root: Path) -> Path:

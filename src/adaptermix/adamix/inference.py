@@ -84,6 +84,7 @@ def eval_adamix(
     encoder: Encoder | None = None,
     batch_size: int = 64,
     max_length: int = 128,
+    precision: str | None = None,
 ) -> dict[str, float]:
     """Evaluate the unmerged AdaMix artefact ``adapter_dir`` on ``split`` of its dataset under ``mode``."""
     adapter = load_adapter(adapter_dir)
@@ -92,5 +93,5 @@ def eval_adamix(
             f"adapter {adapter_dir} is a {adapter.meta.method.get('name')!r} adapter; inference modes need an "
             "unmerged 'adamix' adapter (evaluate merged ones with 'adaptermix eval')"
         )
-    with prepared_eval(adapter, split, data, encoder, max_length) as (model, tset, info):
+    with prepared_eval(adapter, split, data, encoder, max_length, precision) as (model, tset, info):
         return evaluate_mode(model, tset, info, mode, routes, seed, batch_size)

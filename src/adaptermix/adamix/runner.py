@@ -41,7 +41,7 @@ class Assets:
 
 
 def load_assets(cfg: ExperimentConfig, tasks: list[str]) -> Assets:
-    encoder = load_encoder(cfg.model.name)
+    encoder = load_encoder(cfg.model.name, precision=cfg.model.precision)
     data, tokens = {}, {}
     for name in tasks:
         dcfg = DataConfig(

@@ -54,9 +54,14 @@ class ModelVictim:
         return (batch["attention_mask"].bool() & ~special).to(self.model.device, torch.float32)
 
     def embedding_gradients(self, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(word embeddings, d loss / d embeddings) for a batch, in eval mode (white-box access)."""
+        """(word embeddings, d loss / d embeddings) for a batch, in eval mode (white-box access).
+
+        Both in fp32 whatever the encoder's precision: a bf16 encoder's embeddings are cast up, the forward
+        casts them back (a differentiable cast), so the gradient and the perturbation are fp32.
+        """
         self.model.eval()
-        emb = self.model.word_embeddings()(batch["input_ids"].to(self.model.device)).detach().requires_grad_(True)
+        ids = batch["input_ids"].to(self.model.device)
+        emb = self.model.word_embeddings()(ids).detach().float().requires_grad_(True)
         with torch.enable_grad():
             logits = self.model(attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"),
                                 inputs_embeds=emb)

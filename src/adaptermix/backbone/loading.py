@@ -86,6 +86,19 @@ class Encoder:
         return first.device if first is not None else torch.device("cpu")
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The format the frozen encoder is stored and computed in (float32 or bfloat16)."""
+        first = next(self.model.parameters(), None)
+        return first.dtype if first is not None else torch.float32
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``bf16``: the resolved precision recorded in trial keys, stores and artefacts."""
+        from adaptermix.device import precision_name
+
+        return precision_name(self.dtype)
+
+    @property
     def num_layers(self) -> int:
         return len(self.spec.blocks(self.model))
 
@@ -132,17 +145,33 @@ def wrap_encoder(name: str, model: nn.Module, tokenizer: object) -> Encoder:
                    fingerprint=fingerprint_model(model))
 
 
-def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None) -> Encoder:
+def cast_encoder(encoder: Encoder, dtype: torch.dtype) -> Encoder:
+    """Store the frozen encoder's weights in ``dtype``, once, in place (the fingerprint is unchanged).
+
+    No autocast: casting the weights on every call was measured slower on CPU than storing them in the
+    compute format. Adapters and heads built on the encoder keep fp32 weights and cast at the boundary.
+    """
+    if encoder.dtype != dtype:
+        encoder.model.to(dtype)
+    return encoder
+
+
+def load_encoder(
+    name_or_path: str = DEFAULT_MODEL, device: str | None = None, precision: str | None = None
+) -> Encoder:
     """Load and freeze an encoder; offline copies first, then the hub (if the user has internet).
 
-    ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``).
+    ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``);
+    ``precision``: see :func:`adaptermix.device.resolve_precision` (default ``$ADAPTERMIX_PRECISION`` or
+    ``auto``: bf16 where the device computes it fast).
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from adaptermix.device import resolve_device
+    from adaptermix.device import resolve_device, resolve_precision
 
-    target = resolve_device(device)  # a bad device fails before the (slow) model load
+    target = resolve_device(device)  # a bad device or precision fails before the (slow) model load
+    dtype = resolve_precision(precision, target)
 
     hf_logging.disable_progress_bar()
     path = resolve_model_path(name_or_path)
@@ -159,4 +188,4 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None) -
     # Recorded in every artefact: the model id, never a packaged copy's path. Fingerprinted on the CPU.
     encoder = wrap_encoder(canonical_model_id(name_or_path), model, tokenizer)
     encoder.model.to(target)
-    return encoder
+    return cast_encoder(encoder, dtype)

@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overrides, add_overwrite, command_inputs, register_command
+from adaptermix.cli.base import (
+    Command,
+    add_overrides,
+    add_overwrite,
+    add_precision,
+    command_inputs,
+    precision_override,
+    register_command,
+)
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
 MODES = ("merged", "random", "fixed", "ensemble")
@@ -45,6 +53,7 @@ def _eval(args: argparse.Namespace) -> int:
         data=data,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        precision=args.precision,
     )
     result = {
         "adapter": args.adapter,
@@ -77,7 +86,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from adaptermix.adamix.experiment import ExperimentConfig, run_experiment
     from adaptermix.config import load_config
 
-    cfg = load_config(ExperimentConfig, args.config, args.overrides)
+    cfg = load_config(ExperimentConfig, args.config, [*args.overrides, *precision_override(args)])
     table = run_experiment(cfg, full=args.full, dry_run=args.dry_run, workers=args.workers)
     print(table)
     return 0
@@ -105,6 +114,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--max-length", type=int, default=128)
     ev.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
     add_overwrite(ev)
+    add_precision(ev)
     ev.set_defaults(_adamix=_eval)
     mg = sub.add_parser(
         "merge", help="average the experts into one ordinary houlsby/pfeiffer adapter (Eq. 6)"
@@ -118,6 +128,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     )
     ex.add_argument("config", help="experiment config (YAML), e.g. configs/adamix-glue.yaml")
     add_overrides(ex)
+    add_precision(ex)
     ex.add_argument(
         "--full", action="store_true", help="run the full grid (every variant on all of its tasks)"
     )

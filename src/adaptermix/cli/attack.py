@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
+from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
 from adaptermix.config import parse_override
 
 
@@ -29,6 +29,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="TextFooler's sentence-similarity judge (model id with a local copy, or a folder; default "
                    "sentence-transformers/all-MiniLM-L6-v2); recorded in report.json")
     add_overwrite(p)
+    add_precision(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = SweepSpec(pool={name: str(Path(args.adapter))}, split=args.split, max_eval_examples=args.max_examples,
                      evaluations=(args.attack,), data=args.data_dir, batch_size=args.batch_size,
                      textfooler={**params, "max_examples": args.max_examples}, fgsm={"epsilon": args.epsilon})
-    encoder = load_encoder(adapter.meta.base_model["name"])
+    encoder = load_encoder(adapter.meta.base_model["name"], precision=args.precision)
     ctx = SweepContext.prepare(spec, encoder)
     try:
         vector = ctx.pool.flat[0]

@@ -33,6 +33,18 @@ def register_command(cmd: Command) -> Command:
     return COMMANDS.register(cmd.name, cmd)
 
 
+def add_precision(p: argparse.ArgumentParser) -> None:
+    """``--precision``: the frozen encoder's format (see :func:`adaptermix.device.resolve_precision`)."""
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="encoder precision: auto = bf16 where the device computes it fast (AMX/AVX-512 bf16 "
+                        "CPUs, bf16 GPUs), else fp32 (default: $ADAPTERMIX_PRECISION or auto)")
+
+
+def precision_override(args: argparse.Namespace, key: str = "model.precision") -> list[str]:
+    """``--set``-style override for ``--precision`` (none when the flag was not given)."""
+    return [f"{key}={args.precision}"] if getattr(args, "precision", None) else []
+
+
 def add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
+from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
 
@@ -19,6 +19,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
     add_overwrite(p)
+    add_precision(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -41,7 +42,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_examples:
         base[f"max_{args.split}"] = args.max_examples
     data = validate(DataConfig, base, source="data")
-    metrics = eval_adapter(args.adapter, args.split, data, batch_size=args.batch_size, max_length=args.max_length)
+    metrics = eval_adapter(args.adapter, args.split, data, batch_size=args.batch_size, max_length=args.max_length,
+                           precision=args.precision)
     result = {"adapter": args.adapter, "split": args.split, "dataset": data.name, "metrics": metrics}
     if args.json_out:
         atomic_write_json(args.json_out, result)

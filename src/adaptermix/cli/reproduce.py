@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adaptermix.cli.base import Command, add_overrides, add_overwrite, register_command
+from adaptermix.cli.base import (
+    Command,
+    add_overrides,
+    add_overwrite,
+    add_precision,
+    precision_override,
+    register_command,
+)
 from adaptermix.config import load_config
 
 
@@ -18,6 +25,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray cluster address (with --backend ray)")
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
     add_overwrite(p)
+    add_precision(p)
 
 
 def load_studies(path: str, overrides: list[str]) -> list:
@@ -39,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     from adaptermix.pipeline.run import run_study
 
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
-    studies = load_studies(args.config, args.overrides)
+    studies = load_studies(args.config, [*args.overrides, *precision_override(args)])
     stamps = []
     for cfg in studies:  # every study's folder is checked before any work starts
         stamp = output_stamp("reproduce", cfg.model_dump(mode="json", exclude={"output_dir"}))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptermix.cli.base import Command, add_overrides, add_overwrite, command_inputs, register_command
+from adaptermix.cli.base import (
+    Command,
+    add_overrides,
+    add_overwrite,
+    add_precision,
+    command_inputs,
+    precision_override,
+    register_command,
+)
 from adaptermix.io import check_output, mark_output, output_stamp
 
 
@@ -18,6 +26,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per 2 CPUs)")
     p.add_argument("--dry-run", action="store_true", help="only print how many trials the spec expands to")
     p.add_argument("--no-progress", action="store_true")
+    add_precision(p)
     add_overrides(p)
 
 
@@ -26,7 +35,7 @@ def _sweep_run(args: argparse.Namespace) -> int:
     from adaptermix.sweep.runner import run_sweep
     from adaptermix.sweep.spec import describe_expansion, load_spec, parse_shard
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = load_spec(args.spec, [*args.overrides, *precision_override(args, "precision")])
     shard = parse_shard(args.shard) if args.shard else None
     names = list(spec.pool_dirs())
     for path in spec.pool_dirs().values():

@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from adaptermix.cli.base import Command, add_overrides, add_overwrite, register_command
+from adaptermix.cli.base import (
+    Command,
+    add_overrides,
+    add_overwrite,
+    add_precision,
+    precision_override,
+    register_command,
+)
 from adaptermix.config import load_config
 
 OWN_DATA_EPILOG = """\
@@ -22,6 +29,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_overrides(p)
     p.add_argument("-o", "--output-dir", help="artefact directory (overrides output_dir)")
     add_overwrite(p)
+    add_precision(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from adaptermix.training.run import train_adapter
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    overrides += precision_override(args)
     cfg = load_config(TrainRunConfig, args.config, overrides)
     # The resolved config (less where it goes) is what the artefact is made from.
     stamp = output_stamp("train", cfg.model_dump(mode="json", exclude={"output_dir"}))

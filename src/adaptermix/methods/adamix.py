@@ -126,7 +126,8 @@ class AdaMixSite(SiteModule):
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         route = self._routing.route
         down, up = (None, None) if route is None else route[self._where[0]][self._where[1]]
-        return output + self.up(self.act(self.down(self.drop(output), down)), up)
+        h = self.drop(output.to(self.down.weight.dtype))  # fp32 experts over a bf16 encoder: cast at the boundary
+        return output + self.up(self.act(self.down(h, down)), up).to(output.dtype)
 
 
 class AdaMixBody(AdapterBody):

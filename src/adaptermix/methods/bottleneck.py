@@ -82,7 +82,13 @@ class Bottleneck(SiteModule):
             self.up.bias.zero_()
 
     def delta(self, h: torch.Tensor) -> torch.Tensor:
-        return self.up(self.act(self.down(self.drop(h))))
+        """The adapter's change to ``h``, computed in the adapter's dtype and returned in ``h``'s.
+
+        With a bf16 encoder and fp32 adapter weights (training) the hidden state is cast up and the
+        result cast back; in a sweep's live model the weights are bf16 and both casts are no-ops.
+        """
+        out = self.up(self.act(self.down(self.drop(h.to(self.down.weight.dtype)))))
+        return out.to(h.dtype)
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         return output + self.delta(output)

@@ -32,14 +32,14 @@ def _splits(job: TrainJob) -> tuple[str, ...]:
 class _TrainWorker:
     """Actor body: load the encoder once, then train one job per call."""
 
-    def __init__(self, model_name: str, threads: int | None) -> None:
+    def __init__(self, model_name: str, threads: int | None, precision: str | None = None) -> None:
         import torch
 
         from adaptermix.backbone.loading import load_encoder
 
         if threads:
             torch.set_num_threads(threads)
-        self.encoder = load_encoder(model_name)
+        self.encoder = load_encoder(model_name, precision=precision)
 
     def device(self) -> str:
         return str(self.encoder.device)
@@ -78,7 +78,8 @@ def ray_trainer(
         init_ray(ray, address)
         plan = ActorPlan.for_cluster(ray, len(jobs), workers, cpus_per_worker)
         actor_cls = ray.remote(**plan.options)(_TrainWorker)
-        actors = [actor_cls.remote(model_name, plan.threads) for _ in range(plan.count)]
+        precision = jobs[0].run.model.precision  # one study, one model config: every job shares it
+        actors = [actor_cls.remote(model_name, plan.threads, precision) for _ in range(plan.count)]
         if on_workers is not None:
             on_workers(actors)
         queue = list(range(len(jobs)))

@@ -43,7 +43,7 @@ def run_study(
     out = Path(cfg.output_dir)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     progress = cfg.train.progress
-    encoder = load_encoder(cfg.model.name)
+    encoder = load_encoder(cfg.model.name, precision=cfg.model.precision)
     # Training is never skipped: later stages need the adapters, and finished ones are reused anyway.
     reps = cfg.noise_floor.replicates if cfg.noise_floor is not None else 0
     _say(f"stage train: {len(cfg.methods)} method(s) x {len(cfg.domains)} domain(s)"

@@ -69,6 +69,7 @@ def _spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
         "seed": sw.seed,
         "batch_size": sw.batch_size,
         "max_length": cfg.model.max_length,
+        "precision": cfg.model.precision,
     }
     if cfg.data.data_dir is not None:
         base["data"] = cfg.data.data_dir

@@ -86,10 +86,14 @@ def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
 
 
 def training_key(run: TrainRunConfig) -> str:
-    """What a finished adapter must match to be reused: the config's hash and its data's contents
-    (:func:`adaptermix.data.fingerprint.data_fingerprint`), so an adapter trained on another data pack
-    (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) is retrained, not silently reused."""
-    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}"
+    """What a finished adapter must match to be reused: the config's hash, its data's contents
+    (:func:`adaptermix.data.fingerprint.data_fingerprint`) and the resolved encoder precision, so an adapter
+    trained on another data pack (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) or in another number
+    format (``precision: auto`` differs between machines) is retrained, not silently reused."""
+    from adaptermix.device import resolve_device, resolve_precision
+
+    dtype = resolve_precision(run.model.precision, resolve_device())
+    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{str(dtype).removeprefix('torch.')}"
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -122,7 +126,7 @@ def local_trainer(model_name: str, encoder: Encoder | None = None, progress: boo
         bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
         for job in bar:
             bar.set_postfix_str(f"{job.label}/{job.domain}")
-            encoder = encoder or load_encoder(model_name)
+            encoder = encoder or load_encoder(model_name, precision=job.run.model.precision)
             result = train_adapter(job.run, encoder=encoder, config_hash=job.config_hash)
             done(job, result.metrics)
 

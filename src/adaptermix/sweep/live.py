@@ -4,6 +4,10 @@ Every body parameter is a view into a single flat buffer laid out like the pool'
 writing a mixture into the model is ONE ``copy_`` of a [P] vector (peft's ``hotswap_adapter_from_state_dict``
 copies tensor by tensor; a single buffer makes the swap a memcpy). Heads are per target and swapped as
 modules. Nothing here allocates per trial.
+
+Precision: the buffer is stored in the encoder's format (bf16 over a bf16 encoder), so the adapter runs in
+the encoder's format with no per-call casts; mixtures are computed in fp32/fp64 by the merging rules and
+rounded once, when written (:meth:`LiveModel.write`). Heads stay fp32.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ class LiveModel:
     heads: dict[str, Head] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, encoder: Encoder, template: Adapter, layout: ParamLayout) -> LiveModel:
+    def build(
+        cls, encoder: Encoder, template: Adapter, layout: ParamLayout, dtype: torch.dtype | None = None
+    ) -> LiveModel:
+        """The live model on ``encoder``; the body's buffer is in ``dtype`` (default: the encoder's)."""
         model = new_model(encoder, template.meta.method_config, template.meta.head_config, template.meta.task_info)
         params = dict(model.body.named_parameters())
         if set(params) != set(layout.names):
             model.detach_body()
             raise ArtefactError("the pool's tensors do not match the adapter method's parameters")
-        buffer = torch.zeros(layout.size, dtype=torch.float32, device=model.device)
+        buffer = torch.zeros(layout.size, dtype=dtype or encoder.dtype, device=model.device)
         for name, start, shape in zip(layout.names, layout.offsets, layout.shapes, strict=False):
             p = params[name]
             if tuple(p.shape) != tuple(shape):
@@ -47,7 +54,7 @@ class LiveModel:
         return cls(model, buffer, layout)
 
     def write(self, vector: torch.Tensor) -> None:
-        """Put a mixture (a [P] vector in the pool's layout) into the model, in place."""
+        """Put a mixture (a [P] vector in the pool's layout) into the model, in place (cast to the buffer's dtype)."""
         self.buffer.copy_(vector)
 
     def use_head(self, target: str, adapter: Adapter) -> None:

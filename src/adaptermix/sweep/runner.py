@@ -28,6 +28,7 @@ from adaptermix.data.config import DataConfig
 from adaptermix.data.sampling import stratified_sample
 from adaptermix.data.schema import Example
 from adaptermix.diagnostics import subset_stats
+from adaptermix.errors import ConfigError
 from adaptermix.merging import MERGE_RULES, merge_flat
 from adaptermix.merging.fsd_rules import sparse_fsd_record
 from adaptermix.pool import AdapterPool, load_pool
@@ -66,7 +67,12 @@ class SweepContext:
 
             validate(TextFoolerConfig, dict(spec.textfooler), source="textfooler")
         pool = load_pool(spec.pool_dirs())
-        encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"])
+        encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"], precision=spec.precision)
+        if spec.precision in ("fp32", "bf16") and spec.precision != encoder.precision:
+            raise ConfigError(f"the sweep asks for precision {spec.precision} but the encoder given is "
+                              f"{encoder.precision}")
+        # The resolved precision (never auto) goes into every trial key, the provenance and Ray workers.
+        spec = spec.model_copy(update={"precision": encoder.precision})
         for adapter in pool.adapters:
             check_base(adapter, encoder)
         live = LiveModel.build(encoder, pool.adapters[0], pool.stacked.layout)
@@ -203,7 +209,7 @@ def run_sweep(
             store.check_adapters({n: a.weights_sha256() for n, a in zip(ctx.pool.names, ctx.pool.adapters,
                                                                           strict=True)})
             todo, skipped = plan(ctx, store, shard_spec)
-            store.begin_run(Provenance.collect(json.dumps(spec.model_dump(mode="json"), sort_keys=True),
+            store.begin_run(Provenance.collect(json.dumps(ctx.spec.model_dump(mode="json"), sort_keys=True),
                                                ctx.encoder.fingerprint, spec.seed))
             groups = group_trials(todo)
             bar = tqdm(total=len(todo), desc="sweep", unit="trial", disable=not progress, smoothing=0.1)

@@ -8,7 +8,12 @@ trial whose key the results store already holds, so a rerun or a resume does no 
 
 How the sweep runs (batch size, data directory, backend) is kept out of the trial key; everything that
 can change a metric (subset, rule and params, split, evaluation and attack params, example cap, seed,
-max length, generator tag) is in it.
+max length, generator tag, encoder precision) is in it.
+
+Precision: the *resolved* precision of the encoder (``fp32`` / ``bf16``, never ``auto``) is part of every
+trial. ``fp32`` is left out of the canonical JSON, so fp32 trials keep the keys they had before precision
+existed (stores written then stay valid for fp32 runs), while a bf16 run computes trials of its own. A store
+holds one precision only (:meth:`adaptermix.sweep.store.ResultsStore.begin_run` refuses a mix).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ KEY_HEX_CHARS = 16
 MAX_TRIALS = 2_000_000
 
 Evaluation = Literal["clean", "fgsm", "textfooler"]
+Precision = Literal["auto", "fp32", "bf16"]
+#: Precisions a trial can be computed in (``auto`` is resolved by the runner before trials are expanded).
+RESOLVED_PRECISIONS = ("fp32", "bf16")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -131,6 +139,9 @@ class SweepSpec(StrictModel):
     max_length: PositiveInt | None = None
     # One of adaptermix.deltas.SPACES ("raw" | "dw"); checked by the runner so specs load without torch.
     fsd_space: str = "raw"
+    # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.device.resolve_precision).
+    # The runner replaces it with the resolved fp32/bf16, which goes into every trial key.
+    precision: Precision | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -188,12 +199,15 @@ class Trial:
     max_eval_examples: int | None = None
     max_length: int | None = None
     tag: str = ""
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         subset = tuple(sorted(self.subset))
         if len(set(subset)) != len(subset) or self.target not in subset:
             raise ConfigError(f"trial subset {subset} must hold distinct names including {self.target!r}")
         object.__setattr__(self, "subset", subset)
+        if self.precision not in RESOLVED_PRECISIONS:
+            raise ConfigError(f"trial precision {self.precision!r} must be one of {', '.join(RESOLVED_PRECISIONS)}")
         object.__setattr__(self, "rule_params", _frozen(self.rule_params))
         object.__setattr__(self, "eval_params", _frozen(self.eval_params))
         _ = self.canonical  # fail now, not later, on parameters that are not JSON
@@ -203,8 +217,12 @@ class Trial:
         return len(self.subset)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form of the trial (the hashed content, plus k for readers)."""
-        return {
+        """Plain-JSON form of the trial (the hashed content, plus k for readers).
+
+        ``precision`` appears only when it is not fp32, so fp32 keys are those of trials written before
+        precision was part of a trial.
+        """
+        out = {
             "v": TRIAL_FORMAT,
             "target": self.target,
             "subset": list(self.subset),
@@ -219,6 +237,9 @@ class Trial:
             "max_length": self.max_length,
             "tag": self.tag,
         }
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trial:
@@ -312,7 +333,8 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
     """Every trial of the spec, ordered target -> evaluation -> rule -> generator -> k.
 
     ``pool_names`` is the pool in the order of ``fsd_matrix``'s rows (needed only by the greedy
-    generators). Subsets are generated over the pool sorted by name, so the trials (and ``sample``'s
+    generators). Trials carry ``spec.precision`` when it is resolved (fp32/bf16); an unresolved spec
+    (None/auto) expands to fp32 trials — the runner resolves it first. Subsets are generated over the pool sorted by name, so the trials (and ``sample``'s
     draws) do not depend on the order the pool was listed in.
     """
     summary = describe_expansion(spec, pool_names)
@@ -325,6 +347,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
     fsd = None
     if fsd_matrix is not None:
         fsd = check_fsd_matrix(fsd_matrix, len(names), "greedy")[np.ix_(order, order)]
+    precision = spec.precision if spec.precision in RESOLVED_PRECISIONS else "fp32"
     trials: dict[str, Trial] = {}
     for target in _targets(spec, names):
         request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd)
@@ -349,6 +372,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
                         seed=spec.seed,
                         max_length=spec.max_length,
                         tag=tag,
+                        precision=precision,
                     )
                     trials.setdefault(trial.key, trial)
     return list(trials.values())

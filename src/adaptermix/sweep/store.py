@@ -166,6 +166,20 @@ class Provenance:
     def row(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def precision(self) -> str:
+        """The run's resolved encoder precision, from its spec (runs from before precision existed: fp32)."""
+        return spec_precision(self.spec_json)
+
+
+def spec_precision(spec_json: str) -> str:
+    """``fp32`` / ``bf16`` recorded in a run's spec JSON; fp32 where absent or unresolved (older runs)."""
+    try:
+        value = json.loads(spec_json).get("precision")
+    except (ValueError, AttributeError):
+        value = None
+    return value if value in ("fp32", "bf16") else "fp32"
+
 
 @dataclass(frozen=True)
 class AdversarialExample:
@@ -412,6 +426,14 @@ class ResultsStore:
                 f"results store {self.path} holds results of model {sorted(others)[0]}, not {fingerprint}; "
                 "use a new store"
             )
+        # Never mix precisions in one store (bf16 trials have keys of their own, but statistics read every
+        # row of a store): a store written in fp32 (every store from before precision existed) stays fp32.
+        held = self.precisions() - {provenance.precision}
+        if held:
+            raise ArtefactError(
+                f"results store {self.path} holds {sorted(held)[0]} results and this run computes "
+                f"{provenance.precision}; use a new store, or --precision {sorted(held)[0]}"
+            )
         self._insert("provenance", [provenance.row()], "record the run's provenance")
         self.run_id = provenance.run_id
 
@@ -509,6 +531,11 @@ class ResultsStore:
         with self._errors("read"):
             return {r[0] for r in self._conn.execute("SELECT model_fingerprint FROM provenance")}
 
+    def precisions(self) -> set[str]:
+        """Encoder precisions (``fp32`` / ``bf16``) of every recorded run."""
+        with self._errors("read"):
+            return {spec_precision(r[0]) for r in self._conn.execute("SELECT spec_json FROM provenance")}
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
         with self._errors("check"):
@@ -546,23 +573,26 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
     """Combine shard stores into ``dst`` (created if missing) in one transaction; returns rows added.
 
     Trials are deduplicated by key. The same key with different metrics (or content), or stores of
-    different models, is a :class:`StoreConflictError` and ``dst`` is left unchanged.
+    different models or precisions, is a :class:`StoreConflictError` and ``dst`` is left unchanged.
     """
     # Every check runs on read-only views before ``dst`` is opened for writing: a missing, broken or
     # conflicting shard leaves no new (empty) ``dst`` behind and an existing one unchanged.
     dst_path = Path(dst)
     seen: dict[str, Mapping[str, Any]] = {}
     fingerprints: set[str] = set()
+    precisions: set[str] = set()
     if dst_path.exists():
         with ResultsStore(dst_path, readonly=True) as existing:
             seen = {r["key"]: r for r in existing.rows("trials")}
             fingerprints = existing.fingerprints()
+            precisions = existing.precisions()
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for src in srcs:
         if dst_path.exists() and Path(src).resolve() == dst_path.resolve():
             continue
         with ResultsStore(src, readonly=True) as store:
             fingerprints |= store.fingerprints()
+            precisions |= store.precisions()
             rows = {name: store.rows(name) for name in TABLES}
         for name in TABLES:
             tables[name].extend(rows[name])
@@ -572,6 +602,8 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
                 raise StoreConflictError(f"trial {row['key']} has different results in {src} and another store")
     if len(fingerprints - {""}) > 1:
         raise StoreConflictError(f"stores hold results of different models: {', '.join(sorted(fingerprints))}")
+    if len(precisions) > 1:
+        raise StoreConflictError(f"stores hold results of different precisions: {', '.join(sorted(precisions))}")
     with ResultsStore(dst_path) as out:
         before = out.count()
         with out._transaction(f"merge into {dst}") as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from adaptermix.backbone.loading import DEFAULT_MODEL
@@ -12,10 +14,15 @@ from adaptermix.model import HeadConfig
 
 
 class ModelConfig(StrictModel):
-    """The frozen encoder: a Hugging Face id or a local path."""
+    """The frozen encoder: a Hugging Face id or a local path, and the format it computes in."""
 
     name: str = DEFAULT_MODEL
     max_length: int = Field(128, ge=8, le=4096, description="tokens per input (pairs: both texts together)")
+    # None = $ADAPTERMIX_PRECISION or auto (bf16 where the device computes it fast); adapters and heads
+    # always keep fp32 weights. The resolved value is recorded in artefacts (training.precision).
+    precision: Literal["auto", "fp32", "bf16"] | None = Field(
+        None, description="encoder precision: fp32, bf16 or auto (default: $ADAPTERMIX_PRECISION or auto)"
+    )
 
 
 class TrainConfig(StrictModel):

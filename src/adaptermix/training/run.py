@@ -67,7 +67,7 @@ def train_adapter(
     artefact somewhere other than ``cfg.output_dir`` (a Ray worker's scratch folder) while the config saved
     beside it still names ``cfg.output_dir``, where the driver will put it.
     """
-    encoder = encoder or load_encoder(cfg.model.name)
+    encoder = encoder or load_encoder(cfg.model.name, precision=cfg.model.precision)
     splits = tuple(dict.fromkeys(("train", "validation", *cfg.eval_splits)))
     task = task or load_task(cfg.data, splits=splits)
     info = task.info
@@ -88,6 +88,7 @@ def train_adapter(
                 **cfg.train.model_dump(mode="json"),
                 "data": cfg.data.model_dump(mode="json", exclude_defaults=True),
                 "max_length": cfg.model.max_length,
+                "precision": encoder.precision,  # the encoder's resolved format during training and eval
                 "train_examples": len(tok["train"]),
                 "best_step": result.best_step,
                 "steps": result.steps,
@@ -114,13 +115,14 @@ def prepared_eval(
     data: DataConfig | None = None,
     encoder: Encoder | None = None,
     max_length: int = 128,
+    precision: str | None = None,
 ) -> Iterator[tuple[AdapterModel, TokenizedSet, TaskInfo]]:
     """The model of ``adapter`` and ``split`` of its own dataset (or of ``data``), tokenised once.
 
     Shared by every evaluation of one artefact (plain, and AdaMix's inference modes); the adapter body is
-    detached from the encoder when the block ends.
+    detached from the encoder when the block ends. ``precision`` applies when the encoder is loaded here.
     """
-    encoder = encoder or load_encoder(adapter.meta.base_model["name"])
+    encoder = encoder or load_encoder(adapter.meta.base_model["name"], precision=precision)
     if data is None:
         data = validate(DataConfig, (adapter.meta.training or {}).get("data") or {"name": adapter.name}, "data")
     task = load_task(data, splits=(split,))
@@ -144,7 +146,9 @@ def eval_adapter(
     encoder: Encoder | None = None,
     batch_size: int = 64,
     max_length: int = 128,
+    precision: str | None = None,
 ) -> dict[str, float]:
     """Evaluate an artefact on ``split`` of its own dataset (or of ``data`` if given)."""
-    with prepared_eval(load_adapter(adapter_dir), split, data, encoder, max_length) as (model, tset, info):
+    adapter = load_adapter(adapter_dir)
+    with prepared_eval(adapter, split, data, encoder, max_length, precision) as (model, tset, info):
         return evaluate(model, tset, info, batch_size)
