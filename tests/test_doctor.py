@@ -199,8 +199,13 @@ def test_no_data_pack_configured_is_a_warning_not_a_failure(
     world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ADAPTERMIX_DATA", raising=False)
-    (row,) = doctor.check_datapack(None, quick=False)
+    row, embedded, *datasets = doctor.check_datapack(None, quick=False)
     assert row.status == "warning" and not row.fails and "ADAPTERMIX_DATA" in row.detail
+    # what the commands will read instead, the embedded pack, is checked against its checksums
+    assert embedded.resource == "embedded data pack" and embedded.status == "ok"
+    assert {d.resource for d in datasets} == {f"dataset {n}" for n in
+                                              ("mrpc", "offensive_tweets", "qnli", "spooky_authors", "sst2")}
+    assert all(d.status == "ok" for d in datasets)
     (row,) = doctor.check_datapack(world["data"] / "nope", quick=False)
     assert row.status == "missing" and row.fails  # a configured location that is wrong does fail
 

@@ -269,12 +269,17 @@ def check_datapack(data_dir: str | Path | None, quick: bool) -> list[Check]:
     No data pack configured is a warning, not a failure: the commands fall back to the demo data
     embedded in the repository.
     """
-    from adaptermix.data.config import DATA_ENV
+    from adaptermix.data.config import DATA_ENV, EMBEDDED_DATA_DIR
 
     raw = str(data_dir) if data_dir is not None else os.environ.get(DATA_ENV)
-    if not raw:
-        return [Check("data pack", "warning", "", _DATA_FIX,
+    head: list[Check] = []
+    if not raw:  # the embedded pack is what the commands will read: check its files too
+        head = [Check("data pack", "warning", "", _DATA_FIX,
                       f"{DATA_ENV} not set: the demo uses the data embedded in the repository")]
+        if not EMBEDDED_DATA_DIR.is_dir():
+            return [*head, Check("embedded data pack", "missing", str(EMBEDDED_DATA_DIR),
+                                 "reinstall adaptermix (pip install -e .)", "not in this installation")]
+        raw = str(EMBEDDED_DATA_DIR)
     root = Path(raw).expanduser()
     if not root.is_dir():
         return [Check("data pack", "missing", str(root), _DATA_FIX, "folder not found")]
@@ -296,7 +301,9 @@ def check_datapack(data_dir: str | Path | None, quick: bool) -> list[Check]:
         fix = "" if status == "ok" else "restore the data pack from its source (see its README.md)"
         rows.append(Check(f"dataset {folder.name}", status, str(folder), fix, note))
     if not rows:
-        return [Check("data pack", "missing", str(root), _DATA_FIX, "no dataset folders (<name>/dataset.json)")]
+        return [*head, Check("data pack", "missing", str(root), _DATA_FIX, "no dataset folders (<name>/dataset.json)")]
+    if head:
+        return [*head, Check("embedded data pack", "ok", str(root), "", f"{len(rows)} datasets"), *rows]
     return [Check("data pack", "ok", str(root), "", f"{len(rows)} datasets"), *rows]
 
 
