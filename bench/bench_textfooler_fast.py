@@ -11,8 +11,9 @@ classified by the fp32 victim) are attacked, with the same resources and budget,
   of them), query cache + embedding memo;
 - ``today``: fp32 encoder, one example at a time (``examples_in_flight: 1``, the implementation before
   issue 16: batched within an example, cached);
-- ``fp32 lock-step`` / ``bf16 per-example`` (``--breakdown``): to split the gain between bf16 and
-  cross-example batching — and a real-model check that lock-step gives the same adversarial texts;
+- ``fp32 lock-step`` / ``bf16 per-example`` / ``bf16, fp32 judge`` (``--breakdown``): to split the gain
+  between bf16 and cross-example batching, and the fp32/bf16 differences between victim and judge — and
+  a real-model check that lock-step gives the same adversarial texts;
 - ``baseline``: fp32, one input per victim / encoder call, no cache (``batch: false, cache: false``); run
   once (it is slow), the others ``--repeats`` times, alternating.
 
@@ -144,11 +145,13 @@ def main() -> None:
     if args.breakdown:
         runs["fp32 lock-step"] = (base.model_copy(update={"examples_in_flight": args.in_flight}), "fp32")
         runs["bf16 per-example"] = (base.model_copy(update={"examples_in_flight": 1}), "bf16")
+        runs["bf16, fp32 judge"] = (base.model_copy(update={"examples_in_flight": args.in_flight}), "bf16+fp32")
     baseline = (base.model_copy(update={"batch": False, "cache": False}), "fp32")
 
     def attack(cfg: TextFoolerConfig, precision: str, examples) -> tuple[float, float, float, object]:
-        recipe = TextFoolerJin2019(cfg, resources[precision])
-        judge = judges[precision]
+        precision, _, judged = precision.partition("+")  # "bf16+fp32": bf16 victim, fp32 judge
+        recipe = TextFoolerJin2019(cfg, resources[judged or precision])
+        judge = judges[judged or precision]
         timed = TimedVictim(victims[precision])
         victim = CachedVictim(timed, "bench", cache=cfg.cache)
         judge.seconds = 0.0
@@ -189,12 +192,20 @@ def main() -> None:
         same = sum(a.adversarial == b.adversarial and a.status == b.status and a.queries == b.queries
                    for a, b in zip(reports["today"].outcomes, reports["fp32 lock-step"].outcomes, strict=True))
         print(f"  fp32 lock-step vs fp32 per-example: identical text, status, queries on {same}/{len(chosen)}")
+    if args.breakdown:
+        c = reports["bf16, fp32 judge"].outcomes
+        print(f"  bf16 victim with the fp32 judge vs fp32: same status "
+              f"{sum(x.status == y.status for x, y in zip(reports['today'].outcomes, c, strict=True))}/{len(c)}, "
+              f"success {sum(x.status == 'success' for x in c)}/{len(c)}")
     a, b = reports["today"].outcomes, reports["fast"].outcomes
     rate = {k: 100 * np.mean([x.status == "success" for x in o]) for k, o in (("fp32", a), ("bf16", b))}
     print(f"  success rate fp32 {rate['fp32']:.1f}%, bf16 {rate['bf16']:.1f}%: difference "
           f"{abs(rate['fp32'] - rate['bf16']):.1f} points (goal <= 2); same status "
           f"{sum(x.status == y.status for x, y in zip(a, b, strict=True))}/{len(a)}, same adversarial text "
           f"{sum(x.adversarial == y.adversarial for x, y in zip(a, b, strict=True))}/{len(a)}")
+    for x, y in zip(a, b, strict=True):
+        if x.adversarial != y.adversarial:
+            print(f"    differs: fp32 {x.status} ({x.n_perturbed} swaps) vs bf16 {y.status} ({y.n_perturbed} swaps)")
 
 
 if __name__ == "__main__":
