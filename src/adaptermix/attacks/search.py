@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class EncodeRequest:
 
 
 Request = VictimRequest | EncodeRequest
+T = TypeVar("T")
 Steps = Generator[Request, np.ndarray, "SearchResult"]
 
 
@@ -182,12 +184,12 @@ def query_steps(goal: UntargetedClassification, inputs: list[Input]) -> Generato
     return (yield VictimRequest(admitted))
 
 
-def drive(gen: Generator[Request, np.ndarray, object], goal: UntargetedClassification | None):  # noqa: ANN201
+def drive(gen: Generator[Request, np.ndarray, T], goal: UntargetedClassification | None) -> T:
     """Run one example's generator to its end, answering each request on its own (the per-example path)."""
     answer = None
     try:
         while True:
-            request = gen.send(answer)
+            request = gen.send(answer)  # type: ignore[arg-type]  # None only for the first send
             if isinstance(request, VictimRequest):
                 assert goal is not None
                 answer = goal.score_inputs(request.inputs)
