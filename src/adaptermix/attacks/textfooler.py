@@ -40,12 +40,23 @@ Deviations from the original, each forced by working offline or chosen for a sta
 - Queries are counted as in Jin's code (every input scored), whatever the cache saved; ``model_calls``
   counts inputs that reached the model. ``max_queries`` caps queries per example (TextAttack's
   ``query_budget``); ``max_examples`` caps the examples attacked.
+
+How it runs (no effect on results): ``examples_in_flight`` examples are attacked in lock-step. Each
+example's greedy search is a generator of requests (:meth:`GreedyWordSwapWIR.steps`); every round, the
+pending victim queries of all examples in flight go to the victim in ONE call (length-sorted batches, the
+query cache shared) and their sentence-similarity windows to the encoder in ONE call. Each example sees
+exactly the answers it would get alone, so adversarial texts, statuses and query counts are those of the
+one-example-at-a-time run (``examples_in_flight: 1``, the implementation before issue 16); only
+``model_calls`` may be charged to a different example when two examples share a text (their sum is the
+same). With a real model the answers can differ in the last bits, as batch composition (padding) changes
+floating-point sums — the same caveat as batching within one example.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -62,7 +73,7 @@ from adaptermix.attacks.goal import UntargetedClassification
 from adaptermix.attacks.pos import POS_TAGGERS, PosTagger
 from adaptermix.attacks.resources import Encode, ResourceConfig, ResourceContext
 from adaptermix.attacks.results import AttackOutcome, AttackReport, AttackSummary
-from adaptermix.attacks.search import GreedyWordSwapWIR
+from adaptermix.attacks.search import EncodeRequest, GreedyWordSwapWIR, SearchResult, Steps, VictimRequest
 from adaptermix.attacks.stopwords import STOPWORDS
 from adaptermix.attacks.transformations import SYNONYM_SOURCES, SynonymSource, WordSwap
 from adaptermix.attacks.victim import CachedVictim, Victim
@@ -93,6 +104,9 @@ class TextFoolerConfig(StrictModel):
     # how to run: batch=False / cache=False give the benchmark's one-input-at-a-time baseline
     batch: bool = True
     cache: bool = True
+    # examples attacked in lock-step, their queries batched together (1 = one example at a time); with
+    # batch=False it is always 1
+    examples_in_flight: PositiveInt = 16
     resources: ResourceConfig = ResourceConfig()
 
 
@@ -147,30 +161,11 @@ class TextFoolerJin2019:
         self, example: Example, goal: UntargetedClassification, index: int = 0
     ) -> AttackOutcome:
         """Attack one example (its ``text_pair`` if it has one, else its ``text``)."""
-        column = "text_pair" if example.text_pair is not None else "text"
-        attacked = TokenizedText.from_text(example.text_pair if column == "text_pair" else example.text)
-        context = example.text if column == "text_pair" else None
+        column, attacked, context = _attacked(example)
         self.similarity.reset()
         goal.start(int(example.label))
         result = self.search.run(AttackState(attacked, attacked, context), goal)
-        return AttackOutcome(
-            index=index,
-            label=int(example.label),
-            text=example.text,
-            text_pair=example.text_pair,
-            attacked_column=column,
-            adversarial=result.state.current.text,
-            original_pred=int(np.argmax(result.clean_probs)),
-            adversarial_pred=int(np.argmax(result.final_probs)),
-            original_gold_prob=float(result.clean_probs[goal.label]),
-            adversarial_gold_prob=float(result.final_probs[goal.label]),
-            n_words=attacked.num_words,
-            swaps=tuple(result.swaps),
-            queries=goal.queries,
-            model_calls=goal.model_calls,
-            status=result.status,  # type: ignore[arg-type]
-            budget_exhausted=goal.exhausted and result.status == "failed",
-        )
+        return _outcome(index, example, column, attacked, goal, result, goal.model_calls)
 
     def run(
         self,
@@ -183,17 +178,14 @@ class TextFoolerJin2019:
 
         Pass a :class:`CachedVictim` to share its cache across runs (one per mixture, or switch its
         identity); a plain victim is wrapped in a fresh one (caching per ``config.cache``).
+        ``progress(done, total)`` is called as examples finish (in lock-step they may finish out of order;
+        the report lists them in input order).
         """
         check_applicable(victim, task, examples)
         cfg = self.config
         cached = victim if isinstance(victim, CachedVictim) else CachedVictim(victim, cache=cfg.cache)
-        goal = UntargetedClassification(cached, batch=cfg.batch, max_queries=cfg.max_queries)
         chosen = list(examples)[: cfg.max_examples] if cfg.max_examples else list(examples)
-        outcomes = []
-        for i, example in enumerate(chosen):
-            outcomes.append(self.attack_example(example, goal, index=i))
-            if progress:
-                progress(i + 1, len(chosen))
+        outcomes = self._attack_in_lockstep(chosen, cached, progress)
         caps = {
             "max_examples": cfg.max_examples,
             "max_queries": cfg.max_queries,
@@ -202,6 +194,118 @@ class TextFoolerJin2019:
         return AttackReport(
             self.name, cfg.model_dump(mode="json"), AttackSummary.of(outcomes, caps), tuple(outcomes)
         )
+
+    def _attack_in_lockstep(
+        self, chosen: list[Example], cached: CachedVictim, progress: Callable[[int, int], None] | None
+    ) -> list[AttackOutcome]:
+        """Attack ``chosen`` with up to ``examples_in_flight`` searches advancing together (see module doc).
+
+        Each round answers every example's pending request: victim queries of all examples in one
+        :meth:`CachedVictim.predict_groups` call, similarity windows in one encoder call. Finished
+        examples make room for the next ones, in input order.
+        """
+        cfg = self.config
+        flight = cfg.examples_in_flight if cfg.batch else 1
+        queue = deque(enumerate(chosen))
+        outcomes: list[AttackOutcome | None] = [None] * len(chosen)
+        active: list[_InFlight] = []
+        done = 0
+
+        def advance(slot: _InFlight, answer: np.ndarray | None) -> bool:
+            nonlocal done
+            try:
+                slot.request = slot.steps.send(answer)  # type: ignore[arg-type]
+                return True
+            except StopIteration as stop:
+                outcomes[slot.index] = _outcome(
+                    slot.index, slot.example, slot.column, slot.attacked, slot.goal, stop.value, slot.model_calls
+                )
+                done += 1
+                if progress:
+                    progress(done, len(chosen))
+                return False
+
+        while queue or active:
+            while queue and len(active) < flight:
+                i, example = queue.popleft()
+                column, attacked, context = _attacked(example)
+                goal = UntargetedClassification(cached, batch=cfg.batch, max_queries=cfg.max_queries)
+                goal.start(int(example.label))
+                slot = _InFlight(i, example, column, attacked, goal, None)  # type: ignore[arg-type]
+                slot.steps = self.search.steps(AttackState(attacked, attacked, context), goal, slot.memo)
+                if advance(slot, None):
+                    active.append(slot)
+            answers: dict[int, np.ndarray] = {}
+            asking = [s for s in active if isinstance(s.request, VictimRequest)]
+            if cfg.batch and asking:
+                probs, charged = cached.predict_groups([s.request.inputs for s in asking])  # type: ignore[union-attr]
+                for s, p, c in zip(asking, probs, charged, strict=True):
+                    answers[id(s)], s.model_calls = p, s.model_calls + c
+            for s in asking if not cfg.batch else []:  # the unbatched baseline: one input per call
+                rows = []
+                for x in s.request.inputs:  # type: ignore[union-attr]
+                    (p,), (c,) = cached.predict_groups([[x]])
+                    rows.append(p)
+                    s.model_calls += c
+                answers[id(s)] = np.concatenate(rows)
+            encoding = [s for s in active if isinstance(s.request, EncodeRequest)]
+            for constraint in {id(s.request.constraint): s.request.constraint for s in encoding}.values():  # type: ignore[union-attr]
+                mine = [s for s in encoding if s.request.constraint is constraint]  # type: ignore[union-attr]
+                embs = constraint.embed_groups([(s.request.texts, s.request.memo) for s in mine])  # type: ignore[union-attr]
+                answers.update((id(s), e) for s, e in zip(mine, embs, strict=True))
+            active = [s for s in active if advance(s, answers[id(s)])]
+        return [o for o in outcomes if o is not None]
+
+
+@dataclass
+class _InFlight:
+    """One example being attacked: its search generator, the request it waits on, its charged calls."""
+
+    index: int
+    example: Example
+    column: str
+    attacked: TokenizedText
+    goal: UntargetedClassification
+    steps: Steps
+    request: VictimRequest | EncodeRequest | None = None
+    model_calls: int = 0
+    memo: dict = field(default_factory=dict)
+
+
+def _attacked(example: Example) -> tuple[str, TokenizedText, str | None]:
+    """(attacked column, its tokenised text, the fixed context): ``text_pair`` if there is one."""
+    column = "text_pair" if example.text_pair is not None else "text"
+    attacked = TokenizedText.from_text(example.text_pair if column == "text_pair" else example.text)
+    return column, attacked, example.text if column == "text_pair" else None
+
+
+def _outcome(
+    index: int,
+    example: Example,
+    column: str,
+    attacked: TokenizedText,
+    goal: UntargetedClassification,
+    result: SearchResult,
+    model_calls: int,
+) -> AttackOutcome:
+    return AttackOutcome(
+        index=index,
+        label=int(example.label),
+        text=example.text,
+        text_pair=example.text_pair,
+        attacked_column=column,
+        adversarial=result.state.current.text,
+        original_pred=int(np.argmax(result.clean_probs)),
+        adversarial_pred=int(np.argmax(result.final_probs)),
+        original_gold_prob=float(result.clean_probs[goal.label]),
+        adversarial_gold_prob=float(result.final_probs[goal.label]),
+        n_words=attacked.num_words,
+        swaps=tuple(result.swaps),
+        queries=goal.queries,
+        model_calls=model_calls,
+        status=result.status,  # type: ignore[arg-type]
+        budget_exhausted=goal.exhausted and result.status == "failed",
+    )
 
 
 def check_applicable(

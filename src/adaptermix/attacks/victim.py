@@ -113,6 +113,44 @@ class CachedVictim:
             self._cache.update(fresh)
         return np.stack([rows[k] for k in keys])
 
+    def predict_groups(self, groups: Sequence[Sequence[Input]]) -> tuple[list[np.ndarray], list[int]]:
+        """:meth:`predict_proba` for several examples' batches in ONE call of the wrapped victim.
+
+        Returns each group's probabilities and how many model calls (cache misses) it is charged with: an
+        input missing from the cache is charged to the first group that asks for it, so the charges add
+        up to what reached the model. ``stats.lookups`` grows by every input, ``stats.batches`` by one.
+        """
+        groups = [[(str(t), None if p is None else str(p)) for t, p in g] for g in groups]
+        flat = [x for g in groups for x in g]
+        owner = [i for i, g in enumerate(groups) for _ in g]
+        self.stats.lookups += len(flat)
+        charged = [0] * len(groups)
+        if not flat:
+            return [np.zeros((0, self.num_labels), dtype=np.float64) for _ in groups], charged
+        if not self.cache_enabled:
+            probs = self._call(flat)
+            for i in owner:
+                charged[i] += 1
+        else:
+            keys = [(self.identity, text, pair) for text, pair in flat]
+            first: dict[tuple[str, str, str | None], int] = {}
+            for key, i in zip(keys, owner, strict=True):
+                if key not in self._cache and key not in first:
+                    first[key] = i
+            rows = {k: self._cache[k] for k in keys if k in self._cache}
+            if first:
+                missing = list(first)
+                fresh = dict(zip(missing, self._call([(t, p) for _, t, p in missing]), strict=True))
+                rows.update(fresh)
+                if self.max_entries is not None and len(self._cache) + len(fresh) > self.max_entries:
+                    self._cache.clear()
+                self._cache.update(fresh)
+                for i in first.values():
+                    charged[i] += 1
+            probs = np.stack([rows[k] for k in keys])
+        bounds = np.cumsum([0, *(len(g) for g in groups)])
+        return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], charged
+
     def _call(self, batch: list[Input]) -> np.ndarray:
         probs = np.asarray(self.victim.predict_proba(batch), dtype=np.float64)
         if probs.shape != (len(batch), self.num_labels):

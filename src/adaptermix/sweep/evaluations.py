@@ -59,13 +59,20 @@ EVALUATIONS.register("fgsm", _fgsm)
 _ATTACKS: dict[str, object] = {}
 
 
-def _textfooler_attack(params: Mapping[str, Any]) -> object:
-    """One TextFooler recipe per parameter set per process: its heavy resources load once."""
+def _textfooler_attack(params: Mapping[str, Any], precision: str = "fp32") -> object:
+    """One TextFooler recipe per parameter set per process: its heavy resources load once.
+
+    The similarity judge runs at the victim encoder's ``precision`` unless ``resources.precision`` is set
+    (the fast path of issue 16: a bf16 victim gets a bf16 judge); fp32 leaves ``params`` as they are.
+    """
     import json
 
     from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019
     from adaptermix.config import validate
 
+    resources = dict(params.get("resources") or {})
+    if precision != "fp32" and resources.get("precision") is None:
+        params = {**params, "resources": {**resources, "precision": precision}}
     key = json.dumps(dict(params), sort_keys=True, default=str)
     if key not in _ATTACKS:
         _ATTACKS[key] = TextFoolerJin2019(validate(TextFoolerConfig, dict(params), source="textfooler"))
@@ -91,7 +98,7 @@ def _textfooler(
 
     if es.info.problem == "regression":
         return EvalOutcome(None, {"skipped": "TextFooler needs a classification task"})
-    attack = _textfooler_attack(params)
+    attack = _textfooler_attack(params, model.encoder.precision)
     victim = ModelVictim(model, es.max_length, batch_size, es.info.is_pair)
     report = attack.run(  # type: ignore[attr-defined]
         es.examples, CachedVictim(victim, identity=identity), es.info, progress=progress
@@ -123,6 +130,7 @@ def _textfooler(
     judge = attack.config.resources.sentence_encoder  # type: ignore[attr-defined]
     recorded = {
         "sentence_encoder": judge,
+        "sentence_encoder_precision": attack.config.resources.precision or "fp32",  # type: ignore[attr-defined]
         "sentence_encoder_is_victim_backbone": judge_is_victim_backbone(judge, model.encoder.name),
     }
     return EvalOutcome(metrics.get(es.info.metric), {**metrics, **summary, **recorded}, adversarial)
