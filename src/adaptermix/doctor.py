@@ -18,7 +18,6 @@ what a check needs (file existence, SHA-256 of files, package metadata).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from adaptermix.errors import AdapterMixError
+from adaptermix.io import file_sha256
 
 Status = Literal["ok", "missing", "mismatch", "optional-missing", "warning"]
 FAILING: frozenset[str] = frozenset({"missing", "mismatch"})
@@ -102,14 +102,6 @@ def dpkg_installed(name: str) -> bool | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.returncode == 0 and out.stdout.strip().endswith("install ok installed")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- the checks -------------------------------------------------------------------------------------------

@@ -36,6 +36,17 @@ def follow_link(path: str | os.PathLike[str]) -> Path:
     return p.resolve() if p.is_symlink() else p
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks; the one content hasher of files (caches,
+    data fingerprints, checksums). Never memoised by size or mtime, which a same-size rewrite within one
+    clock tick would fool."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _umask() -> int:
     """The process umask, read without changing it (os.umask would race with other threads)."""
     try:

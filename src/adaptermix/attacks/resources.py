@@ -44,7 +44,7 @@ from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DATA_ENV, resolve_data_root
 from adaptermix.errors import DataError, ResourceError
-from adaptermix.io import OutputError, atomic_dir
+from adaptermix.io import OutputError, atomic_dir, file_sha256
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
 """Environment variable naming the cache root (default ``~/.cache/adaptermix``)."""
@@ -99,10 +99,6 @@ def load_glove() -> tuple[list[str], np.ndarray]:
     return words, vectors
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def select_vocabulary(glove_words: list[str], lexical: Path, cfg: CounterFitConfig) -> list[int]:
     """GloVe row indices to counter-fit, in GloVe's frequency order (see ``CounterFitConfig.vocabulary``)."""
     if cfg.vocabulary == "lexical":
@@ -153,7 +149,7 @@ def counter_fitted_key(cfg: CounterFitConfig, lexical: Path, glove_id: str) -> s
     files = sorted({*cfg.synonym_files, *cfg.antonym_files, "vocabulary.txt"})
     payload = {
         "config": cfg.model_dump(mode="json"),
-        "files": {f: _sha256(lexical / f) for f in files if (lexical / f).is_file()},
+        "files": {f: file_sha256(lexical / f) for f in files if (lexical / f).is_file()},
         "glove": glove_id,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -232,16 +228,6 @@ WORDNET_MANIFEST = "adaptermix-wordnet.json"
 """Written last into a WordNet cache folder: the content key and size of every file copied."""
 
 
-def _file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks (WordNet's 36 MB: about 0.1 s; never memoised by size/mtime,
-    which a same-size rewrite within one clock tick would fool)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def wordnet_install_hint(missing: list[str] | tuple[str, ...]) -> str:
     """The command that installs the Debian packages providing the ``missing`` WordNet files."""
     packages = sorted({WORDNET_FILE_PACKAGES[f] for f in missing if f in WORDNET_FILE_PACKAGES})
@@ -276,7 +262,7 @@ def wordnet_sources(source: str | Path | None = None, data_dir: str | Path | Non
 
 def wordnet_key(files: dict[str, Path]) -> str:
     """Content key of a WordNet copy: the SHA-256 of every source file (a changed file changes it)."""
-    digests = {name: _file_sha256(path) for name, path in sorted(files.items())}
+    digests = {name: file_sha256(path) for name, path in sorted(files.items())}
     return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -14,16 +14,7 @@ import json
 from pathlib import Path
 
 from adaptermix.data.config import DataConfig, resolve_data_dir
-
-_CHUNK = 1 << 20
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+from adaptermix.io import file_sha256
 
 
 def _datapack_files(cfg: DataConfig) -> dict[str, str]:
@@ -35,7 +26,7 @@ def _datapack_files(cfg: DataConfig) -> dict[str, str]:
         recorded = None
     if isinstance(recorded, dict) and recorded:
         return {str(k): str(v) for k, v in recorded.items()}
-    return {p.name: _file_sha256(p) for p in sorted(folder.glob("*.jsonl"))}
+    return {p.name: file_sha256(p) for p in sorted(folder.glob("*.jsonl"))}
 
 
 def data_fingerprint(cfg: DataConfig) -> str:
@@ -48,7 +39,7 @@ def data_fingerprint(cfg: DataConfig) -> str:
     if cfg.source == "datapack":
         parts: dict[str, str] = _datapack_files(cfg)
     elif cfg.source == "files":
-        parts = {split: _file_sha256(Path(path).expanduser()) for split, path in sorted((cfg.files or {}).items())
+        parts = {split: file_sha256(Path(path).expanduser()) for split, path in sorted((cfg.files or {}).items())
                  if Path(path).expanduser().is_file()}
     else:
         parts = {"hf_name": cfg.hf_name or cfg.name, "hf_config": cfg.hf_config or ""}
