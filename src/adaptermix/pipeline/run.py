@@ -16,7 +16,7 @@ from adaptermix.config import dump_config
 from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig
-from adaptermix.pipeline.stages import MethodPool, run_sweep_stage, write_fsd
+from adaptermix.pipeline.stages import MethodPool, run_sweep_stage, set_aside_stale_store, write_fsd
 from adaptermix.pipeline.train_stage import Trainer, train_all, write_single_adapter_table
 from adaptermix.sweep.runner import Backend
 
@@ -58,6 +58,8 @@ def run_study(
     # Method-major: each method's stages all run before the next method's, so a study stopped part-way
     # has whole methods (every figure of a method needs its sweep, greedy and pruning results).
     for mp in pools:
+        if any(s in wanted for s in ("sweep", "greedy", "pruning")):
+            set_aside_stale_store(cfg, mp, _say)  # once per method, before its first trial is skipped
         for stage in ("fsd", "sweep", "greedy", "pruning"):
             if stage not in wanted:
                 continue

@@ -115,7 +115,6 @@ def run_sweep_stage(
 ) -> int:
     """Run every spec of ``stage`` for one method into its store; returns the number of trials run."""
     ran = 0
-    _set_aside_stale_store(mp, cfg, log)
     for spec in sweep_specs(cfg, mp, stage):
         summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
         log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
@@ -123,7 +122,7 @@ def run_sweep_stage(
     return ran
 
 
-def _set_aside_stale_store(mp: MethodPool, cfg: StudyConfig, log: Callable[[str], None]) -> None:
+def set_aside_stale_store(cfg: StudyConfig, mp: MethodPool, log: Callable[[str], None]) -> None:
     """A study whose adapters were retrained (a changed config, recipe or data) keeps its old store under
     another name and starts a new one: the old results belong to the old weights, and a user's work is
     never deleted. Said in one line."""
