@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sweep import floor, make_pool, naive, runner  # noqa: E402
+from bench_sweep import floor, make_pool, naive, random_subsets, runner  # noqa: E402
 
 from adaptermix.artefact import new_model  # noqa: E402
 from adaptermix.backbone import load_encoder  # noqa: E402
@@ -66,12 +66,7 @@ def sweep_bench(args, task, rows) -> dict[str, float]:
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pool_dirs = make_pool(Path(tmp), enc32, task, 6)
-        names = list(pool_dirs)
-        subsets = []
-        for _ in range(args.mixtures):
-            k = int(torch.randint(2, 7, (1,), generator=gen))
-            others = (torch.randperm(5, generator=gen)[: k - 1] + 1).tolist()
-            subsets.append(sorted(["a0", *[names[i] for i in others]]))
+        subsets = random_subsets(list(pool_dirs), args.mixtures, gen)
         specs = {p: SweepSpec(pool={n: str(d) for n, d in pool_dirs.items()}, max_eval_examples=args.examples,
                               max_length=args.max_length, batch_size=args.batch_size, precision=p)
                  for p in ("fp32", "bf16")}

@@ -64,6 +64,16 @@ def make_pool(root: Path, encoder, task, n: int) -> dict[str, Path]:
     return out
 
 
+def random_subsets(names: list[str], count: int, gen: torch.Generator) -> list[list[str]]:
+    """``count`` seeded mixtures of the 6-adapter pool, each holding the target ``a0`` and k - 1 others."""
+    subsets = []
+    for _ in range(count):
+        k = int(torch.randint(2, 7, (1,), generator=gen))
+        others = (torch.randperm(5, generator=gen)[: k - 1] + 1).tolist()
+        subsets.append(sorted(["a0", *[names[i] for i in others]]))
+    return subsets
+
+
 def naive(pool_dirs, subsets, encoder, rows, max_length, batch_size, pad_to=None) -> float:
     adapters = {n: load_adapter(p) for n, p in pool_dirs.items()}
     model = model_from_adapter(next(iter(adapters.values())), encoder)
@@ -118,12 +128,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         pool_dirs = make_pool(Path(tmp), encoder, task, 6)
-        names = list(pool_dirs)
-        subsets = []
-        for _ in range(args.mixtures):
-            k = int(torch.randint(2, 7, (1,), generator=gen))
-            others = (torch.randperm(5, generator=gen)[: k - 1] + 1).tolist()
-            subsets.append(sorted(["a0", *[names[i] for i in others]]))
+        subsets = random_subsets(list(pool_dirs), args.mixtures, gen)
         spec = SweepSpec(pool={n: str(p) for n, p in pool_dirs.items()},
                          max_eval_examples=args.examples, max_length=args.max_length, batch_size=args.batch_size)
         ctx = SweepContext.prepare(spec, encoder)
