@@ -22,8 +22,9 @@ from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.methods import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.sweep.runner import run_sweep
+from adaptermix.sweep.shards import StoreConflictError, merge
 from adaptermix.sweep.spec import SweepSpec, Trial, expand, load_spec
-from adaptermix.sweep.store import Provenance, ResultsStore, StoreConflictError, merge
+from adaptermix.sweep.store import Provenance, ResultsStore
 from adaptermix.training.batching import tokenize
 from adaptermix.training.config import TrainConfig
 from adaptermix.training.evaluate import predict

@@ -18,15 +18,14 @@ from adaptermix.config import validate
 from adaptermix.errors import AdapterMixError, ArtefactError
 from adaptermix.io import OutputError
 from adaptermix.sweep.export import EXPORT_FORMATS, export_store
+from adaptermix.sweep.shards import StoreConflictError, merge
 from adaptermix.sweep.spec import SweepSpec, Trial, expand, shard
 from adaptermix.sweep.stats import compute_stats
 from adaptermix.sweep.store import (
     AdversarialExample,
     Provenance,
     ResultsStore,
-    StoreConflictError,
     TrialResult,
-    merge,
 )
 
 NAMES = [f"d{i}" for i in range(7)]
@@ -262,6 +261,22 @@ def test_merge_refuses_stores_of_different_models(tmp_path: Path) -> None:
             store.begin_run(Provenance.collect("{}", f"model-{name}", 0))
     with pytest.raises(StoreConflictError, match="different models"):
         merge(tmp_path / "dst.sqlite", [tmp_path / "a.sqlite", tmp_path / "b.sqlite"])
+
+
+def test_merge_refuses_shards_of_other_weights_and_keeps_the_weights(tmp_path: Path) -> None:
+    """Trial keys name adapters, not weights: shards computed with a retrained adapter must not combine."""
+    trials = all_trials()[:4]
+    for name, digest in (("a", "1" * 64), ("b", "1" * 64), ("c", "2" * 64)):
+        with ResultsStore(tmp_path / f"{name}.sqlite") as store:
+            store.check_adapters({"d0": digest})
+            store.record([result(t, 0.5) for t in trials])
+    assert merge(tmp_path / "dst.sqlite", [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]) == 4
+    with ResultsStore(tmp_path / "dst.sqlite", readonly=True) as merged:
+        assert merged.adapter_hashes() == {"d0": "1" * 64}
+    before = comparable(tmp_path / "dst.sqlite")
+    with pytest.raises(StoreConflictError, match="different weights for adapter 'd0'"):
+        merge(tmp_path / "dst.sqlite", [tmp_path / "c.sqlite"])
+    assert comparable(tmp_path / "dst.sqlite") == before
 
 
 # ------------------------------------------------------------------------------ crash and concurrency

@@ -99,7 +99,7 @@ def _merge_args(p: argparse.ArgumentParser) -> None:
 
 
 def _merge_run(args: argparse.Namespace) -> int:
-    from adaptermix.sweep.store import merge
+    from adaptermix.sweep.shards import merge
 
     n = merge(args.output, args.shards)
     print(f"merged {n} new trials into {args.output}")
