@@ -49,8 +49,7 @@ def resolve_device(name: str | None = None) -> torch.device:
     return torch.device(spec)
 
 
-@functools.cache
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU feature flags listed in ``cpuinfo`` (empty where the file does not exist, e.g. macOS)."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
@@ -62,6 +61,10 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
         if key.strip() in ("flags", "Features"):
             flags.update(value.split())
     return frozenset(flags)
+
+
+cpu_flags = functools.cache(read_cpu_flags)
+""":func:`read_cpu_flags`, read once per process (``precision: auto`` asks on every encoder load)."""
 
 
 def fast_bf16(device: torch.device) -> bool:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from adaptermix.device import read_cpu_flags as cpu_flags  # the parser `precision: auto` uses
 from adaptermix.errors import AdapterMixError
 from adaptermix.io import file_sha256
 
@@ -320,22 +321,11 @@ def check_browser() -> Check:
                  "tests marked `browser` skip without it", required=False)
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU feature flags of the first processor in ``cpuinfo`` (empty when unreadable)."""
-    try:
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("flags"):
-                return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
-
-
 def check_device(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[Check]:
     """The device ``auto`` (or ``$ADAPTERMIX_DEVICE``) picks and whether it has fast bf16."""
     import torch
 
-    from adaptermix.device import ENV, resolve_device
+    from adaptermix.device import ENV, FAST_BF16_CPU_FLAGS, resolve_device
     from adaptermix.errors import ResourceError
 
     try:
@@ -349,7 +339,7 @@ def check_device(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[Check]:
     else:
         flags = cpu_flags(cpuinfo)
         where = f"cpu ({os.cpu_count()} cores, torch {torch.__version__})"
-        fast = sorted(flags & {"amx_bf16", "avx512_bf16"})
+        fast = sorted(flags & set(FAST_BF16_CPU_FLAGS))  # the flags `precision: auto` reads
         bf16, how = bool(fast), ("CPU flags " + ", ".join(fast)) if fast else "no amx_bf16/avx512_bf16 flag"
     rows = [Check("device", "ok", where)]
     rows.append(Check("bf16 (fast number format)", "ok" if bf16 else "optional-missing", str(dev), "",

@@ -90,10 +90,10 @@ def training_key(run: TrainRunConfig) -> str:
     (:func:`adaptermix.data.fingerprint.data_fingerprint`) and the resolved encoder precision, so an adapter
     trained on another data pack (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) or in another number
     format (``precision: auto`` differs between machines) is retrained, not silently reused."""
-    from adaptermix.device import resolve_device, resolve_precision
+    from adaptermix.device import precision_name, resolve_device, resolve_precision
 
     dtype = resolve_precision(run.model.precision, resolve_device())
-    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{str(dtype).removeprefix('torch.')}"
+    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{precision_name(dtype)}"
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
