@@ -47,6 +47,14 @@ def greedy_selection(stacked: StackedDeltas, l: int | None, largest: bool = Fals
     return tuple(stacked.names[i] for i in chosen)
 
 
+def partners_by_fsd(row_means: Sequence[float], target: int, largest: bool = False) -> list[int]:
+    """Alg. 1 in the in-domain setting: every index but ``target``, ranked by row-mean FSD (smallest
+    first, or largest with ``largest``), ties by index. The greedy mixture of size l is the target plus
+    the first l - 1 (one ranking shared by ``mix --target`` and the sweep's greedy generators)."""
+    sign = -1.0 if largest else 1.0
+    return sorted((i for i in range(len(row_means)) if i != target), key=lambda i: (sign * float(row_means[i]), i))
+
+
 #: The rules that mix only a selection of their inputs, and whether they pick the largest row-mean FSD.
 SELECTING_RULES: dict[str, bool] = {"greedy_fsd": False, "greedy_fsd_max": True, "sparse_fsd": False}
 
@@ -62,9 +70,8 @@ def rule_selection(
     Rules outside :data:`SELECTING_RULES` mix every input. A selecting rule follows Alg. 1 (the l
     adapters with the smallest, or largest, row-mean FSD); with ``keep`` (the in-domain target, whose head
     the mixture is evaluated with) the selection is ``keep`` plus the l - 1 *other* adapters ranked by
-    their row-mean FSD over the whole input set — the sweep's greedy generator
-    (:func:`adaptermix.sweep.subsets._greedy`): Alg. 1 alone may leave the target's body out while its
-    head is kept. Ties go to the name that sorts first.
+    :func:`partners_by_fsd` over the whole input set, as the sweep's greedy generator does: Alg. 1 alone
+    may leave the target's body out while its head is kept. Ties go to the earlier input.
     """
     if rule not in SELECTING_RULES:
         return tuple(stacked.names)
@@ -77,11 +84,9 @@ def rule_selection(
         raise ConfigError(f"l must be an integer in [1, {k}] (the number of adapters given), got {n}")
     if keep not in stacked.names:
         raise ConfigError(f"target {keep!r} is not one of the adapters to mix ({', '.join(stacked.names)})")
-    means = fsd_matrix_flat(stacked.matrix).mean(dim=1).tolist()
-    sign = -1.0 if largest else 1.0
-    others = sorted((i for i, name in enumerate(stacked.names) if name != keep),
-                    key=lambda i: (sign * means[i], stacked.names[i]))
-    chosen = {stacked.names.index(keep), *others[: n - 1]}
+    target = stacked.names.index(keep)
+    others = partners_by_fsd(fsd_matrix_flat(stacked.matrix).mean(dim=1).tolist(), target, largest)
+    chosen = {target, *others[: n - 1]}
     return tuple(stacked.names[i] for i in sorted(chosen))
 
 

@@ -201,10 +201,10 @@ def _greedy(req: SubsetRequest, *, largest: bool, name: str) -> list[Subset]:
     row-mean FSD; ties are broken by pool index so the order is deterministic. Subsets are nested in l.
     """
     _check_request(req)
+    from adaptermix.merging.fsd_rules import partners_by_fsd  # here: planning a spec stays torch-free
+
     means = fsd_row_means(check_fsd_matrix(req.fsd, req.n_pool, name))
-    others = np.asarray(_others(req.n_pool, req.target), dtype=np.int64)
-    keys = -means[others] if largest else means[others]
-    ranked = others[np.lexsort((others, keys))].tolist()
+    ranked = partners_by_fsd(means.tolist(), req.target, largest)
     return [_with_target(req.target, ranked[: size - 1]) for size in range(1, req.n_pool + 1)]
 
 
