@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
@@ -79,6 +79,13 @@ class NoiseFloorStage(StrictModel):
 
     replicates: int = Field(1, ge=1, description="replicate adapters per domain and method")
     seed_offset: int = Field(1000, ge=1, description="added (times r) to the training and sample seeds")
+    methods: list[str] | None = Field(
+        None, description="method labels (or names) that get replicates; default: every method of the study"
+    )
+
+    def covers(self, method_label: str, method_name: str) -> bool:
+        """Whether the method (by its directory label or its name) gets noise-floor replicates."""
+        return self.methods is None or method_label in self.methods or method_name in self.methods
 
 
 class AnalysisStage(StrictModel):
@@ -126,6 +133,16 @@ class StudyConfig(StrictModel):
         for name in names:  # a path part (adapters/<method>/<domain>): no separator, no '..'
             check_name(name, "domain")
         return v
+
+    @model_validator(mode="after")
+    def _known_floor_methods(self) -> StudyConfig:
+        if self.noise_floor is not None and self.noise_floor.methods is not None:
+            known = {self.method_label(m) for m in self.methods} | {m.name for m in self.methods}
+            unknown = [m for m in self.noise_floor.methods if m not in known]
+            if unknown:
+                raise ValueError(f"noise_floor.methods: {unknown[0]!r} is not a method of the study "
+                                 f"(known: {', '.join(sorted(known))})")
+        return self
 
     def domain_names(self) -> list[str]:
         return [d if isinstance(d, str) else str(d["name"]) for d in self.domains]

@@ -104,7 +104,8 @@ def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str
     done: dict[tuple[str, str, int], TrainedAdapter] = {}
     replicates = range(1, cfg.noise_floor.replicates + 1) if cfg.noise_floor is not None else range(0)
     plan = [(method, domain, 0) for method in cfg.methods for domain in cfg.domains]
-    plan += [(method, domain, r) for r in replicates for method in cfg.methods for domain in cfg.domains]
+    plan += [(method, domain, r) for r in replicates for method in cfg.methods for domain in cfg.domains
+             if cfg.noise_floor is not None and cfg.noise_floor.covers(cfg.method_label(method), method.name)]
     for method, domain, rep in plan:
         label = cfg.method_label(method)
         run = cfg.train_run(method, domain, "") if rep == 0 else cfg.replicate_run(method, domain, rep, "")
