@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "reproduce",
     "adamix",
     "doctor",
+    "recommend",
 )
 
 

@@ -55,7 +55,8 @@ def write_fsd(cfg: StudyConfig, mp: MethodPool) -> Path:
     return path
 
 
-def _spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
+def method_spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
+    """The sweep spec of one method pool of a study (its sweep stage's), with fields replaced by ``over``."""
     sw = cfg.sweep
     base: dict[str, Any] = {
         "pool": {n: str(p) for n, p in mp.dirs.items()},
@@ -82,15 +83,15 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
     sw = cfg.sweep
     subsets = {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
     if stage == "sweep":
-        specs = [_spec(cfg, mp)]
+        specs = [method_spec(cfg, mp)]
         if "textfooler" in sw.evaluations:
             tf_subsets = dict(subsets)
             if sw.textfooler_per_k is not None:
                 tf_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
-            specs.append(_spec(cfg, mp, evaluations=["textfooler"], subsets=tf_subsets, rules=[{"name": "average"}]))
+            specs.append(method_spec(cfg, mp, evaluations=["textfooler"], subsets=tf_subsets, rules=[{"name": "average"}]))
         return specs
     if stage == "greedy":
-        return [_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],
+        return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],
                       subsets={"generator": ["greedy", "greedy_max"], "seed": sw.seed})] if cfg.greedy else []
     if stage == "pruning":
         pr = cfg.pruning
@@ -103,8 +104,8 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
         variants = [{}] + ([{"m": pr.fsd_layers}] if pr.fsd_layers is not None else [])
         mixed = [{"name": "sparse_fsd", "params": {"s": s, **v}} for v in variants for s in pr.mix_sparsities]
         return [
-            _spec(cfg, mp, evaluations=["clean"], rules=single, subsets={**subsets, "ks": [1]}),
-            _spec(cfg, mp, evaluations=["clean"], rules=mixed, subsets=subsets),
+            method_spec(cfg, mp, evaluations=["clean"], rules=single, subsets={**subsets, "ks": [1]}),
+            method_spec(cfg, mp, evaluations=["clean"], rules=mixed, subsets=subsets),
         ]
     raise ValueError(stage)
 
