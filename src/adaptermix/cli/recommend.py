@@ -149,7 +149,7 @@ def _pool_spec(args: argparse.Namespace, rules: list[dict[str, Any]]) -> tuple[A
 
 def _recommend_run(args: argparse.Namespace) -> int:
     from adaptermix.recommend.features import read_similarity
-    from adaptermix.recommend.live import LiveEvaluator, with_similarity
+    from adaptermix.recommend.live import live_evaluator, with_similarity
     from adaptermix.recommend.search import SearchSpace, search
     from adaptermix.sweep.spec import RuleSpec
 
@@ -160,7 +160,7 @@ def _recommend_run(args: argparse.Namespace) -> int:
         raise ConfigError("give --study or --pool, not both")
     rules = [_rule_spec(r) for r in (args.rule or ["average"])]
     spec, store, sim_json = _study_spec(args, rules) if args.study else _pool_spec(args, rules)
-    with LiveEvaluator(spec, store) as ev:
+    with live_evaluator(spec, store) as ev:
         facts = ev.facts
         if sim_json is not None:
             facts = read_similarity(facts, sim_json)

@@ -35,8 +35,11 @@ class SweepStage(StrictModel):
     """The combinatorial in-domain sweep (Sec. 3.4)."""
 
     enabled: bool = True
-    generator: Literal["all", "sample"] = "all"
+    generator: Literal["all", "sample", "adaptive"] = "all"
     per_k: int | None = Field(None, ge=1, description="subsets per k for generator=sample")
+    budget: int | None = Field(None, ge=1, description="generator=adaptive: evaluations per target")
+    strategy: str = Field("model", description="generator=adaptive: the search strategy (see docs/recommend.md)")
+    min_k: int = Field(1, ge=1, description="generator=adaptive: the smallest mixture the search may settle on")
     rules: list[dict[str, Any]] = [{"name": "average"}]
     max_eval_examples: int | None = Field(None, ge=1)
     evaluations: list[Literal["clean", "fgsm", "textfooler"]] = ["clean"]
@@ -47,6 +50,12 @@ class SweepStage(StrictModel):
     )
     batch_size: int = 64
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _budget(self) -> SweepStage:
+        if self.generator == "adaptive" and self.budget is None:
+            raise ValueError("sweep.generator adaptive needs sweep.budget (evaluations per target)")
+        return self
 
 
 class PruningStage(StrictModel):

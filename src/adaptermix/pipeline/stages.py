@@ -61,7 +61,7 @@ def method_spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
     base: dict[str, Any] = {
         "pool": {n: str(p) for n, p in mp.dirs.items()},
         "rules": sw.rules,
-        "subsets": {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed},
+        "subsets": _subsets(sw),
         "split": "test",
         "max_eval_examples": sw.max_eval_examples,
         "evaluations": [e for e in sw.evaluations if e != "textfooler"] or ["clean"],
@@ -78,10 +78,18 @@ def method_spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
     return SweepSpec.model_validate(base)
 
 
+def _subsets(sw: Any) -> dict[str, Any]:
+    """The stage's subset spec: ``all`` / ``sample`` (per_k), or ``adaptive`` (budget, strategy, min_k)."""
+    if sw.generator == "adaptive":
+        return {"generator": "adaptive", "budget": sw.budget, "strategy": sw.strategy, "min_k": sw.min_k,
+                "seed": sw.seed}
+    return {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
+
+
 def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
     """The sweep specs of one stage for one method (possibly none)."""
     sw = cfg.sweep
-    subsets = {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
+    subsets = _subsets(sw)
     if stage == "sweep":
         specs = [method_spec(cfg, mp)]
         if "textfooler" in sw.evaluations:
@@ -104,7 +112,8 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
         variants = [{}] + ([{"m": pr.fsd_layers}] if pr.fsd_layers is not None else [])
         mixed = [{"name": "sparse_fsd", "params": {"s": s, **v}} for v in variants for s in pr.mix_sparsities]
         return [
-            method_spec(cfg, mp, evaluations=["clean"], rules=single, subsets={**subsets, "ks": [1]}),
+            # the single sparse adapters are k = 1 only: enumerate them, whatever the study's generator
+            method_spec(cfg, mp, evaluations=["clean"], rules=single, subsets={"generator": "all", "ks": [1]}),
             method_spec(cfg, mp, evaluations=["clean"], rules=mixed, subsets=subsets),
         ]
     raise ValueError(stage)

@@ -9,8 +9,8 @@ what the search measured.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,68 +20,49 @@ from adaptermix.recommend.features import Candidate, Measured, PoolFacts
 from adaptermix.sweep.spec import SweepSpec, Trial
 
 
-@dataclass
-class LiveEvaluator:
-    """``evaluate`` for :func:`adaptermix.recommend.search.search` over one sweep spec and store.
+class StoreEvaluator:
+    """``evaluate`` for :func:`adaptermix.recommend.search.search` on a prepared sweep context and open store.
 
-    ``new`` / ``reused`` count the evaluations that ran and those read back from the store."""
+    A candidate becomes the group of trials the spec gives it (one per evaluation of the spec; the first
+    evaluation's metric is what the search maximises); a trial already in the store is read back, not run.
+    ``new`` / ``reused`` count candidates evaluated now and read back; ``on_results`` sees every recorded
+    group (the sweep's progress bar)."""
 
-    spec: SweepSpec
-    store_path: Path
-    progress: bool = True
-    new: int = 0
-    reused: int = 0
-    _ctx: Any = None
-    _store: Any = None
-    _done: dict[str, Measured] = field(default_factory=dict)
-
-    def __enter__(self) -> LiveEvaluator:
-        from adaptermix.sweep.runner import SweepContext
-        from adaptermix.sweep.store import Provenance, ResultsStore
-
-        self._ctx = SweepContext.prepare(self.spec)
-        self.spec = self._ctx.spec  # precision resolved
-        self._store = ResultsStore(self.store_path)
-        pool = self._ctx.pool
-        self._store.check_adapters({n: a.weights_sha256() for n, a in zip(pool.names, pool.adapters, strict=True)})
-        self._store.begin_run(Provenance.collect(json.dumps(self.spec.model_dump(mode="json"), sort_keys=True),
-                                                 self._ctx.encoder.fingerprint, self.spec.seed))
-        for row in self._store.rows():
-            self._done[row["key"]] = Measured(_candidate(json.loads(row["trial_json"])), float(row["metric"]),
-                                              row["target_sign_change"])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._store is not None:
-            self._store.close()
-        if self._ctx is not None:
-            self._ctx.close()
+    def __init__(self, ctx: Any, store: Any, on_results: Callable[[list[Any]], None] | None = None,
+                 progress: bool = False) -> None:
+        self.ctx, self.store, self.on_results, self.progress = ctx, store, on_results, progress
+        self.spec: SweepSpec = ctx.spec
+        self.new = self.reused = 0
+        self._done: dict[str, Measured] = {}
+        for row in store.rows():
+            if row["metric"] is not None:
+                self._done[row["key"]] = Measured(_candidate(json.loads(row["trial_json"])), float(row["metric"]),
+                                                  row["target_sign_change"])
 
     @property
     def facts(self) -> PoolFacts:
         """Names and FSD of the pool (similarity is added by the caller when it is known)."""
-        return PoolFacts(tuple(self._ctx.pool.names), self._ctx.fsd.double().numpy())
+        return PoolFacts(tuple(self.ctx.pool.names), self.ctx.fsd.double().numpy())
 
-    def trial(self, c: Candidate) -> Trial:
-        """The sweep trial of a candidate (the first evaluation of the spec)."""
+    def trials(self, c: Candidate) -> list[Trial]:
+        """The sweep trials of a candidate, one per evaluation of the spec (the objective's first)."""
         s = self.spec
-        evaluation = s.evaluations[0]
-        return Trial(target=c.target, subset=c.subset, rule=c.rule, rule_params=c.rule_params, split=s.split,
-                     evaluation=evaluation, eval_params=s.eval_params(evaluation),
-                     max_eval_examples=s.max_eval_examples, seed=s.seed, max_length=s.max_length, tag="",
-                     precision=str(s.precision))
+        return [Trial(target=c.target, subset=c.subset, rule=c.rule, rule_params=c.rule_params, split=s.split,
+                      evaluation=e, eval_params=s.eval_params(e), max_eval_examples=s.max_eval_examples,
+                      seed=s.seed, max_length=s.max_length, tag="", precision=str(s.precision))
+                for e in s.evaluations]
 
     def sign_change(self, c: Candidate) -> float:
         """Fraction of the target's weights whose sign the candidate's mixture flips (no evaluation)."""
         from adaptermix.diagnostics import subset_stats
         from adaptermix.merging.base import merge_flat
 
-        pool = self._ctx.pool
+        pool = self.ctx.pool
         names = pool.names
         idx = [names.index(n) for n in c.subset]
-        vector = merge_flat(c.rule, pool.flat, idx, layout=pool.stacked.layout, keys=names, fsd=self._ctx.fsd,
+        vector = merge_flat(c.rule, pool.flat, idx, layout=pool.stacked.layout, keys=names, fsd=self.ctx.fsd,
                             **dict(c.rule_params))
-        return float(subset_stats(pool.flat, self._ctx.fsd, idx, names.index(c.target), mixture=vector,
+        return float(subset_stats(pool.flat, self.ctx.fsd, idx, names.index(c.target), mixture=vector,
                                   space=self.spec.fsd_space).flipped)
 
     def __call__(self, cands: Sequence[Candidate]) -> list[Measured]:
@@ -89,26 +70,48 @@ class LiveEvaluator:
 
         out = []
         for c in cands:
-            t = self.trial(c)
-            if t.key in self._done:
+            trials = self.trials(c)
+            todo = [t for t in trials if t.key not in self._done]
+            if not todo:
                 self.reused += 1
             else:
-                results = evaluate_group(self._ctx, [t])
-                self._store.record(results)
-                r = results[0]
-                self._done[t.key] = Measured(c, float(r.metric), r.target_sign_change)
+                results = evaluate_group(self.ctx, todo)
+                self.store.record(results)
+                if self.on_results is not None:
+                    self.on_results(results)
+                for t, r in zip(todo, results, strict=True):
+                    self._done[t.key] = Measured(c, float(r.metric), r.target_sign_change)
                 self.new += 1
                 if self.progress:
-                    print(f"  evaluated {c.describe()}: {r.metric:.4f}", flush=True)
-            out.append(self._done[t.key])
+                    print(f"  evaluated {c.describe()}: {self._done[trials[0].key].metric:.4f}", flush=True)
+            out.append(self._done[trials[0].key])
         return out
 
     def prior(self) -> list[Measured]:
         """Every mixture of the store measured exactly as this search measures (same evaluation, split,
         caps, seed and precision: the stored key is the key this spec gives the mixture)."""
+        names = set(self.ctx.pool.names)
         return [m for key, m in self._done.items()
-                if m.candidate.target in self._ctx.pool.names and all(n in self._ctx.pool.names for n in m.candidate.subset)
-                and self.trial(m.candidate).key == key]
+                if set(m.candidate.subset) <= names and self.trials(m.candidate)[0].key == key]
+
+
+@contextmanager
+def live_evaluator(spec: SweepSpec, store_path: str | Path, progress: bool = True) -> Iterator[StoreEvaluator]:
+    """Prepare the sweep context and open (or create) the store for a search outside a sweep; the store
+    checks the pool's weights as a sweep does and records a run with the spec as provenance."""
+    from adaptermix.sweep.runner import SweepContext
+    from adaptermix.sweep.store import Provenance, ResultsStore
+
+    ctx = SweepContext.prepare(spec)
+    try:
+        with ResultsStore(store_path) as store:
+            pool = ctx.pool
+            store.check_adapters({n: a.weights_sha256() for n, a in zip(pool.names, pool.adapters, strict=True)})
+            store.begin_run(Provenance.collect(json.dumps(ctx.spec.model_dump(mode="json"), sort_keys=True),
+                                               ctx.encoder.fingerprint, ctx.spec.seed))
+            yield StoreEvaluator(ctx, store, progress=progress)
+    finally:
+        ctx.close()
 
 
 def _candidate(trial: dict[str, Any]) -> Candidate:

@@ -62,6 +62,10 @@ class SweepContext:
             EVALUATIONS.get(evaluation)  # unknown names -> one-line errors before anything loads
         for rule in spec.rules:
             MERGE_RULES.get(rule.name)
+        if spec.subsets.adaptive:
+            from adaptermix.recommend.search import STRATEGIES
+
+            STRATEGIES.get(spec.subsets.strategy)
         if "textfooler" in spec.evaluations:
             from adaptermix.attacks.textfooler import TextFoolerConfig
 
@@ -221,8 +225,39 @@ def run_sweep(
 
             (backend or local_backend)(ctx, groups, sink)
             bar.close()
+            if spec.subsets.adaptive:
+                ran_adaptive, reused = run_adaptive(ctx, store, progress)
+                return SweepSummary(len(todo) + skipped + ran_adaptive + reused, skipped + reused,
+                                    len(todo) + ran_adaptive, time.perf_counter() - started, Path(store_path))
     finally:
         ctx.close()
     return SweepSummary(len(todo) + skipped, skipped, len(todo), time.perf_counter() - started, Path(store_path))
+
+
+def run_adaptive(ctx: SweepContext, store: ResultsStore, progress: bool = True) -> tuple[int, int]:
+    """Generator ``adaptive``: per target, a budgeted search (:mod:`adaptermix.recommend.search`) whose
+    evaluations are recorded as ordinary trials; returns (trials run, trials read back from the store).
+
+    The search learns from the store's other targets as it goes (``prior``), so later targets cost fewer
+    wasted evaluations. Runs in this process (the search is sequential by nature)."""
+    from adaptermix.recommend.live import StoreEvaluator
+    from adaptermix.recommend.search import SearchSpace, search
+
+    sub = ctx.spec.subsets
+    names = sorted(ctx.pool.names)
+    targets = list(ctx.spec.targets) if ctx.spec.targets is not None else names
+    bar = tqdm(total=len(targets) * int(sub.budget or 0), desc="adaptive", unit="mixture", disable=not progress)
+    ev = StoreEvaluator(ctx, store)
+    for target in targets:
+        space = SearchSpace(target, ev.facts, tuple(ctx.spec.rules), sign_change=ev.sign_change, min_k=sub.min_k)
+        before = ev.new + ev.reused
+        result = search(sub.strategy, space, ev, int(sub.budget or 0), seed=ctx.spec.seed, prior=ev.prior())
+        bar.update(ev.new + ev.reused - before)
+        best = result.best
+        log.info("adaptive %s: best %s = %.4f (single %.4f)", target, best.candidate.describe(), best.metric,
+                 result.single)
+    bar.close()
+    n_eval = len(ctx.spec.evaluations)
+    return ev.new * n_eval, ev.reused * n_eval
 
 

@@ -94,6 +94,11 @@ class SubsetSpec(StrictModel):
     seed: int = 0
     # Only these mixture sizes (e.g. [1] for single adapters, Fig. 8a); None keeps every k = 1..N.
     ks: tuple[PositiveInt, ...] | None = None
+    # Generator "adaptive": evaluations per target (the single adapter's included), the search strategy
+    # (adaptermix.recommend.search.STRATEGIES) and the smallest mixture it may settle on.
+    budget: PositiveInt | None = None
+    strategy: str = "model"
+    min_k: PositiveInt = 1
 
     @field_validator("generator", mode="before")
     @classmethod
@@ -112,11 +117,20 @@ class SubsetSpec(StrictModel):
                 f"unknown generator {unknown[0]!r}; valid: {', '.join(SUBSET_GENERATORS.names())}"
             )
         gens = [SUBSET_GENERATORS.get(g) for g in self.generator]
-        if sum(1 for g in gens if not g.tag) > 1:
+        if sum(1 for g in gens if not g.tag and not g.dynamic) > 1:
             raise ValueError("'all' already contains every 'sample' subset; list only one of them")
         if any(g.needs_per_k for g in gens) and self.per_k is None:
             raise ValueError("per_k is required by generator 'sample'")
+        if "adaptive" in self.generator and self.budget is None:
+            raise ValueError("generator 'adaptive' needs subsets.budget (evaluations per target)")
+        if "adaptive" in self.generator and self.ks is not None:
+            raise ValueError("subsets.ks does not apply to generator 'adaptive' (use subsets.min_k)")
         return self
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the runner searches subsets as results come in (generator ``adaptive``)."""
+        return "adaptive" in self.generator
 
 
 class SweepSpec(StrictModel):
@@ -296,13 +310,19 @@ class ExpansionSummary:
     evaluations: int
     generators: tuple[str, ...]
 
+    adaptive_budget: int | None = None  # generator "adaptive": up to this many mixtures per target on top
+
     def __str__(self) -> str:
         per_k = ", ".join(f"k={k}: {n}" for k, n in self.subsets_per_k.items())
-        return (
+        text = (
             f"{self.total} trials = {len(self.per_target)} targets x {sum(self.subsets_per_k.values())} "
             f"subsets ({'+'.join(self.generators)}) x {self.rules} rules x {self.evaluations} evaluations; "
             f"subsets per target by k: {per_k}"
         )
+        if self.adaptive_budget is not None:
+            text += (f"; plus an adaptive search of up to {self.adaptive_budget} mixtures per target "
+                     f"(x {self.evaluations} evaluations), some possibly among the planned ones")
+        return text
 
 
 def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionSummary:
@@ -326,6 +346,7 @@ def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionS
         rules=len(spec.rules),
         evaluations=len(spec.evaluations),
         generators=spec.subsets.generator,
+        adaptive_budget=spec.subsets.budget if spec.subsets.adaptive else None,
     )
 
 

@@ -10,6 +10,10 @@ big it is before anything runs (:func:`count_subsets`).
 - ``sample``: per k, ``min(M, C(N-1, k-1))`` distinct subsets drawn uniformly without replacement, seeded.
   k = 1 and k = N have exactly one subset each, so they are always included.
 - ``greedy`` / ``greedy_max``: Alg. 1 (Greedy Adapter Mixing) order, one subset per size l = 1..N.
+- ``adaptive``: nothing planned ahead; the runner searches each target's subsets with
+  :func:`adaptermix.recommend.search.search` within ``budget`` evaluations (``dynamic``: the subsets depend
+  on what was measured). Its trials are ordinary population trials (empty tag), so an exhaustive sweep of
+  the same spec reuses them.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class SubsetGenerator:
     generate: Callable[[SubsetRequest], list[Subset]]
     count_by_k: Callable[[int, int | None], dict[int, int]]
     description: str
+    dynamic: bool = False
 
 
 SUBSET_GENERATORS: Registry[SubsetGenerator] = Registry("subset generator")
@@ -244,6 +249,16 @@ SUBSET_GENERATORS.register(
         lambda req: _greedy(req, largest=True, name="greedy_max"),
         _count_greedy,
         "Alg. 1 maximising FSD: target + the l-1 adapters with the largest row-mean FSD",
+    ),
+)
+
+
+SUBSET_GENERATORS.register(
+    "adaptive",
+    SubsetGenerator(
+        "adaptive", "", False, False, lambda req: [], lambda n, per_k: {},
+        "a budgeted search per target (subsets.budget evaluations, subsets.strategy), chosen as results come in",
+        dynamic=True,
     ),
 )
 
