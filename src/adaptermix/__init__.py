@@ -5,4 +5,26 @@ Signed Weight Directions" (adapter mixing, FSD, greedy mixing, pruning, in-domai
 and Wang et al. (2022), "AdaMix" (mixture-of-adapters training and merging).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: The library's verbs (``am.load_pool``, ``am.fsd``, ``am.mix``, ...), defined in :mod:`adaptermix.api` and
+#: imported on first use, so that ``import adaptermix`` (and the CLI's start-up) does not load torch.
+_API = ("load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "sweep",
+        "results", "stats", "predict", "recommend")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from adaptermix import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'adaptermix' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -96,13 +96,14 @@ class StoreEvaluator:
 
 
 @contextmanager
-def live_evaluator(spec: SweepSpec, store_path: str | Path, progress: bool = True) -> Iterator[StoreEvaluator]:
+def live_evaluator(spec: SweepSpec, store_path: str | Path, progress: bool = True,
+                   encoder: Any = None) -> Iterator[StoreEvaluator]:
     """Prepare the sweep context and open (or create) the store for a search outside a sweep; the store
     checks the pool's weights as a sweep does and records a run with the spec as provenance."""
     from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.store import Provenance, ResultsStore
 
-    ctx = SweepContext.prepare(spec)
+    ctx = SweepContext.prepare(spec, encoder)
     try:
         with ResultsStore(store_path) as store:
             pool = ctx.pool
