@@ -9,6 +9,7 @@ what the search measured.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptermix.errors import ArtefactError
 from adaptermix.recommend.features import Candidate, Measured, PoolFacts
 from adaptermix.sweep.spec import SweepSpec, Trial
 
@@ -47,6 +49,8 @@ class LiveEvaluator:
         self._store.begin_run(Provenance.collect(json.dumps(self.spec.model_dump(mode="json"), sort_keys=True),
                                                  self._ctx.encoder.fingerprint, self.spec.seed))
         for row in self._store.rows():
+            if row["metric"] is None:  # a non-finite metric (stored as null): nothing to reuse or learn from
+                continue
             self._done[row["key"]] = Measured(_candidate(json.loads(row["trial_json"])), float(row["metric"]),
                                               row["target_sign_change"])
         return self
@@ -96,6 +100,9 @@ class LiveEvaluator:
                 results = evaluate_group(self._ctx, [t])
                 self._store.record(results)
                 r = results[0]
+                if r.metric is None or not math.isfinite(r.metric):
+                    raise ArtefactError(f"{c.describe()}: the evaluation gave no finite {r.metric_name} "
+                                        f"({r.metric}); a search cannot rank it")
                 self._done[t.key] = Measured(c, float(r.metric), r.target_sign_change)
                 self.new += 1
                 if self.progress:
