@@ -9,6 +9,7 @@ what the search measured.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptermix.errors import ArtefactError
 from adaptermix.recommend.features import Candidate, Measured, PoolFacts
 from adaptermix.sweep.spec import SweepSpec, Trial
 
@@ -35,7 +37,7 @@ class StoreEvaluator:
         self.new = self.reused = 0
         self._done: dict[str, Measured] = {}
         for row in store.rows():
-            if row["metric"] is not None:
+            if row["metric"] is not None:  # a non-finite metric (stored as null): nothing to reuse or learn from
                 self._done[row["key"]] = Measured(_candidate(json.loads(row["trial_json"])), float(row["metric"]),
                                                   row["target_sign_change"])
 
@@ -80,6 +82,9 @@ class StoreEvaluator:
                 if self.on_results is not None:
                     self.on_results(results)
                 for t, r in zip(todo, results, strict=True):
+                    if r.metric is None or not math.isfinite(r.metric):
+                        raise ArtefactError(f"{c.describe()}: the evaluation gave no finite {r.metric_name} "
+                                            f"({r.metric}); a search cannot rank it")
                     self._done[t.key] = Measured(c, float(r.metric), r.target_sign_change)
                 self.new += 1
                 if self.progress:
