@@ -29,10 +29,23 @@ def dirs(tmp_path):
 def test_import_is_light_and_lists_the_verbs():
     code = "import sys, adaptermix as am; assert 'torch' not in sys.modules; print(sorted(dir(am)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for verb in ("load_pool", "fsd", "mix", "prune", "evaluate", "sweep", "stats", "predict", "recommend"):
+    for verb in ("load_pool", "fsd", "mix", "prune", "evaluate", "run_sweep", "stats", "predict", "recommend_mixture"):
         assert verb in out
     with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
         am.nosuch  # noqa: B018
+
+
+def test_no_verb_is_shadowed_by_a_subpackage():
+    import pkgutil
+
+    import adaptermix
+
+    subpackages = {m.name for m in pkgutil.iter_modules(adaptermix.__path__)}
+    assert not subpackages & set(adaptermix._API)
+    import adaptermix.recommend.search  # noqa: F401
+    import adaptermix.sweep.runner  # noqa: F401
+
+    assert callable(am.run_sweep) and callable(am.recommend_mixture)
 
 
 def test_fsd_and_mix_equal_the_modules(dirs):
@@ -77,13 +90,13 @@ def test_evaluate_an_in_memory_mixture_equals_its_saved_copy(dirs, tmp_path):
 def test_sweep_results_stats_and_recommend(dirs, tmp_path):
     enc = tiny_encoder("bert")
     store = tmp_path / "r.sqlite"
-    summary = am.sweep({"pool": {n: str(p) for n, p in dirs.items()}, "subsets": {"generator": "all"}}, store,
+    summary = am.run_sweep({"pool": {n: str(p) for n, p in dirs.items()}, "subsets": {"generator": "all"}}, store,
                        progress=False, encoder=enc)
     assert summary.ran == 3 * 4
     rows = am.results(store)
     assert len(rows) == 12 and isinstance(rows["subset"].iloc[0], tuple)
     tables = am.stats(store)
     assert {"per_k", "drops", "correlations", "greedy"} <= set(tables) and len(tables["per_k"]) > 0
-    result = am.recommend(dirs, store, "alpha", budget=3, encoder=enc)
+    result = am.recommend_mixture(dirs, store, "alpha", budget=3, encoder=enc)
     assert len(result.steps) == 3 and result.steps[0].candidate.k == 1
     assert len(am.results(store)) == 12  # every evaluation was already in the store: nothing new was run

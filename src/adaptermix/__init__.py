@@ -12,9 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 #: The library's verbs (``am.load_pool``, ``am.fsd``, ``am.mix``, ...), defined in :mod:`adaptermix.api` and
-#: imported on first use, so that ``import adaptermix`` (and the CLI's start-up) does not load torch.
-_API = ("load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "sweep",
-        "results", "stats", "predict", "recommend")
+#: imported on first use, so that ``import adaptermix`` (and the CLI's start-up) does not load torch. No verb
+#: may share a subpackage's name (``adaptermix.sweep``, ``adaptermix.recommend``): importing the subpackage
+#: would replace it, hence ``run_sweep`` and ``recommend_mixture``.
+_API = ("load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "run_sweep",
+        "results", "stats", "predict", "recommend_mixture")
 __all__ = ["__version__", *_API]
 
 

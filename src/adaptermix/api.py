@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from adaptermix.sweep.spec import SweepSpec
 
 __all__ = [
-    "load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "sweep",
-    "results", "stats", "predict", "recommend",
+    "load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "run_sweep",
+    "results", "stats", "predict", "recommend_mixture",
 ]
 
 
@@ -130,10 +130,10 @@ def evaluate(adapter: Adapter | str | Path, split: str = "test", dataset: str | 
                             precision=precision)
 
 
-def sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, store: str | Path, progress: bool = True,
+def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, store: str | Path, progress: bool = True,
           encoder: Encoder | None = None) -> SweepSummary:
     """Run (or resume) a sweep — a spec object, a dict as in a spec YAML, or a YAML path — into a store."""
-    from adaptermix.sweep.runner import run_sweep
+    from adaptermix.sweep.runner import run_sweep as _run
     from adaptermix.sweep.spec import SweepSpec as _Spec
     from adaptermix.sweep.spec import load_spec
 
@@ -141,7 +141,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, store: str | Path, p
         spec = load_spec(spec)
     elif not isinstance(spec, _Spec):
         spec = _Spec.model_validate(dict(spec))
-    return run_sweep(spec, store, encoder=encoder, progress=progress)
+    return _run(spec, store, encoder=encoder, progress=progress)
 
 
 def results(store: str | Path) -> pd.DataFrame:
@@ -185,7 +185,7 @@ def predict(store: str | Path, evaluation: str = "clean", rules: Sequence[str] |
     return evaluate_predictor(data, folds=folds, seed=seed)
 
 
-def recommend(pool: Sequence[str | Path] | Mapping[str, str | Path], store: str | Path, target: str, budget: int,
+def recommend_mixture(pool: Sequence[str | Path] | Mapping[str, str | Path], store: str | Path, target: str, budget: int,
               strategy: str = "model", min_k: int = 1, evaluation: str = "clean",
               rules: Sequence[Mapping[str, Any]] = ({"name": "average"},), max_eval_examples: int | None = None,
               max_length: int | None = None, seed: int = 0, use_prior: bool = True,
