@@ -39,6 +39,7 @@ ACTIVE_PARAMS: dict[str, dict[str, Any]] = {
     "greedy_fsd": {"l": 3},
     "greedy_fsd_max": {"l": 3},
     "sparse_fsd": {"l": 3, "m": 1, "s": 0.5},
+    "sce": {"select_topk": 0.5},
 }
 
 
@@ -81,8 +82,8 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in RULES if "weights" in MERGE_RULES.get(n).params])
 def test_opposite_weights_of_one_adapter_cancel(name: str) -> None:
     """Weights [1, -1] of the same adapter give zero, at the rule's default (possibly random) parameters."""
-    a = random_delta(SHAPES, 4)
-    out = merge_flat(name, a.flatten()[None], [0, 0], weights=[1.0, -1.0])
+    a = random_delta(SHAPES, 4)  # the layout, which every caller passes, serves the per-tensor rules
+    out = merge_flat(name, a.flatten()[None], [0, 0], layout=a.layout, weights=[1.0, -1.0])
     assert torch.count_nonzero(out) == 0
 
 

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from adaptermix.backbone.loading import load_encoder
 from adaptermix.cli.base import COMMANDS
 from adaptermix.cli.main import build_parser, main
+from adaptermix.merging import MERGE_RULES
 from helpers import TOY_PACK, TOY_SENTIMENT, make_adapter, toy_data
 from reliability.harness import child_env
 from tiny import tiny_encoder
@@ -58,7 +59,7 @@ def case(
 
 
 VALID_METHODS = "adamix, houlsby, lora, pfeiffer"
-VALID_RULES = "average, dare_linear, dare_ties, greedy_fsd, greedy_fsd_max, sparse_fsd, task_arithmetic, ties"
+VALID_RULES = ", ".join(MERGE_RULES.names())
 BAD_DATASETS = "badlabel, badrow, empty, latin1"
 TRAIN = "train --set model.name={M} --set data.data_dir={P} --set train.progress=false -o {O}/a"
 TRAIN_TOY = "train --set model.name={M} --set data.data_dir={T} --set data.name=toy_sentiment -o {O}/a"

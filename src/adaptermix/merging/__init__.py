@@ -4,11 +4,20 @@
 the sweep fast path on a pre-stacked pool. Rules (``MERGE_RULES``): ``average`` (AdapterSoup / Eq. 1),
 ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties`` (configurations of one sparsify x sign
 consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) and ``sparse_fsd``
-(Alg. 4). Every rule works in the space of its input stack ("raw" or "dw", see ``deltas.to_dw``);
-``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.
+(Alg. 4); mergekit's ``breadcrumbs``, ``breadcrumbs_ties``, ``della``, ``della_linear``, ``sce``
+(:mod:`~adaptermix.merging.mergekit_rules`), ``karcher`` and ``multislerp``
+(:mod:`~adaptermix.merging.sphere_rules`); FusionBench's ``tsv_m``, ``iso_c`` and ``iso_cts``
+(:mod:`~adaptermix.merging.subspace_rules`). Every rule works in the space of its input stack ("raw" or
+"dw", see ``deltas.to_dw``); ``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.
 """
 
-from adaptermix.merging import fsd_rules, generalized  # noqa: F401  (registers the rules)
+from adaptermix.merging import (  # noqa: F401  (registers the rules)
+    fsd_rules,
+    generalized,
+    mergekit_rules,
+    sphere_rules,
+    subspace_rules,
+)
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule, merge, merge_flat, rule_table
 from adaptermix.merging.compat import check_mixable, require_same
 from adaptermix.merging.fsd_rules import SELECTING_RULES, greedy_selection, rule_selection, select_by_fsd
