@@ -43,6 +43,11 @@ ACTIVE_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+def _target(name: str, keys: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``target=`` for a per-domain rule (``needs_target``): the smallest key, whatever the order given."""
+    return {"target": min(keys)} if MERGE_RULES.get(name).needs_target else {}
+
+
 def _pool(n: int = 5, seed: int = 0) -> list[AdapterDelta]:
     return [random_delta(SHAPES, seed + i) for i in range(n)]
 
@@ -64,7 +69,7 @@ def test_single_adapter_is_identity(name: str) -> None:
     if rule.identity_params is None:
         pytest.skip(f"{name} declares no identity setting")
     a = random_delta(SHAPES, 7)
-    out = merge(name, stack([a], ["a"]), **rule.identity_params)
+    out = merge(name, stack([a], ["a"]), **_target(name, ["a"]), **rule.identity_params)
     assert out.allclose(a, atol=0, rtol=0)
 
 
@@ -75,7 +80,7 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
     if not rule.idempotent or rule.identity_params is None:
         pytest.skip(f"{name} is not idempotent (e.g. a sum)")
     a = random_delta(SHAPES, 3)
-    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **rule.identity_params)
+    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **_target(name, ["a", "b"]), **rule.identity_params)
     assert out.allclose(a, atol=1e-7, rtol=0)
 
 
@@ -91,7 +96,7 @@ def test_opposite_weights_of_one_adapter_cancel(name: str) -> None:
 def test_permutation_invariance(name: str) -> None:
     """Exactly invariant: rules see a canonical order, DARE masks are seeded by adapter name."""
     stacked = _stacked()
-    params = ACTIVE_PARAMS.get(name, {})
+    params = {**ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names)}
     reference = merge(name, stacked, **params).flatten()
     for perm in ([4, 2, 0, 1, 3], [1, 0, 3, 4, 2]):
         assert torch.equal(merge(name, stacked.select(perm), **params).flatten(), reference)
@@ -109,8 +114,8 @@ def test_weights_follow_their_adapters_under_permutation(name: str) -> None:
 @pytest.mark.parametrize("name", RULES)
 def test_merge_flat_matches_merge_and_uses_pool_fsd(name: str) -> None:
     stacked = _stacked()
-    params = ACTIVE_PARAMS.get(name, {})
     idx = [4, 1, 2]
+    params = {**ACTIVE_PARAMS.get(name, {}), **_target(name, [stacked.names[i] for i in idx])}
     expected = merge(name, stacked.select(idx), **params).flatten()
     fsd = fsd_matrix_flat(stacked.matrix)
     got = merge_flat(name, stacked.matrix, idx, layout=stacked.layout, keys=stacked.names, fsd=fsd, **params)

@@ -205,6 +205,12 @@ def load_adapter(path: str | Path) -> Adapter:
         raw = json.loads((p / META).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtefactError(f"adapter {p}: {META} is corrupted ({type(exc).__name__})") from None
+    if isinstance(raw, dict) and raw.get("artefact") == "masked_merge":  # adaptermix.masked: not one adapter
+        domains = [str(d.get("name")) for d in raw.get("domains") or [] if isinstance(d, dict)]
+        raise ArtefactError(
+            f"{p} is a masked merge artefact ({raw.get('kind')} over {', '.join(domains)}), not one adapter: "
+            f"pick a domain (adaptermix eval {p} --domain D; Python: adaptermix.masked.load_masked, for_domain)"
+        )
     meta = meta_from_json(raw, p)
     try:
         tensors = load_file(str(p / WEIGHTS))

@@ -40,16 +40,27 @@ def mix_pool(
     greedy generator), without one the head is the first chosen adapter's. The provenance lists exactly the
     adapters whose weights went in (``adapters``) and, separately, every input (``candidates``).
 
-    ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "dw" (LoRA, rule
-    ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
+    ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "tv" mixes task vectors
+    (each adapter minus the pool's shared initialisation, :mod:`adaptermix.task_vectors`) and adds that init
+    back; "dw" (LoRA, rule ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
+    A per-domain rule (``emr``, ``tall_mask``) gives the ``target``'s view and needs it.
     """
+    if space not in ("raw", "tv", "dw"):
+        raise ConfigError(f"unknown space {space!r}; valid: raw, tv, dw")
     if target is not None:
         pool.index(target)  # an unknown target is the user's error, named as such
-    stacked = pool.stacked_in("raw")
+    given_target = target
+    base = None
+    if space == "tv":
+        from adaptermix.task_vectors import tv_stack
+
+        stacked, base = tv_stack(pool)
+    else:
+        stacked = pool.stacked_in("raw")
     given = dict(params)
     # The adapters whose weights go in: all of them, or a selecting rule's choice (Alg. 1 / 4), which keeps
     # the target when one is named (as the sweep's greedy generator does) and otherwise gives the head.
-    if rule in SELECTING_RULES and space == "raw":
+    if rule in SELECTING_RULES and space != "dw":
         used = rule_selection(rule, stacked, params.get("l"), target)
         if "l" in params:
             params = {**params, "l": None}  # the selection is made: the rule mixes every adapter given
@@ -76,7 +87,7 @@ def mix_pool(
         rank = int(method["rank"]) * len(pool.names)
         method.update(rank=rank, alpha=scale * rank)
     else:
-        body = merge(rule, stacked.select(chosen), **params)
+        body = merge(rule, stacked.select(chosen), target=given_target, base=base, **params)
     heads = [pool.adapters[i].head for i in chosen]
     labels = [
         tuple(a.meta.task.get("label_names", ())) + (a.meta.task.get("problem", ""),)

@@ -1,16 +1,26 @@
-"""``adaptermix eval ADAPTER``: evaluate an adapter artefact on a split of a dataset."""
+"""``adaptermix eval ADAPTER``: evaluate an adapter artefact on a split of a dataset.
+
+``adaptermix eval DIR --domain D`` evaluates domain D's view of a masked merge artefact (``mix --rule emr``
+or ``tall_mask``, :mod:`adaptermix.masked`) on D's own dataset; ``--domain`` on an ordinary adapter is an error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
+if TYPE_CHECKING:
+    from adaptermix.artefact import Adapter
+
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapter", help="adapter directory (adapter.safetensors + adapter.json)")
+    p.add_argument("--domain", help="for a masked merge artefact (mix --rule emr|tall_mask): the domain whose "
+                   "view (base + scale * mask * unified, with its own head) to evaluate")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--dataset", help="dataset name (default: the adapter's own)")
     p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA, else the embedded one)")
@@ -26,12 +36,15 @@ def _run(args: argparse.Namespace) -> int:
     from adaptermix.artefact import load_adapter
     from adaptermix.config import validate
     from adaptermix.data.config import DataConfig
-    from adaptermix.training.run import eval_adapter
+    from adaptermix.training.run import eval_adapter, evaluate, prepared_eval
 
-    stamp = output_stamp("eval", command_inputs(args, skip=("json_out", "batch_size")))
+    # --domain only enters the stamp when given, so an ordinary eval's stamp is what it always was
+    skip = ("json_out", "batch_size") + (("domain",) if args.domain is None else ())
+    stamp = output_stamp("eval", command_inputs(args, skip=skip))
     if args.json_out:
         check_output(args.json_out, stamp=stamp, overwrite=args.overwrite, kind="file")
-    adapter = load_adapter(args.adapter)
+    view = _masked_view(args)
+    adapter = view if view is not None else load_adapter(args.adapter)
     base = dict((adapter.meta.training or {}).get("data") or {"name": adapter.name})
     if args.dataset:
         base = {"name": args.dataset}
@@ -42,14 +55,41 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_examples:
         base[f"max_{args.split}"] = args.max_examples
     data = validate(DataConfig, base, source="data")
-    metrics = eval_adapter(args.adapter, args.split, data, batch_size=args.batch_size, max_length=args.max_length,
-                           precision=args.precision)
+    if view is None:
+        metrics = eval_adapter(args.adapter, args.split, data, batch_size=args.batch_size,
+                               max_length=args.max_length, precision=args.precision)
+    else:
+        with prepared_eval(view, args.split, data, max_length=args.max_length, precision=args.precision) as (
+            model, tset, info,
+        ):
+            metrics = evaluate(model, tset, info, args.batch_size)
     result = {"adapter": args.adapter, "split": args.split, "dataset": data.name, "metrics": metrics}
+    if view is not None:
+        result = {**result, "domain": args.domain, "rule": view.meta.provenance["rule"]}
     if args.json_out:
         atomic_write_json(args.json_out, result)
         mark_output(args.json_out, stamp, kind="file")
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _masked_view(args: argparse.Namespace) -> Adapter | None:
+    """Domain ``--domain``'s view when ADAPTER is a masked merge artefact (None for an ordinary adapter)."""
+    from adaptermix.artefact import load_adapter
+    from adaptermix.errors import ConfigError
+    from adaptermix.masked import for_domain, load_masked, read_masked_json
+
+    raw = read_masked_json(args.adapter)
+    if raw is None:
+        if args.domain is not None:
+            load_adapter(args.adapter)  # a missing or broken folder is named as such first
+            raise ConfigError(f"--domain applies to masked merge artefacts (mix --rule emr|tall_mask); "
+                              f"{args.adapter} is an ordinary adapter")
+        return None
+    if args.domain is None:
+        names = ", ".join(str(d.get("name")) for d in raw.get("domains") or [] if isinstance(d, dict))
+        raise ConfigError(f"{args.adapter} is a masked merge artefact ({raw.get('kind')}): pass --domain, one of {names}")
+    return for_domain(load_masked(args.adapter), args.domain)
 
 
 register_command(Command("eval", "evaluate an adapter on a split (accuracy, F1, MCC, Pearson ...)", _args, _run))

@@ -7,10 +7,14 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.config import parse_override
 from adaptermix.io import check_output, mark_output, output_stamp
+
+if TYPE_CHECKING:
+    from adaptermix.pool import AdapterPool
 
 
 def _fsd_args(p: argparse.ArgumentParser) -> None:
@@ -133,8 +137,11 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", default="average", help="merge rule (see `adaptermix list rules`)")
     p.add_argument("-o", "--output-dir", required=True, help="the mixed adapter's directory")
     p.add_argument("--target", help="domain whose head the mixture uses and which a selecting rule (greedy_fsd, "
-                   "sparse_fsd) always keeps (default: the first adapter the rule mixes)")
-    p.add_argument("--space", choices=["raw", "dw"], default="raw", help="raw parameters, or LoRA dW (average only)")
+                   "sparse_fsd) always keeps (default: the first adapter the rule mixes); with a masked rule "
+                   "(emr, tall_mask): write only this domain's view, as an ordinary adapter")
+    p.add_argument("--space", choices=["raw", "tv", "dw"], default="raw",
+                   help="raw parameters (the paper's Eq. 1); tv: task vectors, each adapter minus the pool's "
+                   "shared seeded init, merged and the init added back; dw: LoRA effective updates (average only)")
     p.add_argument("--heads", choices=["target", "average"], default="target",
                    help="target: the target's own head; average: only if all label sets are identical")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -144,6 +151,7 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
 
 def _mix_run(args: argparse.Namespace) -> int:
     from adaptermix.artefact import save_adapter
+    from adaptermix.masked import MASKED_RULES
     from adaptermix.mixture import mix_pool
     from adaptermix.pool import load_pool
 
@@ -155,10 +163,33 @@ def _mix_run(args: argparse.Namespace) -> int:
         params[".".join(keys)] = value
     pool = load_pool(args.adapters)
     target = Path(args.target).name if args.target else None
+    if args.rule in MASKED_RULES and target is None:  # every domain's view, stored once (adaptermix.masked)
+        return _write_masked(args, pool, params, stamp)
     mixed = mix_pool(pool, args.rule, target, args.space, args.heads, **params)
     path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
     mark_output(path, stamp)
     print(json.dumps({"adapter": str(path), "provenance": mixed.meta.provenance}, indent=2, default=str))
+    return 0
+
+
+def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str, object],
+                  stamp: dict[str, str]) -> int:
+    """``mix --rule emr|tall_mask`` without ``--target``: one masked merge artefact holding every domain."""
+    from adaptermix.errors import ConfigError
+    from adaptermix.masked import masked_merge, save_masked
+
+    if args.heads != "target":
+        raise ConfigError("a masked merge keeps every domain's own head; --heads applies to ordinary mixtures")
+    artefact = masked_merge(pool, args.rule, args.space, **params)
+    path = save_masked(artefact, args.output_dir)
+    mark_output(path, stamp)
+    storage = artefact.storage()
+    print(json.dumps({"masked_artefact": str(path), "rule": artefact.kind, "space": artefact.space,
+                      "domains": list(artefact.domains),
+                      "scales": {d: float(s) for d, s in artefact.scales.items()},
+                      "storage": {k: storage[k] for k in ("n_params", "shared_bytes", "per_domain_bytes",
+                                                          "per_domain_bits_per_param")},
+                      "eval": f"adaptermix eval {path} --domain D"}, indent=2))
     return 0
 
 

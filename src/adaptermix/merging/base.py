@@ -6,6 +6,10 @@ no Python loop over parameters. Rules work in whatever space the stack is in: ra
 paper's Eq. 1) or LoRA effective updates (stack deltas made by :func:`adaptermix.deltas.to_dw`); the
 result carries the stack's space.
 
+Rules that produce a *per-domain view* (``emr``, ``tall_mask``) need to know the target domain: callers
+pass ``target`` (a key of the selection; the in-domain setting of the paper always knows it), and such a
+rule declares ``needs_target`` and raises a one-line error without it. Other rules ignore ``target``.
+
 Permutation invariance by construction: ``merge_flat`` puts the selected adapters in a canonical order
 (sorted by their keys = adapter names) before calling a rule, reordering per-adapter parameters such as
 ``weights`` with them. Float sums then run in the same order whatever order the user listed the adapters
@@ -34,7 +38,8 @@ class MergeContext:
 
     ``index`` is already in canonical order; ``keys[j]`` names row ``index[j]``; ``fsd`` is the [k, k]
     FSD matrix of those rows when the caller pre-computed the pool's matrix; ``layout`` is needed by
-    per-layer rules. Rules call :meth:`rows` to materialise [k, P], or reduce straight from the pool.
+    per-layer rules; ``target`` names the domain whose view a per-domain rule returns (None: not known).
+    Rules call :meth:`rows` to materialise [k, P], or reduce straight from the pool.
     """
 
     pool: Tensor
@@ -42,6 +47,7 @@ class MergeContext:
     keys: tuple[str, ...]
     layout: ParamLayout | None = None
     fsd: Tensor | None = None
+    target: str | None = None
 
     @property
     def k(self) -> int:
@@ -59,6 +65,15 @@ class MergeContext:
             raise ConfigError(f"merge rule {rule!r} needs the adapters' parameter layout")
         return self.layout
 
+    def require_target(self, rule: str) -> int:
+        """Position of the target among the rows (``keys``); a one-line error when it is unknown or absent."""
+        if self.target is None:
+            raise ConfigError(f"merge rule {rule!r} gives one domain's view: it needs the target domain (target=...)")
+        if self.target not in self.keys:
+            raise ConfigError(f"merge rule {rule!r}: the target {self.target!r} is not among the adapters mixed "
+                              f"({', '.join(self.keys)})")
+        return self.keys.index(self.target)
+
 
 @dataclass(frozen=True)
 class MergeRule:
@@ -74,6 +89,7 @@ class MergeRule:
     idempotent: bool = True  # mixing copies of one adapter returns it (false for sums)
     identity_params: Mapping[str, Any] | None = field(default_factory=dict)
     # ^ parameters under which mixing a single adapter returns it unchanged (None: no such setting)
+    needs_target: bool = False  # the result is the target domain's view (``target`` must be given)
 
 
 MERGE_RULES: Registry[MergeRule] = Registry("merge rule")
@@ -87,13 +103,18 @@ def merge_flat(
     layout: ParamLayout | None = None,
     keys: Sequence[str] | None = None,
     fsd: Tensor | None = None,
+    target: str | None = None,
+    base: Tensor | None = None,
     **params: Any,
 ) -> Tensor:
     """Mix rows ``idx`` of a pre-stacked pool [N, P] into one vector [P] (the fast path for sweeps).
 
     ``keys`` name the pool rows (default: their indices) and seed per-adapter randomness; ``fsd`` is the
     pool's [N, N] FSD matrix, computed once per pool instead of once per trial; ``layout`` is needed by
-    per-layer rules (``sparse_fsd``).
+    per-layer rules (``sparse_fsd``); ``target`` (a key) is the domain whose view a per-domain rule
+    (``needs_target``) returns. ``base`` [P]: the pool rows are task vectors (weights minus this shared
+    initialisation, see :func:`adaptermix.task_vectors.task_vectors`); the rule merges them and the result
+    is ``rule(rows) + base``, weights again (task-vector space). None: the rows are merged as they are.
     """
     rule = MERGE_RULES.get(rule) if isinstance(rule, str) else rule
     params = resolve_params("merge rule", rule.name, rule.params, params)
@@ -111,14 +132,27 @@ def merge_flat(
                 raise ConfigError(f"{name} has {len(values)} values for {len(order)} adapters")
             params[name] = [values[i] for i in order]
     sub_fsd = fsd.index_select(0, index).index_select(1, index) if fsd is not None else None
-    ctx = MergeContext(pool_flat, index, tuple(selected[i] for i in order), layout, sub_fsd)
-    return rule.fn(ctx, **params)
+    ctx = MergeContext(pool_flat, index, tuple(selected[i] for i in order), layout, sub_fsd, target)
+    out = rule.fn(ctx, **params)
+    if base is None:
+        return out
+    if base.shape != out.shape:
+        raise ConfigError(f"base has {base.numel()} parameters but the adapters have {out.numel()}")
+    return out + base
 
 
-def merge(rule_name: str, stacked: StackedDeltas, **params: Any) -> AdapterDelta:
-    """Mix all adapters of ``stacked`` with the registered rule ``rule_name``; same layout and space."""
+def merge(
+    rule_name: str, stacked: StackedDeltas, *, target: str | None = None, base: Tensor | None = None,
+    **params: Any,
+) -> AdapterDelta:
+    """Mix all adapters of ``stacked`` with the registered rule ``rule_name``; same layout and space.
+
+    ``target`` and ``base`` as in :func:`merge_flat` (a per-domain rule's target; the shared init that
+    task-vector rows are relative to, added back to the result).
+    """
     out = merge_flat(
-        rule_name, stacked.matrix, range(len(stacked)), layout=stacked.layout, keys=stacked.names, **params
+        rule_name, stacked.matrix, range(len(stacked)), layout=stacked.layout, keys=stacked.names,
+        target=target, base=base, **params,
     )
     return AdapterDelta.unflatten(out, stacked.layout, stacked.space)
 
@@ -131,6 +165,7 @@ def rule_table() -> list[dict[str, Any]]:
             "reference": r.reference,
             "space": r.space,
             "params": dict(r.params),
+            "needs_target": r.needs_target,
             "description": r.description,
         }
         for _, r in MERGE_RULES.items()

@@ -63,7 +63,7 @@ class StoreEvaluator:
         names = pool.names
         idx = [names.index(n) for n in c.subset]
         vector = merge_flat(c.rule, pool.flat, idx, layout=pool.stacked.layout, keys=names, fsd=self.ctx.fsd,
-                            **dict(c.rule_params))
+                            target=c.target, **dict(c.rule_params))
         return float(subset_stats(pool.flat, self.ctx.fsd, idx, names.index(c.target), mixture=vector,
                                   space=self.spec.fsd_space).flipped)
 

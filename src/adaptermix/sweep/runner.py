@@ -135,7 +135,7 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     tpos = names.index(first.target)
     started = time.perf_counter()
     vector = merge_flat(first.rule, ctx.pool.flat, idx, layout=ctx.pool.stacked.layout, keys=names,
-                        fsd=ctx.fsd, **dict(first.rule_params))
+                        fsd=ctx.fsd, target=first.target, **dict(first.rule_params))
     stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
     # Alg. 4 chooses adapters and layers: record which, per trial (metrics_json "mixed_adapters" and
     # "pruned_groups"), so a reader can see what the FSD guidance did.
