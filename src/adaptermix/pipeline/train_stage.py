@@ -127,6 +127,12 @@ def local_trainer(model_name: str, encoder: Encoder | None = None, progress: boo
         bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
         for job in bar:
             bar.set_postfix_str(f"{job.label}/{job.domain}")
+            # another process of the same study (a second `reproduce`, a Ray worker) may have trained it
+            # meanwhile: reuse it rather than train it again
+            ready = _matching(job.path, job.config_hash)
+            if ready is not None:
+                done(job, ready)
+                continue
             encoder = encoder or load_encoder(model_name, precision=job.run.model.precision)
             result = train_adapter(job.run, encoder=encoder, config_hash=job.config_hash)
             done(job, result.metrics)
