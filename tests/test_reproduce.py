@@ -133,3 +133,29 @@ def test_training_key_names_the_data_contents(tmp_path):
     else:
         (pack / "toy_sentiment" / "train.jsonl").write_text('{"text": "changed", "label": 0}\n')
     assert training_key(run) != before
+
+
+def test_training_reuses_an_adapter_another_process_finished_meanwhile(study, monkeypatch):
+    """Two `reproduce` processes of one study share the work: a job whose artefact appeared after the plan
+    was made is reused, not trained again."""
+    from adaptermix.config import load_config
+    from adaptermix.pipeline import train_stage
+    from adaptermix.pipeline.config import StudyConfig
+
+    path, _ = study
+    cfg = load_config(StudyConfig, path, [])
+    jobs, finished = train_stage.plan_training(cfg)
+    assert not finished
+    # "another process" trains the last job after this one planned
+    train_stage.local_trainer(cfg.model.name, progress=False)(jobs[-1:], lambda job, m: None)
+    trained = []
+    real = train_stage.train_adapter
+
+    def counting(run, **kw):
+        trained.append(run.data.name)
+        return real(run, **kw)
+
+    monkeypatch.setattr(train_stage, "train_adapter", counting)
+    done = {}
+    train_stage.local_trainer(cfg.model.name, progress=False)(jobs, lambda job, m: done.setdefault(job.key, m))
+    assert len(done) == len(jobs) and trained == [j.domain for j in jobs[:-1]]
