@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
+from adaptermix.evaluations.config import EvaluationName, eval_params_of, fold_evaluations, resolve_params
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.sweep.spec import check_name
@@ -42,20 +43,46 @@ class SweepStage(StrictModel):
     min_k: int = Field(1, ge=1, description="generator=adaptive: the smallest mixture the search may settle on")
     rules: list[dict[str, Any]] = [{"name": "average"}]
     max_eval_examples: int | None = Field(None, ge=1)
-    evaluations: list[Literal["clean", "fgsm", "textfooler"]] = ["clean"]
-    fgsm: dict[str, Any] = {}
-    textfooler: dict[str, Any] = {}
+    # Registered evaluation kinds as names or {name, params} items (as in sweep specs); the old top-level
+    # `fgsm:` / `textfooler:` keys are folded into evaluation_params (kind -> the parameters its trials carry).
+    evaluations: list[EvaluationName] = ["clean"]
+    evaluation_params: dict[str, dict[str, Any]] = {}
     textfooler_per_k: int | None = Field(
-        None, ge=1, description="TextFooler on a sample: this many subsets per k and target (default: same as clean)"
+        None, ge=1, description="kinds that run in a sweep of their own (TextFooler) on a sample: this many "
+        "subsets per k and target (default: same as clean)"
     )
     batch_size: int = 64
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_evaluations(cls, data: Any) -> Any:
+        return fold_evaluations(data)
+
+    @field_validator("evaluation_params")
+    @classmethod
+    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return resolve_params(value)
 
     @model_validator(mode="after")
     def _budget(self) -> SweepStage:
         if self.generator == "adaptive" and self.budget is None:
             raise ValueError("sweep.generator adaptive needs sweep.budget (evaluations per target)")
         return self
+
+    def eval_params(self, evaluation: str) -> dict[str, Any]:
+        """The parameters the trials of one evaluation kind carry (its defaults if none are given)."""
+        return eval_params_of(self.evaluation_params, evaluation)
+
+    @property
+    def fgsm(self) -> dict[str, Any]:
+        """FGSM's parameters (the old ``sweep.fgsm`` field, kept for readers of it)."""
+        return self.eval_params("fgsm")
+
+    @property
+    def textfooler(self) -> dict[str, Any]:
+        """TextFooler's parameters (the old ``sweep.textfooler`` field, kept for readers of it)."""
+        return self.eval_params("textfooler")
 
 
 class PruningStage(StrictModel):
