@@ -195,6 +195,8 @@ def test_old_spec_fields_still_read():
     assert spec.evaluations == spec.evaluation_names == ("clean", "fgsm")
     assert spec.fgsm == {"epsilon": 0.05} and spec.textfooler == {"max_queries": 9}
     assert validate(SweepSpec, spec.model_dump(mode="json")) == spec  # a dumped spec loads back the same
+    plain = validate(SweepSpec, {"pool": POOL, "evaluations": ["clean", {"name": "fgsm", "params": {}}]})
+    assert plain == validate(SweepSpec, {"pool": POOL, "evaluations": ["clean", "fgsm"]})
     with pytest.raises(ConfigError, match="parameters of evaluation 'fgsm' are given twice"):
         validate(SweepSpec, {"pool": POOL, "evaluations": [{"name": "fgsm", "params": {}}], "fgsm": {"epsilon": 1}})
     with pytest.raises(ConfigError, match="evaluation_params: evaluation 'fgsm': epsilon: Input should be a valid"):
@@ -242,11 +244,14 @@ def test_shipped_study_configs_expand_to_the_trial_keys_of_main(name):
 def test_study_config_takes_the_new_form_too():
     from adaptermix.pipeline.config import SweepStage
 
-    old = SweepStage.model_validate({"evaluations": ["clean", "fgsm", "textfooler"], "fgsm": {"epsilon": 0.01},
-                                     "textfooler": {"max_examples": 10}})
+    old = SweepStage.model_validate({"evaluations": ["clean", "fgsm", "textfooler"], "textfooler": {"max_examples": 10}})
     new = SweepStage.model_validate({"evaluations": ["clean", {"name": "fgsm"},
                                                      {"name": "textfooler", "params": {"max_examples": 10}}]})
-    assert old == new and old.fgsm == {"epsilon": 0.01} and old.textfooler == {"max_examples": 10}
+    assert old == new and old.fgsm == {} and old.textfooler == {"max_examples": 10}  # as given, as before
+    assert new.eval_params("fgsm") == {"epsilon": 0.01} and new.eval_params("textfooler") == {"max_examples": 10}
+    dumped = new.model_dump(mode="json")  # the layout of before kinds: fgsm/textfooler keys after evaluations
+    assert list(dumped)[list(dumped).index("evaluations"):][:3] == ["evaluations", "fgsm", "textfooler"]
+    assert "evaluation_params" not in dumped and SweepStage.model_validate(dumped) == new
     with pytest.raises(ValueError, match="Input should be 'clean', 'fgsm' or 'textfooler'"):
         SweepStage.model_validate({"evaluations": ["pgd"]})
 
@@ -312,3 +317,25 @@ def test_attack_textfooler_writes_examples(saved_adapter, tmp_path):
     assert report["attack"] == "textfooler" and report["attacked"]["caps"]["max_examples"] == 6, report["attacked"]
     assert (out / "examples.md").read_text().startswith("| # | gold |")
     assert len(report["examples"]) == report["attacked"]["n_examples"] - report["attacked"]["n_skipped"]
+
+
+# The sweep section of configs/cpu-study.yaml dumped on main before kinds existed (commit 5e7b137), in order:
+# the input of `adaptermix reproduce`'s output stamp and the saved config.yaml, so a study resumes.
+OLD_CPU_SWEEP = {"enabled": True, "generator": "sample", "per_k": 1, "budget": None, "strategy": "model", "min_k": 1,
+                 "rules": [{"name": "average"}], "max_eval_examples": 100, "evaluations": ["clean", "fgsm"],
+                 "fgsm": {"epsilon": 0.01}, "textfooler": {}, "textfooler_per_k": None, "batch_size": 64, "seed": 0}
+
+
+def test_dumps_keep_the_layout_of_before_kinds():
+    from adaptermix.cli.reproduce import load_studies
+
+    (cfg,) = load_studies(str(REPO / "configs" / "cpu-study.yaml"), [])
+    assert list(cfg.model_dump(mode="json")["sweep"].items()) == list(OLD_CPU_SWEEP.items())
+    # a sweep spec's dump (a run's provenance in the store) as before: fgsm / textfooler fields, no new key
+    spec = validate(SweepSpec, {"pool": POOL, "evaluations": ["textfooler"], "textfooler": {"max_queries": 3}})
+    dumped = spec.model_dump(mode="json")
+    assert dumped["fgsm"] == {"epsilon": 0.01} and dumped["textfooler"] == {"max_queries": 3}
+    assert "evaluation_params" not in dumped
+    again = validate(SweepSpec, dumped)  # loads back to the same trials (FGSM's defaults now given)
+    assert [t.key for t in expand(again, list(POOL))] == [t.key for t in expand(spec, list(POOL))]
+    assert "fgsm" not in spec.model_dump(exclude_defaults=True)

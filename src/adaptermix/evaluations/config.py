@@ -4,13 +4,20 @@ The form, like merge rules: ``evaluations: [clean, {name: fgsm, params: {epsilon
 a ``{name, params}`` item whose parameters are checked against the kind's config. The forms written
 before kinds existed keep loading: ``evaluations: [clean, fgsm]`` with top-level ``fgsm: {epsilon: ...}``
 and ``textfooler: {...}`` (:data:`LEGACY_KEYS`). :func:`fold_evaluations` turns every form into two
-fields, ``evaluations`` (names, in order) and ``evaluation_params`` (name -> the parameters its trials
-carry, :meth:`~adaptermix.evaluations.base.EvaluationKind.trial_params`); both are also accepted as
-input, so a dumped config loads back to the same thing.
+fields, ``evaluations`` (names, in order) and ``evaluation_params`` (name -> the parameters given,
+checked by :func:`check_params`; none given, none kept); :func:`eval_params_of` resolves what a kind's
+trials carry (:meth:`~adaptermix.evaluations.base.EvaluationKind.trial_params`).
+
+Dumped, a config keeps the layout it had before kinds existed (:func:`legacy_layout`): FGSM's and
+TextFooler's parameters under their own keys right after ``evaluations``, ``evaluation_params`` only for
+other kinds. So the dump of an old config — the input of ``adaptermix reproduce``'s output stamp, the
+saved ``config.yaml``, a run's provenance in the results store — is the same as before, a study started
+before keeps resuming, and a dump loads back to a config with the same trials.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -50,12 +57,16 @@ def fold_evaluations(data: Any) -> Any:
         return data
     data = dict(data)
     given = data.get("evaluation_params")
-    params: dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
+    given_params = dict(given) if isinstance(given, Mapping) else {}
+    params: dict[str, Any] = {k: v for k, v in given_params.items() if v is not None and v != {}}
+    seen: set[str] = set(given_params)
 
     def put(name: str, value: Any, where: str) -> None:
-        if name in params:
+        if name in seen:
             raise ValueError(f"the parameters of evaluation {name!r} are given twice ({where} and elsewhere)")
-        params[name] = {} if value is None else value
+        seen.add(name)
+        if value is not None and value != {}:  # no parameters: the kind's defaults, as if none were given
+            params[name] = value
 
     for key in LEGACY_KEYS:
         if key in data:
@@ -73,16 +84,13 @@ def fold_evaluations(data: Any) -> Any:
             else:
                 names.append(item)
         data["evaluations"] = names
-        for name in names:
-            if isinstance(name, str) and name in EVALUATION_KINDS:
-                params.setdefault(name, {})
     if params or given is not None:
         data["evaluation_params"] = params if given is None or isinstance(given, Mapping) else given
     return data
 
 
-def resolve_params(value: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Kind name -> the parameters its trials carry, each checked against the kind's config."""
+def check_params(value: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Kind name -> the parameters given (plain JSON), each checked against the kind's config."""
     out = {}
     for name, params in value.items():
         if name not in EVALUATION_KINDS:
@@ -93,7 +101,8 @@ def resolve_params(value: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise PydanticCustomError("evaluation_params", "the parameters of evaluation {name} must be a mapping",
                                       {"name": repr(name)})
         try:
-            out[name] = EVALUATION_KINDS.get(name).trial_params(params)
+            EVALUATION_KINDS.get(name).trial_params(params)
+            out[name] = json.loads(json.dumps(dict(params)))
         except ConfigError as exc:
             raise PydanticCustomError("evaluation_params", "{message}", {"message": str(exc)}) from None
     return out
@@ -101,7 +110,26 @@ def resolve_params(value: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def eval_params_of(evaluation_params: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The parameters the trials of kind ``name`` carry under a config's ``evaluation_params`` (the
-    kind's defaults when the config gives none)."""
-    if name in evaluation_params:
-        return dict(evaluation_params[name])
-    return EVALUATION_KINDS.get(name).trial_params({})
+    parameters given, over the kind's defaults where it keys them)."""
+    return EVALUATION_KINDS.get(name).trial_params(evaluation_params.get(name) or {})
+
+
+def legacy_layout(data: dict[str, Any], legacy: Mapping[str, Any], defaults: Mapping[str, Any],
+                  exclude_defaults: bool = False) -> dict[str, Any]:
+    """A dumped config (``data``, with ``evaluation_params``) in the layout of before evaluation kinds:
+    ``legacy`` (:data:`LEGACY_KEYS` -> the value their old field held) right after ``evaluations``
+    (left out where equal to the old field's default in ``defaults`` under ``exclude_defaults``), and
+    ``evaluation_params`` only for other kinds, only when there are any."""
+    params = data.pop("evaluation_params", None) or {}
+    old = {k: v for k, v in legacy.items() if not (exclude_defaults and v == defaults.get(k))}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = value
+        if key == "evaluations":
+            out.update(old)
+    if "evaluations" not in data:
+        out.update(old)
+    rest = {k: v for k, v in params.items() if k not in LEGACY_KEYS}
+    if rest:
+        out["evaluation_params"] = rest
+    return out

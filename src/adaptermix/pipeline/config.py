@@ -10,11 +10,25 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
-from adaptermix.evaluations.config import EvaluationName, eval_params_of, fold_evaluations, resolve_params
+from adaptermix.evaluations.config import (
+    LEGACY_KEYS,
+    EvaluationName,
+    check_params,
+    eval_params_of,
+    fold_evaluations,
+    legacy_layout,
+)
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.sweep.spec import check_name
@@ -44,7 +58,8 @@ class SweepStage(StrictModel):
     rules: list[dict[str, Any]] = [{"name": "average"}]
     max_eval_examples: int | None = Field(None, ge=1)
     # Registered evaluation kinds as names or {name, params} items (as in sweep specs); the old top-level
-    # `fgsm:` / `textfooler:` keys are folded into evaluation_params (kind -> the parameters its trials carry).
+    # `fgsm:` / `textfooler:` keys are folded into evaluation_params (kind -> the parameters given), and a
+    # dump writes them back in that layout, so a study's stamp and config.yaml are those of before.
     evaluations: list[EvaluationName] = ["clean"]
     evaluation_params: dict[str, dict[str, Any]] = {}
     textfooler_per_k: int | None = Field(
@@ -62,7 +77,13 @@ class SweepStage(StrictModel):
     @field_validator("evaluation_params")
     @classmethod
     def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return resolve_params(value)
+        return check_params(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The layout of before evaluation kinds (see adaptermix.evaluations.config.legacy_layout)."""
+        legacy = {k: self.evaluation_params.get(k, {}) for k in LEGACY_KEYS}  # as given, as the old fields held
+        return legacy_layout(handler(self), legacy, dict.fromkeys(LEGACY_KEYS, {}), info.exclude_defaults)
 
     @model_validator(mode="after")
     def _budget(self) -> SweepStage:
@@ -76,13 +97,13 @@ class SweepStage(StrictModel):
 
     @property
     def fgsm(self) -> dict[str, Any]:
-        """FGSM's parameters (the old ``sweep.fgsm`` field, kept for readers of it)."""
-        return self.eval_params("fgsm")
+        """FGSM's parameters as given (the old ``sweep.fgsm`` field, kept for readers of it)."""
+        return dict(self.evaluation_params.get("fgsm", {}))
 
     @property
     def textfooler(self) -> dict[str, Any]:
-        """TextFooler's parameters (the old ``sweep.textfooler`` field, kept for readers of it)."""
-        return self.eval_params("textfooler")
+        """TextFooler's parameters as given (the old ``sweep.textfooler`` field, kept for readers of it)."""
+        return dict(self.evaluation_params.get("textfooler", {}))
 
 
 class PruningStage(StrictModel):

@@ -29,11 +29,25 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    PositiveInt,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from adaptermix.config import StrictModel, load_config
 from adaptermix.errors import ConfigError
-from adaptermix.evaluations.config import EvaluationName, eval_params_of, fold_evaluations, resolve_params
+from adaptermix.evaluations.config import (
+    EvaluationName,
+    check_params,
+    eval_params_of,
+    fold_evaluations,
+    legacy_layout,
+)
 from adaptermix.sweep.subsets import (
     SUBSET_GENERATORS,
     SubsetRequest,
@@ -146,7 +160,8 @@ class SweepSpec(StrictModel):
     max_eval_examples: PositiveInt | None = None
     # Registered evaluation kinds (adaptermix.evaluations.registry), in order; given as names or
     # {name, params} items, folded by _fold_evaluations into the names and evaluation_params (kind -> the
-    # parameters its trials carry). The old top-level `fgsm:` / `textfooler:` keys are folded in too.
+    # parameters given; eval_params() resolves what trials carry). The old top-level `fgsm:` /
+    # `textfooler:` keys are folded in too, and a dump writes them back in that layout (_dump).
     evaluations: tuple[EvaluationName, ...] = ("clean",)
     evaluation_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     seed: int = 0
@@ -167,7 +182,14 @@ class SweepSpec(StrictModel):
     @field_validator("evaluation_params")
     @classmethod
     def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return resolve_params(value)
+        return check_params(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The layout of before evaluation kinds (see adaptermix.evaluations.config.legacy_layout)."""
+        old_defaults = {"fgsm": eval_params_of({}, "fgsm"), "textfooler": {}}  # the old fields' defaults
+        legacy = {"fgsm": self.fgsm, "textfooler": self.textfooler}
+        return legacy_layout(handler(self), legacy, old_defaults, info.exclude_defaults)
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
