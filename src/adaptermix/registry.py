@@ -7,6 +7,7 @@ where it is defined. Duplicate names are an error; a lookup of an unknown name l
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from adaptermix.errors import AdapterMixError
@@ -31,6 +32,21 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = item
         return item
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its item (for tests that register a plug-in of their own)."""
+        if name not in self._items:
+            raise KeyError(f"{self.kind} {name!r} is not registered")
+        return self._items.pop(name)
+
+    @contextmanager
+    def registered(self, name: str, item: T) -> Iterator[T]:
+        """Register ``item`` for the duration of a ``with`` block (tests), then unregister it."""
+        self.register(name, item)
+        try:
+            yield item
+        finally:
+            self.unregister(name)
 
     def get(self, name: str) -> T:
         """Return the item registered as ``name`` or raise a one-line error listing valid names."""

@@ -1,13 +1,33 @@
 """Adversarial attacks on adapters and mixtures: FGSM (white-box) and TextFooler (black-box).
 
 Attacks see a model only through a victim: :class:`~adaptermix.attacks.model_victim.ModelVictim` wraps an
-adapter model (probabilities for texts, gradients w.r.t. word embeddings). In sweeps they are the
-registered evaluations ``fgsm`` and ``textfooler`` (:mod:`adaptermix.sweep.evaluations`); the heavy
-TextFooler resources are imported lazily, so importing this package stays cheap.
+adapter model (probabilities for texts, gradients w.r.t. word embeddings). Each attack is also a registered
+evaluation kind (``fgsm`` in :mod:`adaptermix.attacks.fgsm`, ``textfooler`` in
+:mod:`adaptermix.attacks.textfooler_eval`; the catalogue is :mod:`adaptermix.evaluations.registry`).
+
+The names below are loaded on first use (PEP 562), so importing a submodule that needs no torch — the
+TextFooler recipe's config, the evaluation kinds a sweep spec is checked against — does not load torch.
 """
 
-from adaptermix.attacks.fgsm import FGSMConfig, fgsm_evaluate, fgsm_outputs, fgsm_perturb
-from adaptermix.attacks.model_victim import ModelVictim
-from adaptermix.attacks.victim import CachedVictim, Victim
+from __future__ import annotations
 
-__all__ = ["CachedVictim", "FGSMConfig", "ModelVictim", "Victim", "fgsm_evaluate", "fgsm_outputs", "fgsm_perturb"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CachedVictim": "adaptermix.attacks.victim",
+    "FGSMConfig": "adaptermix.attacks.fgsm",
+    "ModelVictim": "adaptermix.attacks.model_victim",
+    "Victim": "adaptermix.attacks.victim",
+    "fgsm_evaluate": "adaptermix.attacks.fgsm",
+    "fgsm_outputs": "adaptermix.attacks.fgsm",
+    "fgsm_perturb": "adaptermix.attacks.fgsm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,7 +1,9 @@
-"""``adaptermix attack ADAPTER``: TextFooler or FGSM on one adapter (or mixture) with a readable report.
+"""``adaptermix attack ADAPTER``: an attack (any adversarial evaluation kind: TextFooler, FGSM ...) on one
+adapter (or mixture) with a readable report.
 
-Writes ``report.json`` (config, summary, every example) and, for TextFooler, ``examples.md`` — a table of
-adversarial examples next to their originals with the swapped words in bold.
+Writes ``report.json`` (config, summary, every example) and, for kinds that keep adversarial examples
+(TextFooler), ``examples.md`` — a table of adversarial examples next to their originals with the swapped
+words in bold. The work is :func:`adaptermix.evaluations.adapter.evaluate_adapter`; this is its CLI.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
 from adaptermix.config import parse_override
@@ -16,14 +19,18 @@ from adaptermix.config import parse_override
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapter", help="adapter (or mixture) directory")
-    p.add_argument("--attack", choices=["textfooler", "fgsm"], default="textfooler")
-    p.add_argument("-o", "--output-dir", required=True, help="writes report.json (+ examples.md for TextFooler)")
+    p.add_argument("--attack", default="textfooler", metavar="KIND",
+                   help="an adversarial evaluation kind (adaptermix list evaluations): textfooler (default), fgsm")
+    p.add_argument("-o", "--output-dir", required=True,
+                   help="writes report.json (+ examples.md for kinds that keep examples: TextFooler)")
     p.add_argument("--split", default="test")
     p.add_argument("--max-examples", type=int, default=100, help="examples attacked (seeded, stratified sample)")
-    p.add_argument("--epsilon", type=float, default=0.01, help="FGSM step on word embeddings (paper: 0.01)")
+    p.add_argument("--epsilon", type=float,
+                   help="FGSM step on word embeddings (default: FGSM's, the paper's 0.01); = --param epsilon=E")
     p.add_argument("--data-dir", help="data pack directory (default: $ADAPTERMIX_DATA, else the embedded one)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="TextFooler setting, e.g. --param min_cos_sim=0.5 --param max_queries=2000")
+                   help="a parameter of the attack, e.g. --param min_cos_sim=0.5 --param max_queries=2000 "
+                   "(TextFooler); adaptermix list evaluations shows them")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--sentence-encoder", metavar="MODEL",
                    help="TextFooler's sentence-similarity judge (model id with a local copy, or a folder; default "
@@ -32,55 +39,62 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_precision(p)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from adaptermix.artefact import load_adapter
-    from adaptermix.attacks.resources import judge_note
-    from adaptermix.backbone.loading import load_encoder
-    from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
-    from adaptermix.sweep.evaluations import EVALUATIONS
-    from adaptermix.sweep.runner import SweepContext
-    from adaptermix.sweep.spec import SweepSpec
-
-    stamp = output_stamp("attack", command_inputs(args, skip=("output_dir", "batch_size")))
-    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    adapter = load_adapter(args.adapter)
-    params: dict = {}
+def attack_params(args: argparse.Namespace, fields: set[str]) -> dict[str, Any]:
+    """The attack's parameters from ``--param`` and the shorthand flags that apply to the kind (one with
+    these ``fields``): ``--epsilon``, ``--sentence-encoder`` (``resources.sentence_encoder``) and
+    ``--max-examples`` (``max_examples``, also the size of the sample). Shorthands a kind has no parameter
+    for are ignored, as before kinds existed."""
+    params: dict[str, Any] = {}
     for item in args.param:
         keys, value = parse_override(item)
         node = params
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
-    if args.sentence_encoder:
+    if "epsilon" in fields and args.epsilon is not None:
+        params.setdefault("epsilon", args.epsilon)
+    if "resources" in fields and args.sentence_encoder:
         params.setdefault("resources", {})["sentence_encoder"] = args.sentence_encoder
-    name = adapter.name
-    spec = SweepSpec(pool={name: str(Path(args.adapter))}, split=args.split, max_eval_examples=args.max_examples,
-                     evaluations=(args.attack,), data=args.data_dir, batch_size=args.batch_size,
-                     textfooler={**params, "max_examples": args.max_examples}, fgsm={"epsilon": args.epsilon})
-    encoder = load_encoder(adapter.meta.base_model["name"], precision=args.precision)
-    ctx = SweepContext.prepare(spec, encoder)
+    if "max_examples" in fields:
+        params["max_examples"] = args.max_examples
+    return params
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from adaptermix.attacks.fgsm import FGSMConfig
+    from adaptermix.attacks.resources import judge_note
+    from adaptermix.errors import ConfigError
+    from adaptermix.evaluations.adapter import evaluate_adapter
+    from adaptermix.evaluations.registry import EVALUATION_KINDS
+    from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
+
+    attacks = [n for n, k in EVALUATION_KINDS.items() if k.adversarial]
+    if args.attack not in attacks:
+        raise ConfigError(f"unknown attack {args.attack!r}; valid: {', '.join(attacks)}")
+    kind = EVALUATION_KINDS.get(args.attack)
+    if args.epsilon is None:  # stamped as when the flag's default was FGSM's: earlier outputs stay valid
+        args.epsilon = FGSMConfig().epsilon
+    stamp = output_stamp("attack", command_inputs(args, skip=("output_dir", "batch_size")))
+    check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
+    params = attack_params(args, set(kind.config.model_fields))
+    bars: list[Any] = []
+
+    def tick(done: int, total: int) -> None:  # seconds per example (TextFooler): a bar with an ETA
+        if not bars:
+            bars.append(tqdm(desc=kind.name, unit="example", total=total))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
+
     try:
-        vector = ctx.pool.flat[0]
-        ctx.live.write(vector)
-        ctx.live.use_head(name, adapter)
-        es = ctx.eval_set(name)
-        clean = EVALUATIONS.get("clean")(ctx.live.model, es, {}, name, args.batch_size)
-        evaluation = EVALUATIONS.get(args.attack)
-        eval_args = (ctx.live.model, es, spec.eval_params(args.attack), name, args.batch_size)
-        if args.attack == "textfooler":  # seconds per example: show a bar with an ETA
-            with tqdm(desc="textfooler", unit="example") as bar:
-
-                def tick(done: int, total: int) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
-
-                outcome = evaluation(*eval_args, progress=tick)
-        else:
-            outcome = evaluation(*eval_args)
+        result = evaluate_adapter(args.adapter, kind.name, params, split=args.split, max_examples=args.max_examples,
+                                  data_dir=args.data_dir, batch_size=args.batch_size, precision=args.precision,
+                                  progress=tick)
     finally:
-        ctx.close()
+        for bar in bars:
+            bar.close()
+    adapter, es, clean, outcome = result.adapter, result.eval_set, result.clean, result.outcome
     out = Path(args.output_dir)
     judge = outcome.metrics.get("sentence_encoder")
     same = bool(outcome.metrics.get("sentence_encoder_is_victim_backbone"))
@@ -93,16 +107,16 @@ def _run(args: argparse.Namespace) -> int:
         if same:
             report["sentence_encoder"]["note"] = judge_note(str(judge))
     atomic_write_json(out / "report.json", report)
-    if args.attack == "textfooler":
+    if kind.keeps_examples:
         atomic_write_text(out / "examples.md", examples_markdown(outcome.adversarial))
     mark_output(out, stamp)
     m = es.info.metric
-    print(f"{args.attack} on {name} ({len(es.examples)} {args.split} examples): clean {m} "
+    print(f"{args.attack} on {adapter.name} ({len(es.examples)} {args.split} examples): clean {m} "
           f"{clean.metric:.4f} -> under attack {outcome.metric if outcome.metric is None else round(outcome.metric, 4)}")
     print(json.dumps({k: v for k, v in outcome.metrics.items() if not isinstance(v, dict)}, indent=2, default=str))
     if judge is not None and same:
         print(judge_note(str(judge)))
-    print(f"wrote {out / 'report.json'}" + (f" and {out / 'examples.md'}" if args.attack == "textfooler" else ""))
+    print(f"wrote {out / 'report.json'}" + (f" and {out / 'examples.md'}" if kind.keeps_examples else ""))
     return 0
 
 
@@ -120,4 +134,5 @@ def examples_markdown(examples: tuple, limit: int | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
-register_command(Command("attack", "TextFooler or FGSM on one adapter or mixture; writes a readable report", _args, _run))
+register_command(Command("attack", "an attack (TextFooler, FGSM ...) on one adapter or mixture; writes a readable report",
+                         _args, _run))

@@ -1,8 +1,10 @@
-"""``adaptermix list [WHAT]``: registered methods, presets, datasets, models, architectures, metrics, rules."""
+"""``adaptermix list [WHAT]``: registered methods, presets, datasets, models, architectures, metrics, rules,
+evaluation kinds (with their parameters and defaults)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable
 
@@ -64,6 +66,26 @@ def _rules() -> list[str]:
     return [f"{n:16s} [{r.space}] {r.reference}" for n, r in MERGE_RULES.items()]
 
 
+def _evaluations() -> list[str]:
+    """Each evaluation kind (attacks marked), its description, then one line per parameter with its default."""
+    from adaptermix.evaluations.registry import EVALUATION_KINDS, report_order
+
+    out = []
+    for name in report_order(EVALUATION_KINDS.names()):
+        kind = EVALUATION_KINDS.get(name)
+        out.append(f"{name:12s} [{'attack' if kind.adversarial else 'no attack'}] {kind.description}")
+        params = kind.parameters()
+        out += [f"    {p:22s} {t:24s} default {_default(d)}" for p, t, d in params] or ["    (no parameters)"]
+    return out
+
+
+def _default(value: object) -> str:
+    """A default as JSON; a nested group of parameters by its keys (its own defaults are in the docs)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(value) + "} (nested)"
+    return json.dumps(value)
+
+
 LISTINGS: dict[str, Callable[[], list[str]]] = {
     "methods": _methods,
     "presets": _presets,
@@ -72,6 +94,7 @@ LISTINGS: dict[str, Callable[[], list[str]]] = {
     "architectures": _architectures,
     "metrics": _metrics,
     "rules": _rules,
+    "evaluations": _evaluations,
 }
 
 
@@ -103,4 +126,5 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-register_command(Command("list", "list registered methods, presets, datasets, models, metrics, rules", _args, _run))
+register_command(Command("list", "list registered methods, presets, datasets, models, metrics, rules, evaluations",
+                         _args, _run))

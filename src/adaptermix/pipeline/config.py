@@ -10,10 +10,25 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
+from adaptermix.evaluations.config import (
+    LEGACY_KEYS,
+    EvaluationName,
+    check_params,
+    eval_params_of,
+    fold_evaluations,
+    legacy_layout,
+)
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.sweep.spec import check_name
@@ -42,20 +57,53 @@ class SweepStage(StrictModel):
     min_k: int = Field(1, ge=1, description="generator=adaptive: the smallest mixture the search may settle on")
     rules: list[dict[str, Any]] = [{"name": "average"}]
     max_eval_examples: int | None = Field(None, ge=1)
-    evaluations: list[Literal["clean", "fgsm", "textfooler"]] = ["clean"]
-    fgsm: dict[str, Any] = {}
-    textfooler: dict[str, Any] = {}
+    # Registered evaluation kinds as names or {name, params} items (as in sweep specs); the old top-level
+    # `fgsm:` / `textfooler:` keys are folded into evaluation_params (kind -> the parameters given), and a
+    # dump writes them back in that layout, so a study's stamp and config.yaml are those of before.
+    evaluations: list[EvaluationName] = ["clean"]
+    evaluation_params: dict[str, dict[str, Any]] = {}
     textfooler_per_k: int | None = Field(
-        None, ge=1, description="TextFooler on a sample: this many subsets per k and target (default: same as clean)"
+        None, ge=1, description="kinds that run in a sweep of their own (TextFooler) on a sample: this many "
+        "subsets per k and target (default: same as clean)"
     )
     batch_size: int = 64
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_evaluations(cls, data: Any) -> Any:
+        return fold_evaluations(data)
+
+    @field_validator("evaluation_params")
+    @classmethod
+    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return check_params(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The layout of before evaluation kinds (see adaptermix.evaluations.config.legacy_layout)."""
+        legacy = {k: self.evaluation_params.get(k, {}) for k in LEGACY_KEYS}  # as given, as the old fields held
+        return legacy_layout(handler(self), legacy, dict.fromkeys(LEGACY_KEYS, {}), info.exclude_defaults)
 
     @model_validator(mode="after")
     def _budget(self) -> SweepStage:
         if self.generator == "adaptive" and self.budget is None:
             raise ValueError("sweep.generator adaptive needs sweep.budget (evaluations per target)")
         return self
+
+    def eval_params(self, evaluation: str) -> dict[str, Any]:
+        """The parameters the trials of one evaluation kind carry (its defaults if none are given)."""
+        return eval_params_of(self.evaluation_params, evaluation)
+
+    @property
+    def fgsm(self) -> dict[str, Any]:
+        """FGSM's parameters as given (the old ``sweep.fgsm`` field, kept for readers of it)."""
+        return dict(self.evaluation_params.get("fgsm", {}))
+
+    @property
+    def textfooler(self) -> dict[str, Any]:
+        """TextFooler's parameters as given (the old ``sweep.textfooler`` field, kept for readers of it)."""
+        return dict(self.evaluation_params.get("textfooler", {}))
 
 
 class PruningStage(StrictModel):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from adaptermix.backbone.loading import Encoder
+from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.io import atomic_write_json
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pool import fsd_summary, load_pool
@@ -55,18 +56,26 @@ def write_fsd(cfg: StudyConfig, mp: MethodPool) -> Path:
     return path
 
 
+def _own_sweep(evaluations: list[str]) -> list[str]:
+    """The kinds among ``evaluations`` that run in a sweep of their own (``EvaluationKind.own_sweep``)."""
+    return [e for e in evaluations if EVALUATION_KINDS.get(e).own_sweep]
+
+
 def method_spec(cfg: StudyConfig, mp: MethodPool, **over: Any) -> SweepSpec:
-    """The sweep spec of one method pool of a study (its sweep stage's), with fields replaced by ``over``."""
+    """The sweep spec of one method pool of a study (its sweep stage's), with fields replaced by ``over``.
+
+    Its evaluations are the stage's, less those that run in a sweep of their own (TextFooler); every
+    kind's parameters are the stage's (the kind's defaults where the stage gives none)."""
     sw = cfg.sweep
+    own = _own_sweep(sw.evaluations)
     base: dict[str, Any] = {
         "pool": {n: str(p) for n, p in mp.dirs.items()},
         "rules": sw.rules,
         "subsets": _subsets(sw),
         "split": "test",
         "max_eval_examples": sw.max_eval_examples,
-        "evaluations": [e for e in sw.evaluations if e != "textfooler"] or ["clean"],
-        "fgsm": {"epsilon": 0.01, **sw.fgsm},
-        "textfooler": sw.textfooler,
+        "evaluations": [e for e in sw.evaluations if e not in own] or ["clean"],
+        "evaluation_params": sw.evaluation_params,
         "seed": sw.seed,
         "batch_size": sw.batch_size,
         "max_length": cfg.model.max_length,
@@ -92,11 +101,12 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
     subsets = _subsets(sw)
     if stage == "sweep":
         specs = [method_spec(cfg, mp)]
-        if "textfooler" in sw.evaluations:
-            tf_subsets = dict(subsets)
+        own = _own_sweep(sw.evaluations)
+        if own:  # TextFooler: seconds per example, so the average rule only, on a sample if asked
+            own_subsets = dict(subsets)
             if sw.textfooler_per_k is not None:
-                tf_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
-            specs.append(method_spec(cfg, mp, evaluations=["textfooler"], subsets=tf_subsets, rules=[{"name": "average"}]))
+                own_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
+            specs.append(method_spec(cfg, mp, evaluations=own, subsets=own_subsets, rules=[{"name": "average"}]))
         return specs
     if stage == "greedy":
         return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],

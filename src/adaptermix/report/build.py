@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from adaptermix import __version__
+from adaptermix.evaluations.registry import EVALUATION_KINDS, label_of, report_order
 from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T
-from adaptermix.report.data import EVAL_NAMES, EVALUATIONS, SPARSE_LABELS, MethodData, StudyData, load_study
+from adaptermix.report.data import SPARSE_LABELS, MethodData, StudyData, load_study
 from adaptermix.report.plots import save_figure
 from adaptermix.report.statements import Statement, Verdict, method_statements, summary_counts
 from adaptermix.sweep.store import git_revision
@@ -111,7 +112,7 @@ def _sweep_part(md: MethodData, a: _Assets) -> str:
     per_k = md.per_k_by_eval()
     if not per_k:
         return H.sub("Fig. 3: metric vs k", H.not_run("The combinatorial sweep"))
-    missing = [EVAL_NAMES[e] for e in EVALUATIONS if e not in per_k]
+    missing = [label_of(e) for e in report_order(EVALUATION_KINDS.names()) if e not in per_k]
     body = a.figure(
         f"fig3_per_k_{m}",
         lambda: F.per_k_grid(per_k, f"{m}: metric vs number of mixed adapters"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adaptermix.evaluations.registry import report_order
 from adaptermix.sweep.stats import (
     SETTING_FIELDS,
     CorrelationRow,
@@ -29,9 +30,9 @@ from adaptermix.sweep.stats import (
 from adaptermix.sweep.store import ResultsStore
 from adaptermix.training.metrics import BASELINE_PREFIX, is_near
 
-#: Evaluations in the paper's order and the names the paper gives them.
-EVALUATIONS = ("clean", "textfooler", "fgsm")
-EVAL_NAMES = {"clean": "clean", "textfooler": "black-box (TextFooler)", "fgsm": "white-box (FGSM)"}
+# Evaluation kinds are shown in the registry's order with its labels and colours
+# (adaptermix.evaluations.registry: report_order, label_of, colour_of); a kind found in a store but not
+# registered is shown too, after them, labelled by its name.
 STORE_NAME = "results.sqlite"
 FSD_NAME = "fsd.json"
 _NOT_METHODS = {"adapters", "analysis", "report"}
@@ -121,12 +122,17 @@ class MethodData:
         label = self.setting(evaluation, rule)
         return [g for g in self.stats.greedy if g.setting == label]
 
+    @property
+    def evaluations(self) -> list[str]:
+        """The evaluation kinds of the stored trials, in report order (unregistered kinds included)."""
+        return report_order(s.evaluation for s in self.settings.values())
+
     def per_k_by_eval(self, rule: str = "average") -> dict[str, list[KStats]]:
-        return {e: rows for e in EVALUATIONS if (rows := self.per_k(e, rule))}
+        return {e: rows for e in self.evaluations if (rows := self.per_k(e, rule))}
 
     def _by_eval(self, table: Sequence[Any], rule: str) -> dict[str, list[Any]]:
         out = {}
-        for evaluation in EVALUATIONS:
+        for evaluation in self.evaluations:
             label = self.setting(evaluation, rule)
             rows = [r for r in table if r.setting == label]
             if rows:

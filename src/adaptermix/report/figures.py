@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.report.data import EVAL_NAMES, EVALUATIONS
+from adaptermix.evaluations.registry import colour_of, label_of, report_order
 from adaptermix.report.plots import fsd_heatmap, plt
 from adaptermix.report.tables import FSD_NAMES
 from adaptermix.sweep.stats import ALL, GreedyRow, KStats
 
-EVAL_COLORS = {"clean": "tab:blue", "textfooler": "tab:orange", "fgsm": "tab:red"}
 BAR_COLOR = "skyblue"  # the paper's sky-blue FSD bars
 MIX_COLOR = "tab:red"  # solid red: accuracy after mixing
 SINGLE_COLOR = "tab:blue"  # dashed blue: the standalone adapter
@@ -117,13 +116,13 @@ def per_k_grid(
     targets = sorted({s.target for rows in per_k.values() for s in rows})
     fig, axes = _grid(len(targets))
     for ax, target in zip(axes, targets, strict=True):
-        for evaluation in (e for e in EVALUATIONS if e in per_k):
+        for evaluation in report_order(per_k):
             rows = sorted((s for s in per_k[evaluation] if s.target == target), key=lambda s: s.k)
             if not rows:
                 continue
             k = [s.k for s in rows]
-            color = EVAL_COLORS[evaluation]
-            ax.plot(k, [s.mean for s in rows], marker="o", ms=3, color=color, label=EVAL_NAMES[evaluation])
+            color = colour_of(evaluation)
+            ax.plot(k, [s.mean for s in rows], marker="o", ms=3, color=color, label=label_of(evaluation))
             ax.fill_between(k, [s.min for s in rows], [s.max for s in rows], color=color, alpha=0.18, lw=0)
         metric = next((s.metric_name for rows in per_k.values() for s in rows if s.target == target), "")
         ax.set_title(target, fontsize=10)

@@ -16,7 +16,8 @@ from enum import Enum
 
 import numpy as np
 
-from adaptermix.report.data import EVAL_NAMES, SPARSE_LABELS, MethodData
+from adaptermix.evaluations.registry import label_of
+from adaptermix.report.data import SPARSE_LABELS, MethodData
 from adaptermix.report.tables import PP, sparse_mixing_curves, sparsity_curve
 from adaptermix.sweep.stats import ALL, CorrelationRow, KStats
 
@@ -132,9 +133,9 @@ def finding_2(md: MethodData) -> Statement:
     absolute = {e: math.nan if d is None else d.abs_drop * PP for e, d in averages.items()}
     if "clean" not in avg or len(avg) < 2:
         return _not_run(sec, paper, "clean and attacked sweeps")
-    parts = [f"{EVAL_NAMES[e]} {v:.1f} pp" for e, v in avg.items()]
-    abs_parts = [f"{EVAL_NAMES[e]} {v:.1f} pp" for e, v in absolute.items()]
-    gaps = [f"{EVAL_NAMES[e]} {_gap(md, e) * PP:.1f} pp" for e in avg if e != "clean"]
+    parts = [f"{label_of(e)} {v:.1f} pp" for e, v in avg.items()]
+    abs_parts = [f"{label_of(e)} {v:.1f} pp" for e, v in absolute.items()]
+    gaps = [f"{label_of(e)} {_gap(md, e) * PP:.1f} pp" for e in avg if e != "clean"]
     same = all(abs(v - avg["clean"]) < SAME_DROP_PP for v in avg.values())
     text = (
         f"mean signed drop k=1→N (positive = the mixture is worse): {'; '.join(parts)} (within "
@@ -168,7 +169,7 @@ def finding_3(md: MethodData) -> Statement:
     if "clean" not in spread or len(spread) < 2:
         return _not_run(sec, paper, "clean and attacked sweeps")
     parts = [
-        f"{EVAL_NAMES[e]} " + ("– (one mixture per k)" if math.isnan(v) else f"{v * PP:.2f} pp")
+        f"{label_of(e)} " + ("– (one mixture per k)" if math.isnan(v) else f"{v * PP:.2f} pp")
         for e, v in spread.items()
     ]
     attacked = [v for e, v in spread.items() if e != "clean" and not math.isnan(v)]
@@ -176,7 +177,7 @@ def finding_3(md: MethodData) -> Statement:
     for e in (e for e in spread if e != "clean"):
         for target, ks in _by_target_k(md.per_k(e)).items():
             if 1 in ks and any(k in ks and ks[k].max > ks[1].mean for k in (2, 3)):
-                better.append(f"{target} ({EVAL_NAMES[e].split(' ')[0]})")
+                better.append(f"{target} ({label_of(e).split(' ')[0]})")
     text = (
         f"mean std of the metric over mixtures of the same k: {'; '.join(parts)}. Mixtures of k = 2-3 more "
         f"robust than the single adapter: {_list(sorted(set(better)))}."

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptermix.evaluations.registry import label_of, report_order
 from adaptermix.io import atomic_write_text
-from adaptermix.report.data import EVAL_NAMES, EVALUATIONS
 from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats
 from adaptermix.training.metrics import NEAR_BASELINE_PP, is_near
 
@@ -118,12 +118,12 @@ def drop_table(drops: Mapping[str, Sequence[DropRow]], method: str = "") -> Tabl
     mean absolute drop follows as a second, labelled column."""
     targets = sorted({d.target for rows in drops.values() for d in rows} - {ALL})
     rows = []
-    for evaluation in (e for e in EVALUATIONS if e in drops):
+    for evaluation in report_order(drops):
         cell = {d.target: d.drop * PP for d in drops[evaluation]}
         avg = next((d for d in drops[evaluation] if d.target == ALL), None)
         rows.append(
             [
-                EVAL_NAMES[evaluation],
+                label_of(evaluation),
                 *(cell.get(t) for t in targets),
                 cell.get(ALL),
                 None if avg is None else avg.abs_drop * PP,
@@ -150,7 +150,7 @@ def correlation_table(
     pooled = target == ALL
     rows = [
         [
-            EVAL_NAMES[e],
+            label_of(e),
             FSD_NAMES.get(c.fsd_stat, c.fsd_stat),
             c.k_range,
             c.n,
@@ -160,8 +160,8 @@ def correlation_table(
             c.spearman_p,
             *((c.rm_r, c.rm_p) if pooled else ()),
         ]
-        for e in EVALUATIONS
-        for c in correlations.get(e, [])
+        for e in report_order(correlations)
+        for c in correlations[e]
         if c.target == target
     ]
     note = (
@@ -187,9 +187,9 @@ def correlation_table(
 def per_k_table(per_k: Mapping[str, Sequence[KStats]], method: str = "") -> Table:
     """Fig. 3's numbers: per evaluation, target and k — count, mean, std, min, max of the metric."""
     rows = [
-        [EVAL_NAMES[e], s.target, s.metric_name, s.k, s.count, s.mean, s.std, s.min, s.max]
-        for e in EVALUATIONS
-        for s in per_k.get(e, [])
+        [label_of(e), s.target, s.metric_name, s.k, s.count, s.mean, s.std, s.min, s.max]
+        for e in report_order(per_k)
+        for s in per_k[e]
     ]
     return Table(
         f"per_k{_suffix(method)}",

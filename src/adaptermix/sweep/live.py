@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adaptermix.artefact import Adapter, new_model
+from adaptermix.artefact import Adapter, check_base, new_model
 from adaptermix.backbone.loading import Encoder
-from adaptermix.deltas import ParamLayout
+from adaptermix.deltas import AdapterDelta, ParamLayout
 from adaptermix.errors import ArtefactError
 from adaptermix.model import AdapterModel, Head
 
@@ -52,6 +52,17 @@ class LiveModel:
             p.requires_grad_(False)
         model.eval()
         return cls(model, buffer, layout)
+
+    @classmethod
+    def of_adapter(cls, encoder: Encoder, adapter: Adapter) -> LiveModel:
+        """The live model holding one adapter (body and head), as a sweep holds it as a k = 1 mixture:
+        the body written from its flat vector (the pool's layout), in the encoder's format."""
+        check_base(adapter, encoder)
+        body = AdapterDelta.from_state_dict(adapter.body)
+        live = cls.build(encoder, adapter, body.layout)
+        live.write(body.flatten())
+        live.use_head(adapter.name, adapter)
+        return live
 
     def write(self, vector: torch.Tensor) -> None:
         """Put a mixture (a [P] vector in the pool's layout) into the model, in place (cast to the buffer's dtype)."""

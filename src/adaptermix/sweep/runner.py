@@ -4,7 +4,7 @@ Load the encoder once; pre-stack the pool so a subset's mixture is an index-sele
 write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`);
 tokenise each target's evaluation set once; evaluate with length-bucketed dynamic padding under
 ``torch.inference_mode``. Trials that share (target, subset, rule) share one mixture: it is computed and
-written once and every evaluation (clean, FGSM, TextFooler) runs on it. Results are committed to the
+written once and every evaluation (the trial's registered kind: clean, FGSM, TextFooler ...) runs on it. Results are committed to the
 store after every mixture, so a kill loses at most the mixture in flight.
 """
 
@@ -22,21 +22,18 @@ from tqdm.auto import tqdm
 
 from adaptermix.artefact import check_base
 from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.config import validate
-from adaptermix.data import load_task
-from adaptermix.data.config import DataConfig
-from adaptermix.data.sampling import stratified_sample
 from adaptermix.data.schema import Example
 from adaptermix.diagnostics import subset_stats
 from adaptermix.errors import ConfigError
+from adaptermix.evaluations.adapter import eval_rows, tokenized_eval_set
+from adaptermix.evaluations.base import EvalSet
+from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.merging import MERGE_RULES, merge_flat
 from adaptermix.merging.fsd_rules import sparse_fsd_record
 from adaptermix.pool import AdapterPool, load_pool
-from adaptermix.sweep.evaluations import EVALUATIONS, EvalSet
 from adaptermix.sweep.live import LiveModel
 from adaptermix.sweep.spec import SweepSpec, Trial, canonical_json, expand, shard
 from adaptermix.sweep.store import Provenance, ResultsStore, TrialResult
-from adaptermix.training.batching import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +55,14 @@ class SweepContext:
     ) -> SweepContext:
         """Load everything once. ``examples`` (target -> evaluation rows) skips reading the data again,
         e.g. on a Ray worker that was handed the driver's rows."""
-        for evaluation in spec.evaluations:
-            EVALUATIONS.get(evaluation)  # unknown names -> one-line errors before anything loads
+        for evaluation in spec.evaluations:  # unknown names or parameters -> one-line errors before anything loads
+            EVALUATION_KINDS.get(evaluation).parse(spec.eval_params(evaluation))
         for rule in spec.rules:
             MERGE_RULES.get(rule.name)
         if spec.subsets.adaptive:
             from adaptermix.recommend.search import STRATEGIES
 
             STRATEGIES.get(spec.subsets.strategy)
-        if "textfooler" in spec.evaluations:
-            from adaptermix.attacks.textfooler import TextFoolerConfig
-
-            validate(TextFoolerConfig, dict(spec.textfooler), source="textfooler")
         pool = load_pool(spec.pool_dirs())
         encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"], precision=spec.precision)
         if spec.precision in ("fp32", "bf16") and spec.precision != encoder.precision:
@@ -89,25 +82,14 @@ class SweepContext:
 
     def _tokenized(self, target: str, rows: list[Example]) -> EvalSet:
         adapter = self.pool.adapters[self.pool.index(target)]
-        info = adapter.meta.task_info
-        max_length = self.spec.max_length or int((adapter.meta.training or {}).get("max_length", 128))
-        tokens = tokenize(self.encoder.tokenizer, rows, max_length, info.problem == "regression")
-        return EvalSet(info, rows, tokens, max_length)
+        return tokenized_eval_set(adapter, self.encoder, rows, self.spec.max_length)
 
     def eval_set(self, target: str) -> EvalSet:
         """The target's evaluation split, capped (seeded, stratified) and tokenised once."""
         if target not in self.eval_sets:
             adapter = self.pool.adapters[self.pool.index(target)]
-            training = adapter.meta.training or {}
-            data = dict(training.get("data") or {"name": adapter.name})
-            for key in ("max_train", "max_validation", "max_test"):
-                data.pop(key, None)
-            if self.spec.data is not None and data.get("source", "datapack") == "datapack":
-                data["data_dir"] = self.spec.data
-            cfg = validate(DataConfig, data, source=f"data of adapter {target!r}")
-            rows = load_task(cfg, splits=(self.spec.split,)).split(self.spec.split)
-            if self.spec.max_eval_examples is not None:
-                rows = stratified_sample(rows, self.spec.max_eval_examples, self.spec.seed)
+            rows = eval_rows(adapter, self.spec.split, self.spec.max_eval_examples, self.spec.seed, self.spec.data,
+                             label=target)
             self.eval_sets[target] = self._tokenized(target, rows)
         return self.eval_sets[target]
 
@@ -151,7 +133,8 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     out = []
     for trial in group:
         t0 = time.perf_counter()
-        outcome = EVALUATIONS.get(trial.evaluation)(ctx.live.model, es, trial.eval_params, trial.key, ctx.spec.batch_size)
+        kind = EVALUATION_KINDS.get(trial.evaluation)
+        outcome = kind.run(ctx.live.model, es, trial.eval_params, trial.key, ctx.spec.batch_size)
         seconds = time.perf_counter() - t0 + (mix_seconds if trial is first else 0.0)
         out.append(TrialResult(
             trial=trial,

@@ -29,10 +29,25 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    PositiveInt,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from adaptermix.config import StrictModel, load_config
 from adaptermix.errors import ConfigError
+from adaptermix.evaluations.config import (
+    EvaluationName,
+    check_params,
+    eval_params_of,
+    fold_evaluations,
+    legacy_layout,
+)
 from adaptermix.sweep.subsets import (
     SUBSET_GENERATORS,
     SubsetRequest,
@@ -50,7 +65,6 @@ KEY_HEX_CHARS = 16
 #: Expansions larger than this are refused (they would not fit in memory as a list); use ``sample``.
 MAX_TRIALS = 2_000_000
 
-Evaluation = Literal["clean", "fgsm", "textfooler"]
 Precision = Literal["auto", "fp32", "bf16"]
 #: Precisions a trial can be computed in (``auto`` is resolved by the runner before trials are expanded).
 RESOLVED_PRECISIONS = ("fp32", "bf16")
@@ -144,9 +158,12 @@ class SweepSpec(StrictModel):
     # Capped with adaptermix.data.sampling.stratified_sample(examples, cap, seed): it depends only on the
     # split, the cap and the seed, so every mixture of a target sees the same examples.
     max_eval_examples: PositiveInt | None = None
-    evaluations: tuple[Evaluation, ...] = ("clean",)
-    fgsm: dict[str, Any] = Field(default_factory=lambda: {"epsilon": 0.01})  # Section 4.1
-    textfooler: dict[str, Any] = Field(default_factory=dict)  # placeholder until the attack config lands
+    # Registered evaluation kinds (adaptermix.evaluations.registry), in order; given as names or
+    # {name, params} items, folded by _fold_evaluations into the names and evaluation_params (kind -> the
+    # parameters given; eval_params() resolves what trials carry). The old top-level `fgsm:` /
+    # `textfooler:` keys are folded in too, and a dump writes them back in that layout (_dump).
+    evaluations: tuple[EvaluationName, ...] = ("clean",)
+    evaluation_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     seed: int = 0
     data: str | None = None
     batch_size: PositiveInt = 32
@@ -156,6 +173,23 @@ class SweepSpec(StrictModel):
     # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.device.resolve_precision).
     # The runner replaces it with the resolved fp32/bf16, which goes into every trial key.
     precision: Precision | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_evaluations(cls, data: Any) -> Any:
+        return fold_evaluations(data)
+
+    @field_validator("evaluation_params")
+    @classmethod
+    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return check_params(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The layout of before evaluation kinds (see adaptermix.evaluations.config.legacy_layout)."""
+        old_defaults = {"fgsm": eval_params_of({}, "fgsm"), "textfooler": {}}  # the old fields' defaults
+        legacy = {"fgsm": self.fgsm, "textfooler": self.textfooler}
+        return legacy_layout(handler(self), legacy, old_defaults, info.exclude_defaults)
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -182,8 +216,24 @@ class SweepSpec(StrictModel):
         return {Path(path).name: Path(path) for path in self.pool}
 
     def eval_params(self, evaluation: str) -> dict[str, Any]:
-        """The attack parameters of one evaluation (``clean`` has none)."""
-        return {"clean": {}, "fgsm": self.fgsm, "textfooler": self.textfooler}[evaluation]
+        """The parameters the trials of one evaluation kind carry (``clean``: none; a kind the spec gives no
+        parameters: its defaults where they are keyed, e.g. FGSM ``{"epsilon": 0.01}``)."""
+        return eval_params_of(self.evaluation_params, evaluation)
+
+    @property
+    def evaluation_names(self) -> tuple[str, ...]:
+        """The evaluation kinds of the spec, in order (the same as :attr:`evaluations`)."""
+        return tuple(self.evaluations)
+
+    @property
+    def fgsm(self) -> dict[str, Any]:
+        """FGSM's parameters (the old ``fgsm:`` field, kept for readers of it)."""
+        return self.eval_params("fgsm")
+
+    @property
+    def textfooler(self) -> dict[str, Any]:
+        """TextFooler's parameters (the old ``textfooler:`` field, kept for readers of it)."""
+        return self.eval_params("textfooler")
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:

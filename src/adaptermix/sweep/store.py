@@ -29,6 +29,7 @@ from typing import Any
 
 from adaptermix import __version__
 from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
+from adaptermix.evaluations.base import AdversarialExample  # lives with the evaluation outcomes; re-exported
 from adaptermix.io import OutputError, ensure_parent
 from adaptermix.sweep.spec import Trial, canonical_json
 
@@ -179,23 +180,6 @@ def spec_precision(spec_json: str) -> str:
     except (ValueError, AttributeError):
         value = None
     return value if value in ("fp32", "bf16") else "fp32"
-
-
-@dataclass(frozen=True)
-class AdversarialExample:
-    """One attacked example of a trial (TextFooler), kept for inspection."""
-
-    idx: int
-    original: str
-    adversarial: str
-    original_label: str
-    success: bool
-    original_prediction: str | None = None
-    new_prediction: str | None = None
-    original_pair: str | None = None
-    adversarial_pair: str | None = None
-    queries: int | None = None
-    perturbed_words: int | None = None
 
 
 @dataclass(frozen=True)
