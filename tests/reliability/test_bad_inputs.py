@@ -115,6 +115,18 @@ CASES: tuple[Case, ...] = (
          "adapter {W}/badmeta: adapter.json is corrupted (JSONDecodeError)"),
     case("eval-unknown-split", "eval {W}/a --split nope --data-dir {T}",
          "unknown split 'nope' (valid: train, validation, test)"),
+    # predict / recommend
+    case("predict-missing-store", "predict {W}/nope",
+         "{W}/nope: no results store (a results.sqlite, or a study's method folder)"),
+    case("recommend-no-pool", "recommend --target a --budget 3",
+         "give --study DIR, or --pool DIR... and --store FILE"),
+    case("recommend-zero-budget", "recommend --pool {W}/a {W}/b --store {O}/r.sqlite --target a --budget 0",
+         "--budget must be at least 1 (the single adapter's evaluation)"),
+    case("recommend-unknown-target", "recommend --pool {W}/a {W}/b --store {O}/r.sqlite --target zz --budget 3",
+         "--target 'zz' is not in the pool (a, b)"),
+    case("recommend-unknown-strategy",
+         "recommend --pool {W}/a {W}/b --store {O}/r.sqlite --target a --budget 3 --strategy nope",
+         "unknown search strategy 'nope'; valid: adaptersoup, evolve, greedy_fsd, model, random"),
     # list
     case("list-unknown-topic", "list nope",
          r"argument what: invalid choice: 'nope' \(choose from [^\n]+\)",

@@ -84,7 +84,8 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
                    help="model (predictor-guided, default), greedy_fsd, adaptersoup, evolve or random")
     p.add_argument("--min-k", type=int, default=1,
                    help="smallest mixture to recommend (2: the best mixture that really mixes)")
-    p.add_argument("--evaluation", default="clean", choices=["clean", "fgsm"], help="what to maximise")
+    p.add_argument("--evaluation", default="clean",
+                   help="what to maximise: an evaluation kind (`adaptermix list evaluations`; default clean)")
     p.add_argument("--rule", action="append",
                    help="rule to consider, NAME or NAME:{json} (repeatable; default average)")
     p.add_argument("--no-prior", action="store_true",
@@ -147,6 +148,17 @@ def _pool_spec(args: argparse.Namespace, rules: list[dict[str, Any]]) -> tuple[A
     return spec, Path(args.store), None
 
 
+def _check_search_args(args: argparse.Namespace) -> None:
+    """One-line errors for bad search arguments before any model, store or output is touched."""
+    from adaptermix.evaluations.registry import EVALUATION_KINDS
+    from adaptermix.recommend.search import STRATEGIES
+
+    if args.budget < 1:
+        raise ConfigError("--budget must be at least 1 (the single adapter's evaluation)")
+    STRATEGIES.get(args.strategy)
+    EVALUATION_KINDS.get(args.evaluation)
+
+
 def _recommend_run(args: argparse.Namespace) -> int:
     from adaptermix.recommend.features import read_similarity
     from adaptermix.recommend.live import live_evaluator, with_similarity
@@ -158,8 +170,14 @@ def _recommend_run(args: argparse.Namespace) -> int:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     if args.study and args.pool:
         raise ConfigError("give --study or --pool, not both")
+    _check_search_args(args)
     rules = [_rule_spec(r) for r in (args.rule or ["average"])]
     spec, store, sim_json = _study_spec(args, rules) if args.study else _pool_spec(args, rules)
+    names = list(spec.pool_dirs())
+    if args.target not in names:
+        raise ConfigError(f"--target {args.target!r} is not in the pool ({', '.join(names)})")
+    if not 1 <= args.min_k <= len(names):
+        raise ConfigError(f"--min-k must be between 1 and the pool size ({len(names)})")
     with live_evaluator(spec, store) as ev:
         facts = ev.facts
         if sim_json is not None:
