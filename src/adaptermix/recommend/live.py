@@ -51,7 +51,8 @@ class StoreEvaluator:
         s = self.spec
         return [Trial(target=c.target, subset=c.subset, rule=c.rule, rule_params=c.rule_params, split=s.split,
                       evaluation=e, eval_params=s.eval_params(e), max_eval_examples=s.max_eval_examples,
-                      seed=s.seed, max_length=s.max_length, tag="", precision=str(s.precision))
+                      seed=s.seed, max_length=s.max_length, tag="", precision=str(s.precision),
+                      merge_space=s.merge_space)
                 for e in s.evaluations]
 
     def sign_change(self, c: Candidate) -> float:
@@ -62,7 +63,8 @@ class StoreEvaluator:
         pool = self.ctx.pool
         names = pool.names
         idx = [names.index(n) for n in c.subset]
-        vector = merge_flat(c.rule, pool.flat, idx, layout=pool.stacked.layout, keys=names, fsd=self.ctx.fsd,
+        rows, base = self.ctx.merge_rows(self.spec.merge_space)
+        vector = merge_flat(c.rule, rows, idx, layout=pool.stacked.layout, keys=names, fsd=self.ctx.fsd, base=base,
                             target=c.target, **dict(c.rule_params))
         return float(subset_stats(pool.flat, self.ctx.fsd, idx, names.index(c.target), mixture=vector,
                                   space=self.spec.fsd_space).flipped)

@@ -48,6 +48,7 @@ class SweepContext:
     live: LiveModel
     fsd: torch.Tensor
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)
+    _spaces: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def prepare(
@@ -93,6 +94,17 @@ class SweepContext:
             self.eval_sets[target] = self._tokenized(target, rows)
         return self.eval_sets[target]
 
+    def merge_rows(self, space: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the rules merge in ``space``: the raw pool rows (no base), or the task vectors and the
+        shared init they are added back to (computed once)."""
+        if space == "raw":
+            return self.pool.flat, None
+        if "tv" not in self._spaces:
+            from adaptermix.task_vectors import task_vectors
+
+            self._spaces["tv"] = task_vectors(self.pool)
+        return self._spaces["tv"]
+
     def close(self) -> None:
         self.live.close()
 
@@ -116,8 +128,9 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     idx = [names.index(n) for n in first.subset]
     tpos = names.index(first.target)
     started = time.perf_counter()
-    vector = merge_flat(first.rule, ctx.pool.flat, idx, layout=ctx.pool.stacked.layout, keys=names,
-                        fsd=ctx.fsd, target=first.target, **dict(first.rule_params))
+    rows, base = ctx.merge_rows(first.merge_space)
+    vector = merge_flat(first.rule, rows, idx, layout=ctx.pool.stacked.layout, keys=names,
+                        fsd=ctx.fsd, target=first.target, base=base, **dict(first.rule_params))
     stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
     # Alg. 4 chooses adapters and layers: record which, per trial (metrics_json "mixed_adapters" and
     # "pruned_groups"), so a reader can see what the FSD guidance did.

@@ -170,6 +170,9 @@ class SweepSpec(StrictModel):
     max_length: PositiveInt | None = None
     # One of adaptermix.deltas.SPACES ("raw" | "dw"); checked by the runner so specs load without torch.
     fsd_space: str = "raw"
+    # What the rules merge: "raw" adapter parameters (the paper's Eq. 1), or "tv" task vectors (weights minus
+    # the pool's shared, rebuilt init; adaptermix.task_vectors), the init added back after the merge.
+    merge_space: Literal["raw", "tv"] = "raw"
     # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.device.resolve_precision).
     # The runner replaces it with the resolved fp32/bf16, which goes into every trial key.
     precision: Precision | None = None
@@ -264,6 +267,7 @@ class Trial:
     max_length: int | None = None
     tag: str = ""
     precision: str = "fp32"
+    merge_space: str = "raw"
 
     def __post_init__(self) -> None:
         subset = tuple(sorted(self.subset))
@@ -303,6 +307,8 @@ class Trial:
         }
         if self.precision != "fp32":
             out["precision"] = self.precision
+        if self.merge_space != "raw":  # raw keys are those of trials written before the space existed
+            out["merge_space"] = self.merge_space
         return out
 
     @classmethod
@@ -444,6 +450,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
                         max_length=spec.max_length,
                         tag=tag,
                         precision=precision,
+                        merge_space=spec.merge_space,
                     )
                     trials.setdefault(trial.key, trial)
     return list(trials.values())
