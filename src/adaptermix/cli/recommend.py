@@ -77,7 +77,8 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--study", help="a study's output folder (its config, adapters and results store)")
     src.add_argument("--method", help="the study's method label (default: its only method)")
     src.add_argument("--pool", nargs="+", help="adapter directories (without --study)")
-    src.add_argument("--store", help="results store to read and write (without --study)")
+    src.add_argument("--store", help="results store to read and write (with --study: instead of the study's own "
+                     "store, whose statistics would otherwise include the search's mixtures)")
     p.add_argument("--target", required=True, help="the domain the mixture is for")
     p.add_argument("--budget", type=int, required=True, help="most evaluations, the single adapter's included")
     p.add_argument("--strategy", default="model",
@@ -132,7 +133,8 @@ def _study_spec(args: argparse.Namespace, rules: list[dict[str, Any]]) -> tuple[
     if args.precision:
         over["precision"] = args.precision
     sim = study / "analysis" / "similarity.json"
-    return method_spec(cfg, mp, **over), mp.store(cfg), sim if sim.is_file() else None
+    store = Path(args.store) if args.store else mp.store(cfg)
+    return method_spec(cfg, mp, **over), store, sim if sim.is_file() else None
 
 
 def _pool_spec(args: argparse.Namespace, rules: list[dict[str, Any]]) -> tuple[Any, Path, None]:
