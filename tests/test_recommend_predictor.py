@@ -267,3 +267,32 @@ def test_read_measured_errors(store, tmp_path):
         read_measured(store, "textfooler")
     with pytest.raises(ArtefactError, match=r"of rules \['nosuch'\]"):
         read_measured(store, rules=["nosuch"])
+
+
+# ------------------------------------------------------------------------------------------ trees
+
+
+def test_trees_model_never_leaks_and_learns_partner_effects():
+    """``model="trees"``: the same no-leak guarantee (it goes through the same out_of_fold), an additive world
+    ranked well, a spread over trees, importances that sum to 1, and a clear error for an unknown model."""
+    measured, facts = _world()
+    data = Dataset.build(measured, facts)
+    folds = fold_ids(data, 5, seed=0)
+    base = out_of_fold(data, folds, None, model="trees")
+    i = next(j for j in range(len(data.y)) if data.k[j] >= 3 and data.targets[j] == "d2")
+    pert = out_of_fold(Dataset.build(_perturbed(measured, i), facts), folds, None, model="trees")
+    assert pert[i] == base[i] and np.array_equal(pert[folds == folds[i]], base[folds == folds[i]])
+    assert np.abs(pert[folds != folds[i]] - base[folds != folds[i]]).max() > 0
+
+    facts7 = random_facts(7, seed=1)
+    single, effects = additive_world(7, seed=1)
+    data7 = Dataset.build(exhaustive(facts7.names, additive_metric(single, effects)), facts7)
+    report = evaluate_predictor(data7, folds=5, seed=0, model="trees",
+                                ablations={"all features": ABLATIONS["all features"]})
+    assert report.model == "trees" and report.heldout["all features"].spearman_within > 0.8
+    model = MixturePredictor(data7.columns, model="trees").fit(data7.x, data7.y)
+    mean, std = model.predict_with_std(data7.x[:5])
+    assert mean.shape == std.shape == (5,) and (std >= 0).all() and std.max() > 0
+    assert sum(model.coefficients().values()) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="unknown predictor model 'nope'"):
+        MixturePredictor(data7.columns, model="nope")

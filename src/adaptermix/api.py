@@ -173,7 +173,7 @@ def stats(store: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def predict(store: str | Path, evaluation: str = "clean", rules: Sequence[str] | None = None,
-            folds: int = 5, seed: int = 0) -> PredictorReport:
+            folds: int = 5, seed: int = 0, model: str = "ridge") -> PredictorReport:
     """The mixture-quality predictor's held-out and leave-one-target-out accuracy on a store (a study's
     method folder with ``fsd.json``, or a ``results.sqlite`` beside one); see docs/recommend.md."""
     from adaptermix.recommend.features import read_measured, read_pool_facts
@@ -182,7 +182,7 @@ def predict(store: str | Path, evaluation: str = "clean", rules: Sequence[str] |
     path = Path(store)
     db = path / "results.sqlite" if path.is_dir() else path
     data = Dataset.build(read_measured(db, evaluation, rules), read_pool_facts(db.parent))
-    return evaluate_predictor(data, folds=folds, seed=seed)
+    return evaluate_predictor(data, folds=folds, seed=seed, model=model)
 
 
 def recommend_mixture(pool: Sequence[str | Path] | Mapping[str, str | Path], store: str | Path, target: str, budget: int,

@@ -35,6 +35,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="K of the held-out K-fold within targets (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=3.0, help="ridge penalty on standardised features (default 3)")
+    p.add_argument("--model", default="ridge", choices=["ridge", "trees"],
+                   help="ridge (default; signed coefficients) or trees (extra-trees; importances)")
     p.add_argument("-o", "--output-dir", help="write predictor.json and the predicted-vs-measured plot here")
     add_overwrite(p)
 
@@ -49,7 +51,7 @@ def _predict_run(args: argparse.Namespace) -> int:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     measured = read_measured(db, args.evaluation, args.rule)
     data = Dataset.build(measured, read_pool_facts(folder))
-    report = evaluate_predictor(data, folds=args.folds, seed=args.seed, alpha=args.alpha)
+    report = evaluate_predictor(data, folds=args.folds, seed=args.seed, alpha=args.alpha, model=args.model)
     print(format_report(report))
     if args.output_dir:
         from adaptermix.recommend.plots import predicted_vs_measured

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -55,12 +56,24 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 DEFAULT_FEATURES: tuple[str, ...] = ABLATIONS["all features"]
 
 
+#: The predictor's model families: ``ridge`` (default: interpretable coefficients, bootstrap spread) and
+#: ``trees`` (extremely randomised trees, 300 trees, leaves of >= 2 mixtures; importances instead of
+#: coefficients, the spread over trees as uncertainty).
+MODELS = ("ridge", "trees")
+
+
 class MixturePredictor:
     """Ridge regression on standardised features (NaNs imputed with the training mean), optionally an
-    ensemble of ``n_boot`` bootstrap refits whose spread is the prediction's uncertainty."""
+    ensemble of ``n_boot`` bootstrap refits whose spread is the prediction's uncertainty; or, with
+    ``model="trees"``, an extra-trees ensemble (sklearn) on the same features."""
 
     def __init__(self, columns: Sequence[str], use: Sequence[str] | None = None, alpha: float = 3.0,
-                 n_boot: int = 0, seed: int = 0) -> None:
+                 n_boot: int = 0, seed: int = 0, model: str = "ridge") -> None:
+        if model not in MODELS:
+            raise ConfigError(f"unknown predictor model {model!r}; valid: {', '.join(MODELS)}")
+        self.model = model
+        self._trees: Any = None
+        self._impute: np.ndarray | None = None
         self.columns = list(columns)
         wanted = set(use) if use is not None else set(DEFAULT_FEATURES)
         unknown = sorted(w for w in wanted if w not in self.columns and w != PARTNERS)
@@ -93,6 +106,14 @@ class MixturePredictor:
             raise ConfigError("nothing to fit the predictor on")
         xs = np.asarray(x, dtype=np.float64)[:, self.use]
         y = np.asarray(y, dtype=np.float64)
+        if self.model == "trees":
+            from sklearn.ensemble import ExtraTreesRegressor
+
+            mean = np.nanmean(xs, axis=0) if len(xs) else np.zeros(xs.shape[1])
+            self._impute = np.where(np.isnan(mean), 0.0, mean)
+            self._trees = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=2, random_state=self.seed)
+            self._trees.fit(np.where(np.isnan(xs), self._impute, xs), y)
+            return self
         self._fits = [self._fit_one(xs, y)]
         rng = np.random.default_rng(self.seed)
         for _ in range(self.n_boot):
@@ -101,9 +122,14 @@ class MixturePredictor:
         return self
 
     def _predict_all(self, x: np.ndarray) -> np.ndarray:
+        """[fits, n]: row 0 the prediction, the other rows the ensemble (bootstrap refits or trees)."""
+        xs = np.asarray(x, dtype=np.float64)[:, self.use]
+        if self._trees is not None:
+            xt = np.where(np.isnan(xs), self._impute, xs)
+            per_tree = np.asarray([t.predict(xt) for t in self._trees.estimators_])
+            return np.vstack([per_tree.mean(axis=0, keepdims=True), per_tree])
         if not self._fits:
             raise ConfigError("the predictor is not fitted")
-        xs = np.asarray(x, dtype=np.float64)[:, self.use]
         out = []
         for mean, scale, w, y_mean in self._fits:
             z = (np.where(np.isnan(xs), mean, xs) - mean) / scale
@@ -121,7 +147,10 @@ class MixturePredictor:
         return preds[0], std
 
     def coefficients(self) -> dict[str, float]:
-        """Standardised coefficients of the full fit: points per standard deviation of each feature."""
+        """Standardised coefficients of the full fit: points per standard deviation of each feature
+        (``trees``: the impurity importances, which sum to 1 and carry no sign)."""
+        if self._trees is not None:
+            return {self.columns[i]: float(v) for i, v in zip(self.use, self._trees.feature_importances_, strict=True)}
         _, _, w, _ = self._fits[0]
         return {self.columns[i]: float(c) for i, c in zip(self.use, w, strict=True)}
 
@@ -211,7 +240,7 @@ def fold_ids(data: Dataset, folds: int, seed: int) -> np.ndarray:
 
 
 def out_of_fold(data: Dataset, groups: np.ndarray, use: Sequence[str] | None = None,
-                alpha: float = 3.0) -> np.ndarray:
+                alpha: float = 3.0, model: str = "ridge") -> np.ndarray:
     """Each row predicted by a model fitted on the rows of the *other* groups only (NaN if no rows left).
 
     The fit receives ``data.x[train]`` and ``data.y[train]`` and nothing else: a held-out row's own
@@ -222,8 +251,8 @@ def out_of_fold(data: Dataset, groups: np.ndarray, use: Sequence[str] | None = N
         train = ~test
         if not train.any():
             continue
-        model = MixturePredictor(data.columns, use, alpha).fit(data.x[train], data.y[train])
-        pred[test] = model.predict(data.x[test])
+        fitted = MixturePredictor(data.columns, use, alpha, model=model).fit(data.x[train], data.y[train])
+        pred[test] = fitted.predict(data.x[test])
     return pred
 
 
@@ -234,6 +263,7 @@ class PredictorReport:
     n_mixtures: int
     n_targets: int
     folds: int
+    model: str = "ridge"
     heldout: dict[str, Score] = field(default_factory=dict)  # ablation -> within-target K-fold
     loto: dict[str, Score] = field(default_factory=dict)  # ablation -> leave one target out
     coefficients: dict[str, float] = field(default_factory=dict)
@@ -241,26 +271,27 @@ class PredictorReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "n_mixtures": self.n_mixtures, "n_targets": self.n_targets, "folds": self.folds,
+            "n_mixtures": self.n_mixtures, "n_targets": self.n_targets, "folds": self.folds, "model": self.model,
             "heldout": {k: v.as_dict() for k, v in self.heldout.items()},
             "leave_one_target_out": {k: v.as_dict() for k, v in self.loto.items()},
             "coefficients_points_per_sd": {k: round(v, 4) for k, v in self.coefficients.items()},
         }
 
 
-def evaluate_predictor(data: Dataset, folds: int = 5, seed: int = 0, alpha: float = 3.0,
+def evaluate_predictor(data: Dataset, folds: int = 5, seed: int = 0, alpha: float = 3.0, model: str = "ridge",
                        ablations: Mapping[str, Sequence[str]] = ABLATIONS) -> PredictorReport:
     """Held-out (K-fold within targets) and leave-one-target-out accuracy for every feature set."""
-    report = PredictorReport(len(data.y), len(set(data.targets.tolist())), folds)
+    report = PredictorReport(len(data.y), len(set(data.targets.tolist())), folds, model)
     fold = fold_ids(data, folds, seed)
     for name, use in ablations.items():
-        held = out_of_fold(data, fold, use, alpha)
-        loto = out_of_fold(data, data.targets, use, alpha)
+        held = out_of_fold(data, fold, use, alpha, model)
+        loto = out_of_fold(data, data.targets, use, alpha, model)
         report.heldout[name] = score(held, data)
         report.loto[name] = score(loto, data)
         if name == "all features":
             report.predictions = {"heldout": held, "loto": loto}
-    report.coefficients = dict(MixturePredictor(data.columns, None, alpha).fit(data.x, data.y).top_coefficients(15))
+    report.coefficients = dict(MixturePredictor(data.columns, None, alpha, model=model).fit(data.x, data.y)
+                               .top_coefficients(15))
     return report
 
 
@@ -269,7 +300,8 @@ def format_report(report: PredictorReport) -> str:
     def f(x: float) -> str:
         return "  n/a" if math.isnan(x) else f"{x:+.3f}"
 
-    lines = [f"{report.n_mixtures} mixtures of {report.n_targets} targets; k = 1 rows fitted, not scored",
+    lines = [f"{report.n_mixtures} mixtures of {report.n_targets} targets, model {report.model}; "
+             "k = 1 rows fitted, not scored",
              "", f"{'features':42s} {'held-out ρ':>11s} {'MAE pts':>8s}   {'LOTO ρ':>8s} {'MAE pts':>8s}"]
     for name in report.heldout:
         h, lo = report.heldout[name], report.loto[name]
@@ -277,6 +309,7 @@ def format_report(report: PredictorReport) -> str:
                      f"{f(lo.spearman_within):>8s} {lo.mae_points:8.2f}")
     lines += ["", f"held-out ρ: Spearman within each target over its k >= 2 mixtures ({report.folds}-fold), "
               "mean over targets; LOTO: fitted on the other targets", "",
-              "largest coefficients of the full fit (points per standard deviation of the feature):"]
+              ("largest importances of the full fit (extra-trees impurity importances):" if report.model == "trees"
+               else "largest coefficients of the full fit (points per standard deviation of the feature):")]
     lines += [f"  {k:28s} {v:+8.3f}" for k, v in sorted(report.coefficients.items(), key=lambda kv: -abs(kv[1]))]
     return "\n".join(lines)
