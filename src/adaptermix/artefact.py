@@ -212,14 +212,20 @@ def load_adapter(path: str | Path) -> Adapter:
             f"pick a domain (adaptermix eval {p} --domain D; Python: adaptermix.masked.load_masked, for_domain)"
         )
     meta = meta_from_json(raw, p)
+    return Adapter(meta, load_weights(p), p)
+
+
+def load_weights(p: Path, what: str = "adapter") -> dict[str, torch.Tensor]:
+    """The tensors of ``p / adapter.safetensors`` (safetensors only, never pickle), every floating one
+    finite; one-line :class:`ArtefactError` naming ``what`` otherwise (shared with masked artefacts)."""
     try:
         tensors = load_file(str(p / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtefactError(f"adapter {p}: {WEIGHTS} is corrupted or truncated ({exc})") from None
+        raise ArtefactError(f"{what} {p}: {WEIGHTS} is corrupted or truncated ({exc})") from None
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ArtefactError(f"adapter {p}: tensor {name!r} contains NaN or Inf")
-    return Adapter(meta, tensors, p)
+            raise ArtefactError(f"{what} {p}: tensor {name!r} contains NaN or Inf")
+    return tensors
 
 
 def check_base(adapter: Adapter, encoder: Encoder) -> None:

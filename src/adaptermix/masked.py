@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
-from adaptermix.artefact import META, WEIGHTS, Adapter, AdapterMeta, meta_from_json, versions
+from adaptermix.artefact import META, WEIGHTS, Adapter, AdapterMeta, load_weights, meta_from_json, versions
 from adaptermix.deltas import AdapterDelta, ParamLayout
 from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.io import atomic_dir
@@ -252,13 +251,7 @@ def load_masked(path: str | Path) -> MaskedArtefact:
         raise ArtefactError(f"masked artefact {p}: {META} is corrupted ({type(exc).__name__}: {exc})") from None
     if kind not in MASKED_RULES:
         raise ArtefactError(f"masked artefact {p}: unknown kind {kind!r}")
-    try:
-        tensors = load_file(str(p / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtefactError(f"masked artefact {p}: {WEIGHTS} is corrupted or truncated ({exc})") from None
-    for name, t in tensors.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ArtefactError(f"masked artefact {p}: tensor {name!r} contains NaN or Inf")
+    tensors = load_weights(p, "masked artefact")
     body = _flat(tensors, "unified", layout, p)
     base = _flat(tensors, "base", layout, p) if space == "tv" else None
     size, masks, scales, heads = layout.size, {}, {}, {}

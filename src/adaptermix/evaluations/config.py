@@ -21,9 +21,10 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from adaptermix.config import StrictModel
 from adaptermix.errors import ConfigError
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 
@@ -106,6 +107,22 @@ def check_params(value: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         except ConfigError as exc:
             raise PydanticCustomError("evaluation_params", "{message}", {"message": str(exc)}) from None
     return out
+
+
+class EvaluationsModel(StrictModel):
+    """Base of the models with ``evaluations`` / ``evaluation_params`` fields (sweep specs, a study's sweep
+    stage): the old forms are folded into the new one before validation, and every kind's parameters are
+    checked against its config — one pair of validators for both."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_evaluations(cls, data: Any) -> Any:
+        return fold_evaluations(data)
+
+    @field_validator("evaluation_params", check_fields=False)
+    @classmethod
+    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return check_params(value)
 
 
 def eval_params_of(evaluation_params: Mapping[str, Any], name: str) -> dict[str, Any]:

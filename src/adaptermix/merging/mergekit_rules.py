@@ -27,6 +27,7 @@ Deviations common to the breadcrumbs and DELLA rules (each rule's docstring list
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -276,6 +277,11 @@ def sce(ctx: MergeContext, select_topk: float) -> Tensor:
 
 _WEIGHTS = ("weights",)
 
+# The defaults the Breadcrumbs and DELLA pairs share (the TIES variants add ``consensus``).
+_BREADCRUMBS: dict[str, Any] = {"density": 0.9, "gamma": 0.01, "weights": None, "lam": 1.0, "normalize": True}
+_DELLA: dict[str, Any] = {"density": 0.5, "epsilon": 0.15, "rescale": "inverse", "seed": 0, "weights": None,
+                          "lam": 1.0, "normalize": True}
+
 MERGE_RULES.register(
     "breadcrumbs",
     MergeRule(
@@ -283,7 +289,7 @@ MERGE_RULES.register(
         reference=f"Davari & Belilovsky 2023 (Model Breadcrumbs); {MERGEKIT} sparsify.py magnitude_outliers",
         description="per tensor drop the top-gamma and the smallest magnitudes (keep density), weighted mean",
         fn=breadcrumbs,
-        params={"density": 0.9, "gamma": 0.01, "weights": None, "lam": 1.0, "normalize": True},
+        params=dict(_BREADCRUMBS),
         per_adapter=_WEIGHTS,
         identity_params={"density": 1.0},
     ),
@@ -295,14 +301,7 @@ MERGE_RULES.register(
         reference=f"Davari & Belilovsky 2023 + Yadav et al. 2023; {MERGEKIT} breadcrumbs_ties",
         description="Model Breadcrumbs sparsification, then TIES sign election and disjoint mean",
         fn=breadcrumbs_ties,
-        params={
-            "density": 0.9,
-            "gamma": 0.01,
-            "consensus": "sum",
-            "weights": None,
-            "lam": 1.0,
-            "normalize": True,
-        },
+        params={**_BREADCRUMBS, "consensus": "sum"},
         per_adapter=_WEIGHTS,
         identity_params={"density": 1.0},
     ),
@@ -314,16 +313,7 @@ MERGE_RULES.register(
         reference=f"Deep et al. 2024 (DELLA-Merging); {MERGEKIT} sparsify.py della_magprune",
         description="keep entries with magnitude-ranked probability density +/- epsilon (seeded), rescale, TIES",
         fn=della,
-        params={
-            "density": 0.5,
-            "epsilon": 0.15,
-            "rescale": "inverse",
-            "seed": 0,
-            "consensus": "sum",
-            "weights": None,
-            "lam": 1.0,
-            "normalize": True,
-        },
+        params={**_DELLA, "consensus": "sum"},
         per_adapter=_WEIGHTS,
         identity_params={"density": 1.0},
     ),
@@ -335,15 +325,7 @@ MERGE_RULES.register(
         reference=f"Deep et al. 2024 (DELLA-Merging); {MERGEKIT} della_linear",
         description="DELLA magnitude-ranked random drop and rescale (seeded per adapter), weighted mean",
         fn=della_linear,
-        params={
-            "density": 0.5,
-            "epsilon": 0.15,
-            "rescale": "inverse",
-            "seed": 0,
-            "weights": None,
-            "lam": 1.0,
-            "normalize": True,
-        },
+        params=dict(_DELLA),
         per_adapter=_WEIGHTS,
         identity_params={"density": 1.0},
     ),

@@ -24,9 +24,8 @@ from adaptermix.data.config import DataConfig
 from adaptermix.evaluations.config import (
     LEGACY_KEYS,
     EvaluationName,
-    check_params,
+    EvaluationsModel,
     eval_params_of,
-    fold_evaluations,
     legacy_layout,
 )
 from adaptermix.methods.config import MethodConfig
@@ -46,7 +45,7 @@ class DataDefaults(StrictModel):
     sample_seed: int = 13
 
 
-class SweepStage(StrictModel):
+class SweepStage(EvaluationsModel):
     """The combinatorial in-domain sweep (Sec. 3.4)."""
 
     enabled: bool = True
@@ -68,16 +67,6 @@ class SweepStage(StrictModel):
     )
     batch_size: int = 64
     seed: int = 0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fold_evaluations(cls, data: Any) -> Any:
-        return fold_evaluations(data)
-
-    @field_validator("evaluation_params")
-    @classmethod
-    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return check_params(value)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:

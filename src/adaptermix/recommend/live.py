@@ -19,7 +19,7 @@ import numpy as np
 
 from adaptermix.errors import ArtefactError
 from adaptermix.recommend.features import Candidate, Measured, PoolFacts
-from adaptermix.sweep.spec import SweepSpec, Trial
+from adaptermix.sweep.spec import RuleSpec, SweepSpec, Trial
 
 
 class StoreEvaluator:
@@ -48,12 +48,8 @@ class StoreEvaluator:
 
     def trials(self, c: Candidate) -> list[Trial]:
         """The sweep trials of a candidate, one per evaluation of the spec (the objective's first)."""
-        s = self.spec
-        return [Trial(target=c.target, subset=c.subset, rule=c.rule, rule_params=c.rule_params, split=s.split,
-                      evaluation=e, eval_params=s.eval_params(e), max_eval_examples=s.max_eval_examples,
-                      seed=s.seed, max_length=s.max_length, tag="", precision=str(s.precision),
-                      merge_space=s.merge_space)
-                for e in s.evaluations]
+        rule = RuleSpec(name=c.rule, params=dict(c.rule_params))
+        return [self.spec.trial(c.target, c.subset, rule, e) for e in self.spec.evaluations]
 
     def sign_change(self, c: Candidate) -> float:
         """Fraction of the target's weights whose sign the candidate's mixture flips (no evaluation)."""

@@ -43,9 +43,8 @@ from adaptermix.config import StrictModel, load_config
 from adaptermix.errors import ConfigError
 from adaptermix.evaluations.config import (
     EvaluationName,
-    check_params,
+    EvaluationsModel,
     eval_params_of,
-    fold_evaluations,
     legacy_layout,
 )
 from adaptermix.sweep.subsets import (
@@ -147,7 +146,7 @@ class SubsetSpec(StrictModel):
         return "adaptive" in self.generator
 
 
-class SweepSpec(StrictModel):
+class SweepSpec(EvaluationsModel):
     """A combinatorial in-domain sweep (Section 3.4), loaded from YAML; see docs/results-store.md."""
 
     pool: tuple[str, ...] | dict[str, str]
@@ -176,16 +175,6 @@ class SweepSpec(StrictModel):
     # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.device.resolve_precision).
     # The runner replaces it with the resolved fp32/bf16, which goes into every trial key.
     precision: Precision | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fold_evaluations(cls, data: Any) -> Any:
-        return fold_evaluations(data)
-
-    @field_validator("evaluation_params")
-    @classmethod
-    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return check_params(value)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
@@ -227,6 +216,16 @@ class SweepSpec(StrictModel):
     def evaluation_names(self) -> tuple[str, ...]:
         """The evaluation kinds of the spec, in order (the same as :attr:`evaluations`)."""
         return tuple(self.evaluations)
+
+    def trial(self, target: str, subset: Sequence[str], rule: RuleSpec, evaluation: str, tag: str = "") -> Trial:
+        """The trial of one mixture under this spec: its split, caps, seed, tokens, merge space and precision
+        (``fp32`` while the spec's precision is unresolved). The one place a spec's fields become a trial, so
+        a sweep and a search (adaptermix.recommend) give the same mixture the same key."""
+        precision = self.precision if self.precision in RESOLVED_PRECISIONS else "fp32"
+        return Trial(target=target, subset=tuple(subset), rule=rule.name, rule_params=rule.params,
+                     split=self.split, evaluation=evaluation, eval_params=self.eval_params(evaluation),
+                     max_eval_examples=self.max_eval_examples, seed=self.seed, max_length=self.max_length,
+                     tag=tag, precision=str(precision), merge_space=self.merge_space)
 
     @property
     def fgsm(self) -> dict[str, Any]:
@@ -424,7 +423,6 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
     fsd = None
     if fsd_matrix is not None:
         fsd = check_fsd_matrix(fsd_matrix, len(names), "greedy")[np.ix_(order, order)]
-    precision = spec.precision if spec.precision in RESOLVED_PRECISIONS else "fp32"
     trials: dict[str, Trial] = {}
     for target in _targets(spec, names):
         request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd)
@@ -437,21 +435,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
         for evaluation in spec.evaluations:
             for rule in spec.rules:
                 for tag, subset in tagged:
-                    trial = Trial(
-                        target=target,
-                        subset=tuple(names[i] for i in subset),
-                        rule=rule.name,
-                        rule_params=rule.params,
-                        split=spec.split,
-                        evaluation=evaluation,
-                        eval_params=spec.eval_params(evaluation),
-                        max_eval_examples=spec.max_eval_examples,
-                        seed=spec.seed,
-                        max_length=spec.max_length,
-                        tag=tag,
-                        precision=precision,
-                        merge_space=spec.merge_space,
-                    )
+                    trial = spec.trial(target, tuple(names[i] for i in subset), rule, evaluation, tag)
                     trials.setdefault(trial.key, trial)
     return list(trials.values())
 
