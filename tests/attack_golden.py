@@ -1,10 +1,11 @@
 """Golden TextFooler runs on the fake victims of ``test_textfooler``: everything an attack run produces.
 
-``python tests/attack_golden.py`` (with ``PYTHONPATH=src:tests``) rewrote ``tests/fixtures/attack_golden.json``
+``python tests/attack_golden.py`` (with ``PYTHONPATH=src:tests``) wrote ``tests/fixtures/attack_golden.json``
 ONCE, on the implementation before the generic :class:`~adaptermix.attacks.attack.Attack` (TextFooler's own
 lock-step loop, commit 93c507f). ``test_attack.py`` checks that the recipe run through ``Attack.run`` gives
-exactly these reports (all but the recorded config, checked apart; adversarial texts, statuses, probabilities, query and model-call counts, summaries)
-and victim/encoder call counts. Do not regenerate it to make a failing test pass.
+exactly these reports (all but the recorded config, checked apart: adversarial texts, statuses,
+probabilities, query and model-call counts, summaries) and victim/encoder call counts. Do not regenerate it
+to make a failing test pass.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """Constraints on word swaps (TextAttack's pre-transformation and transformation constraints).
 
-Two kinds:
+Two kinds (an :class:`~adaptermix.attacks.attack.Attack` takes one list and sorts them by interface, as
+TextAttack's ``Attack`` does):
 
-- a :class:`PreConstraint` decides whether a word may be touched at all (stop words, words already
+- a :class:`PreConstraint` (TextAttack's pre-transformation constraint) decides whether a word may be touched at all (stop words, words already
   modified) — checked before any candidate is generated or any query is spent;
 - a :class:`CandidateConstraint` checks a batch of candidate texts for one position at once (part of
   speech, sentence similarity) and returns a boolean mask, plus similarity scores where it has them
-  (the search uses them to pick among successful swaps, as TextAttack's greedy search does).
+  (the search uses them to pick among successful swaps, as TextAttack's greedy search does). One that
+  needs a heavy model (a sentence encoder) is also an :class:`EncodingConstraint`: it says what to encode
+  (:meth:`~EncodingConstraint.plan`) and decides from the embeddings (:meth:`~EncodingConstraint.verdict`),
+  so that the attack encodes the texts of all examples in flight in one call.
 
 Only the attacked column is ever modified: for sentence pairs the search works on ``text_pair`` and
 keeps ``text`` as fixed context (TextAttack's ``InputColumnModification`` for NLI).
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,16 +51,56 @@ class Verdict:
     similarity: np.ndarray | None = None
 
 
+@runtime_checkable
 class PreConstraint(Protocol):
+    """May word ``index`` be modified at all (checked before any candidate is generated)?"""
+
     name: str
 
     def allows(self, state: AttackState, index: int) -> bool: ...
 
 
+@runtime_checkable
 class CandidateConstraint(Protocol):
+    """Which candidate texts for position ``index`` pass (checked after the transformation)."""
+
     name: str
 
     def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
+
+
+class EncodingPlan(Protocol):
+    """What an :class:`EncodingConstraint` needs encoded for ``n`` candidates (no texts: nothing to do)."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def texts(self) -> list[str]: ...
+
+
+@runtime_checkable
+class EncodingConstraint(Protocol):
+    """A candidate constraint that needs texts encoded: plan, encode (batched across examples), decide.
+
+    ``embed_groups`` encodes several examples' texts in ONE call, each example with its own memo of
+    embeddings; ``embed`` is the one-example form.
+    """
+
+    name: str
+
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
+
+    def plan(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> EncodingPlan: ...
+
+    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> Verdict: ...
+
+    def embed(self, texts: list[str], memo: dict[str, np.ndarray] | None = None) -> np.ndarray: ...
+
+    def embed_groups(self, groups: Sequence[tuple[list[str], dict[str, np.ndarray]]]) -> list[np.ndarray]: ...
+
+
+Constraint = PreConstraint | CandidateConstraint
 
 
 @dataclass(frozen=True)
@@ -169,7 +213,7 @@ class SentenceSimilarity:
         windows = [c.window(index, self.window) for c in candidates]
         return SimilarityPlan(len(candidates), [reference.window(index, self.window), *windows])
 
-    def verdict(self, plan: SimilarityPlan, embeddings: np.ndarray | None) -> Verdict:
+    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> Verdict:
         """The verdict from the plan's embeddings (every candidate passes when nothing was to encode)."""
         if not plan.texts or embeddings is None:
             return Verdict(np.ones(plan.n, dtype=bool), np.ones(plan.n))

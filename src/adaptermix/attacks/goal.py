@@ -9,10 +9,45 @@ the :class:`CachedVictim`) says how many of them actually reached the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from adaptermix.attacks.victim import CachedVictim, Input, QueryStats
+
+
+class GoalFunction(Protocol):
+    """What a search asks of a goal (TextAttack's ``GoalFunction``), for ONE example at a time.
+
+    A goal holds the example's gold label and query budget; :class:`~adaptermix.attacks.attack.Attack` makes
+    one per example in flight with a :class:`GoalFactory`. Queries are admitted (:meth:`admit`, counted
+    against the budget) before they are scored (:meth:`score_inputs`), so that the attack can answer the
+    admitted queries of several examples in one victim call.
+    """
+
+    victim: CachedVictim
+    label: int
+    queries: int
+    exhausted: bool
+
+    def start(self, label: int) -> None: ...
+
+    @property
+    def model_calls(self) -> int: ...
+
+    def admit(self, inputs: Sequence[Input]) -> list[Input]: ...
+
+    def score_inputs(self, inputs: list[Input]) -> np.ndarray: ...
+
+    def score(self, probs: np.ndarray) -> np.ndarray: ...
+
+    def succeeded(self, probs: np.ndarray) -> np.ndarray: ...
+
+
+class GoalFactory(Protocol):
+    """Makes one example's goal: ``factory(victim, batch=..., max_queries=...)``; a goal class is one."""
+
+    def __call__(self, victim: CachedVictim, *, batch: bool, max_queries: int | None) -> GoalFunction: ...
 
 
 class UntargetedClassification:

@@ -1,4 +1,16 @@
-"""Search: greedy word swaps in order of word importance by deletion (TextAttack ``GreedyWordSwapWIR``).
+"""Search methods: how an attack explores the valid perturbations (TextAttack's ``SearchMethod``).
+
+A search is written as a generator (:meth:`SearchMethod.steps`) that *yields* what it needs from the heavy
+models — a :class:`VictimRequest` (inputs to score, already cut to the query budget) or an
+:class:`EncodeRequest` (texts for a sentence encoder) — and receives the answer back. :func:`drive`
+answers one example's requests directly; :class:`adaptermix.attacks.attack.Attack` advances several
+examples in lock-step and answers all their pending requests with one victim call and one encoder call.
+Each example's decisions depend only on its own answers, so both give the same result. A search gets the
+attack's goal (one per example) and its :class:`~adaptermix.attacks.candidates.Candidates` (the
+transformation with the constraints), as TextAttack's ``Attack`` hands its search ``get_transformations``.
+
+:class:`GreedyWordSwapWIR` (TextFooler's search; TextAttack ``GreedyWordSwapWIR`` with
+``wir_method="delete"``):
 
 1. Query the clean input; a misclassified example is skipped.
 2. Word importance: delete each attackable word (one that passes the pre-constraints and has at least
@@ -9,49 +21,38 @@
    survivors in ONE victim batch; if some flip the prediction, take the most similar one and stop;
    otherwise keep the candidate that lowers p(gold) most, if it lowers it at all.
 
-The search is written as a generator (:meth:`GreedyWordSwapWIR.steps`) that *yields* what it needs from
-the heavy models — a :class:`VictimRequest` (inputs to score, already cut to the query budget) or an
-:class:`EncodeRequest` (texts for the sentence encoder) — and receives the answer back. :meth:`run` answers
-one example's requests directly; :class:`adaptermix.attacks.textfooler.TextFoolerJin2019` advances several
-examples in lock-step and answers all their pending requests with one victim call and one encoder call.
-Each example's decisions depend only on its own answers, so both give the same result.
+:class:`GreedySearch` (TextAttack ``GreedySearch``, i.e. ``BeamSearch`` with beam width 1): every round,
+the valid replacements at every attackable position are scored together in ONE victim batch and the best
+one is kept, until the prediction flips, no candidate is left, or the budget runs out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from adaptermix.attacks.constraints import AttackState, CandidateConstraint, PreConstraint, SentenceSimilarity
-from adaptermix.attacks.goal import UntargetedClassification
-from adaptermix.attacks.results import Swap
-from adaptermix.attacks.transformations import WordSwap
+from adaptermix.attacks.candidates import Candidates, EncodeRequest, Request, VictimRequest
+from adaptermix.attacks.constraints import AttackState
+from adaptermix.attacks.goal import GoalFunction
+from adaptermix.attacks.results import Status, Swap
 from adaptermix.attacks.victim import Input
 
+__all__ = [
+    "EncodeRequest",
+    "GreedySearch",
+    "GreedyWordSwapWIR",
+    "Request",
+    "SearchMethod",
+    "SearchResult",
+    "Steps",
+    "VictimRequest",
+    "drive",
+    "query_steps",
+]
 
-@dataclass
-class VictimRequest:
-    """Score these inputs (already counted against the example's budget); answer: probabilities ``[m, C]``."""
-
-    inputs: list[Input]
-
-
-@dataclass
-class EncodeRequest:
-    """Unit sentence embeddings of ``texts`` for ``constraint``; answer: an array ``[len(texts), d]``.
-
-    ``memo`` is the example's embedding memo (window strings already encoded for this example).
-    """
-
-    constraint: SentenceSimilarity
-    texts: list[str]
-    memo: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-Request = VictimRequest | EncodeRequest
 T = TypeVar("T")
 Steps = Generator[Request, np.ndarray, "SearchResult"]
 
@@ -64,99 +65,66 @@ class SearchResult:
     swaps: list[Swap]
     clean_probs: np.ndarray
     final_probs: np.ndarray
-    status: str
+    status: Status
+
+
+class SearchMethod(Protocol):
+    """A search over the valid perturbations of one example, as a generator of requests."""
+
+    name: str
+
+    def steps(
+        self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
+    ) -> Steps:
+        """Search from ``state`` (its ``current`` text is modified in place); return the result.
+
+        ``memo``: the example's embedding memo, passed on to :meth:`Candidates.steps`.
+        """
+        ...
 
 
 class GreedyWordSwapWIR:
     """Greedy search over word positions ranked by deletion importance."""
 
-    def __init__(
-        self,
-        transformation: WordSwap,
-        pre_constraints: Sequence[PreConstraint],
-        constraints: Sequence[CandidateConstraint],
-    ) -> None:
-        self.transformation = transformation
-        self.pre_constraints = list(pre_constraints)
-        self.constraints = list(constraints)
-
-    def attackable(self, state: AttackState) -> list[int]:
-        """Word indices the search may try: pass every pre-constraint and have a candidate.
-
-        Skipping words without candidates before the importance step saves their deletion queries and
-        changes nothing else (such words can never be swapped).
-        """
-        return [
-            i
-            for i in range(state.current.num_words)
-            if all(c.allows(state, i) for c in self.pre_constraints)
-            and self.transformation.replacements(state.current.words[i])
-        ]
+    name = "greedy-wir"
 
     def importance_order(
-        self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray
+        self, state: AttackState, goal: GoalFunction, candidates: Candidates, clean: np.ndarray
     ) -> list[int]:
-        """Attackable positions, most important first (drop of p(gold) when the word is deleted)."""
-        return drive(self._importance_steps(state, goal, clean), goal)
+        """Attackable positions, most important first (drop of p(gold) from ``clean`` when the word is
+        deleted)."""
+        return drive(self._importance_steps(state, goal, candidates, clean), goal)
 
     def _importance_steps(
-        self, state: AttackState, goal: UntargetedClassification, clean: np.ndarray
+        self, state: AttackState, goal: GoalFunction, candidates: Candidates, clean: np.ndarray
     ) -> Generator[Request, np.ndarray, list[int]]:
-        positions = self.attackable(state)
+        positions = candidates.attackable(state)
         probs = yield from query_steps(goal, state.inputs([state.current.delete(i) for i in positions]))
         drop = clean[goal.label] - probs[:, goal.label]
         order = np.argsort(-drop, kind="stable")
         return [positions[k] for k in order]
 
-    def filter(self, state: AttackState, index: int, words: list[str]) -> tuple[list[str], np.ndarray]:
-        """Candidates surviving every constraint, and their similarity scores (1.0 where unmeasured)."""
-        return drive(self._filter_steps(state, index, words, {}), None)
-
-    def _filter_steps(
-        self, state: AttackState, index: int, words: list[str], memo: dict[str, np.ndarray]
-    ) -> Generator[Request, np.ndarray, tuple[list[str], np.ndarray]]:
-        texts = state.current.replace_many(index, words)
-        sims = np.ones(len(words))
-        for constraint in self.constraints:
-            if not texts:
-                break
-            if isinstance(constraint, SentenceSimilarity):
-                plan = constraint.plan(state, index, texts)
-                emb = (yield EncodeRequest(constraint, plan.texts, memo)) if plan.texts else None
-                verdict = constraint.verdict(plan, emb)
-            else:
-                verdict = constraint.check(state, index, texts)
-            keep = np.flatnonzero(verdict.passed)
-            if verdict.similarity is not None:
-                sims = np.asarray(verdict.similarity, dtype=float)
-            words, texts, sims = [words[k] for k in keep], [texts[k] for k in keep], sims[keep]
-        return words, sims
-
-    def run(self, state: AttackState, goal: UntargetedClassification) -> SearchResult:
+    def run(self, state: AttackState, goal: GoalFunction, candidates: Candidates) -> SearchResult:
         """The search on one example, its requests answered one at a time (see :func:`drive`)."""
-        return drive(self.steps(state, goal), goal)
+        return drive(self.steps(state, goal, candidates, {}), goal)
 
-    def steps(self, state: AttackState, goal: UntargetedClassification, memo: dict | None = None) -> Steps:
-        """The search as a generator of requests (see the module docstring); returns the result.
-
-        ``memo``: the example's sentence-embedding memo (a fresh one by default).
-        """
-        memo = {} if memo is None else memo
+    def steps(
+        self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
+    ) -> Steps:
         clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
         swaps: list[Swap] = []
         if goal.succeeded(clean[None])[0]:
             return SearchResult(state, swaps, clean, clean, "skipped")
         current = clean
-        order = yield from self._importance_steps(state, goal, clean)
+        order = yield from self._importance_steps(state, goal, candidates, clean)
         for index in order:
             if goal.exhausted:
                 break
-            words, sims = yield from self._filter_steps(
-                state, index, self.transformation(state.current, index), memo
-            )
+            words, sims = yield from candidates.steps(state, index, memo)
             if not words:
                 continue
-            probs = yield from query_steps(goal, state.inputs([state.current.replace(index, w).text for w in words]))
+            texts = [state.current.replace(index, w).text for w in words]
+            probs = yield from query_steps(goal, state.inputs(texts))
             if len(probs) == 0:
                 break
             words, sims = words[: len(probs)], sims[: len(probs)]
@@ -176,7 +144,57 @@ class GreedyWordSwapWIR:
         return SearchResult(state, swaps, clean, current, "failed")
 
 
-def query_steps(goal: UntargetedClassification, inputs: list[Input]) -> Generator[Request, np.ndarray, np.ndarray]:
+class GreedySearch:
+    """Best single swap over all positions per round (TextAttack's ``GreedySearch`` = beam width 1).
+
+    As in TextAttack, the best candidate is kept even when it does not lower p(gold) (the pre-constraint
+    that a word is replaced at most once bounds the rounds); among successful swaps the most similar one is
+    taken (TextAttack takes the highest score; with two classes every successful swap outscores the rest,
+    and similarity is the tie-break our greedy word-swap search uses too).
+    """
+
+    name = "greedy"
+
+    def run(self, state: AttackState, goal: GoalFunction, candidates: Candidates) -> SearchResult:
+        """The search on one example, its requests answered one at a time (see :func:`drive`)."""
+        return drive(self.steps(state, goal, candidates, {}), goal)
+
+    def steps(
+        self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
+    ) -> Steps:
+        clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
+        swaps: list[Swap] = []
+        if goal.succeeded(clean[None])[0]:
+            return SearchResult(state, swaps, clean, clean, "skipped")
+        current = clean
+        while not goal.exhausted:
+            options: list[tuple[int, str, float]] = []
+            for index in candidates.attackable(state):
+                words, sims = yield from candidates.steps(state, index, memo)
+                options += [(index, w, float(s)) for w, s in zip(words, sims, strict=True)]
+            if not options:
+                break
+            texts = [state.current.replace(i, w).text for i, w, _ in options]
+            probs = yield from query_steps(goal, state.inputs(texts))
+            if len(probs) == 0:
+                break
+            options = options[: len(probs)]
+            won = np.flatnonzero(goal.succeeded(probs))
+            if len(won):
+                best = int(won[np.argmax([options[k][2] for k in won])])
+            else:
+                best = int(np.argmax(goal.score(probs)))
+            index, word, _ = options[best]
+            swaps.append(Swap(index, state.current.words[index], word))
+            state.current = state.current.replace(index, word)
+            state.modified.add(index)
+            current = probs[best]
+            if len(won):
+                return SearchResult(state, swaps, clean, current, "success")
+        return SearchResult(state, swaps, clean, current, "failed")
+
+
+def query_steps(goal: GoalFunction, inputs: list[Input]) -> Generator[Request, np.ndarray, np.ndarray]:
     """Ask for the scores of ``inputs`` within ``goal``'s budget (no request when nothing is left)."""
     admitted = goal.admit(inputs)
     if not admitted:
@@ -184,7 +202,7 @@ def query_steps(goal: UntargetedClassification, inputs: list[Input]) -> Generato
     return (yield VictimRequest(admitted))
 
 
-def drive(gen: Generator[Request, np.ndarray, T], goal: UntargetedClassification | None) -> T:
+def drive(gen: Generator[Request, np.ndarray, T], goal: GoalFunction | None) -> T:
     """Run one example's generator to its end, answering each request on its own (the per-example path)."""
     answer = None
     try:

@@ -41,29 +41,23 @@ Deviations from the original, each forced by working offline or chosen for a sta
   counts inputs that reached the model. ``max_queries`` caps queries per example (TextAttack's
   ``query_budget``); ``max_examples`` caps the examples attacked.
 
-How it runs (no effect on results): ``examples_in_flight`` examples are attacked in lock-step. Each
-example's greedy search is a generator of requests (:meth:`GreedyWordSwapWIR.steps`); every round, the
-pending victim queries of all examples in flight go to the victim in ONE call (length-sorted batches, the
-query cache shared) and their sentence-similarity windows to the encoder in ONE call. Each example sees
-exactly the answers it would get alone, so adversarial texts, statuses and query counts are those of the
-one-example-at-a-time run (``examples_in_flight: 1``, the implementation before issue 16); only
-``model_calls`` may be charged to a different example when two examples share a text (their sum is the
-same). With a real model the answers can differ in the last bits, as batch composition (padding) changes
-floating-point sums — the same caveat as batching within one example.
+How it runs (no effect on results): :func:`textfooler` returns a generic
+:class:`~adaptermix.attacks.attack.Attack`, whose :meth:`~adaptermix.attacks.attack.Attack.run` attacks
+``examples_in_flight`` examples in lock-step (their victim queries in one call, the query cache shared, their
+similarity windows in one encoder call), with the same adversarial texts, statuses and query counts as one
+example at a time (``examples_in_flight: 1``, the implementation before issue 16). :class:`TextFoolerJin2019`,
+the recipe as a class, is kept for compatibility: it is that Attack.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import numpy as np
 from pydantic import PositiveInt
 
+from adaptermix.attacks.attack import Attack, check_applicable
 from adaptermix.attacks.constraints import (
-    AttackState,
     PartOfSpeech,
     RepeatModification,
     SentenceSimilarity,
@@ -72,15 +66,12 @@ from adaptermix.attacks.constraints import (
 from adaptermix.attacks.goal import UntargetedClassification
 from adaptermix.attacks.pos import POS_TAGGERS, PosTagger
 from adaptermix.attacks.resources import Encode, ResourceConfig, ResourceContext
-from adaptermix.attacks.results import AttackOutcome, AttackReport, AttackSummary
-from adaptermix.attacks.search import EncodeRequest, GreedyWordSwapWIR, SearchResult, Steps, VictimRequest
+from adaptermix.attacks.results import AttackOutcome
+from adaptermix.attacks.search import GreedyWordSwapWIR
 from adaptermix.attacks.stopwords import STOPWORDS
 from adaptermix.attacks.transformations import SYNONYM_SOURCES, SynonymSource, WordSwap
-from adaptermix.attacks.victim import CachedVictim, Victim
-from adaptermix.attacks.words import TokenizedText
 from adaptermix.config import StrictModel
-from adaptermix.data.schema import Example, TaskInfo
-from adaptermix.errors import ConfigError, DataError
+from adaptermix.data.schema import Example
 
 
 class TextFoolerConfig(StrictModel):
@@ -130,190 +121,77 @@ def build_resources(cfg: TextFoolerConfig, context: ResourceContext | None = Non
     )
 
 
-class TextFoolerJin2019:
-    """The TextFooler recipe; :meth:`run` attacks a list of examples against a :class:`Victim`."""
+def textfooler(
+    config: TextFoolerConfig | None = None, resources: TextFoolerResources | None = None
+) -> Attack:
+    """The TextFooler recipe as an :class:`Attack` (resources loaded per ``config`` unless given)."""
+    return Attack(**_parts(config or TextFoolerConfig(), resources))
 
-    name = "textfooler"
+
+def _parts(cfg: TextFoolerConfig, resources: TextFoolerResources | None) -> dict[str, Any]:
+    """The goal, constraints, transformation, search and settings of the recipe (``Attack``'s arguments)."""
+    res = resources or build_resources(cfg)
+    similarity = SentenceSimilarity(
+        res.encode,
+        threshold=cfg.sim_threshold,
+        metric=cfg.sim_metric,
+        window=cfg.sim_window,
+        compare_against=cfg.sim_compare_against,
+        skip_short_texts=cfg.skip_short_texts,
+        batch=cfg.batch,
+        cache=cfg.cache,
+    )
+    constraints = [
+        RepeatModification(),
+        StopwordModification(res.stopwords),
+        PartOfSpeech(res.pos, cfg.allow_verb_noun_swap),
+        similarity,
+    ]
+    return {
+        "goal": UntargetedClassification,
+        "constraints": constraints,
+        "transformation": WordSwap(res.synonyms),
+        "search": GreedyWordSwapWIR(),
+        "name": "textfooler",
+        "title": "TextFooler",
+        "config": cfg,
+        "max_queries": cfg.max_queries,
+        "max_examples": cfg.max_examples,
+        "batch": cfg.batch,
+        "cache": cfg.cache,
+        "examples_in_flight": cfg.examples_in_flight,
+    }
+
+
+class TextFoolerJin2019(Attack):
+    """The TextFooler recipe as a class (kept for compatibility): the :class:`Attack` of :func:`textfooler`,
+    with the recipe's ``config``, ``resources`` and ``similarity`` constraint at hand."""
+
+    config: TextFoolerConfig
 
     def __init__(
         self, config: TextFoolerConfig | None = None, resources: TextFoolerResources | None = None
     ) -> None:
-        self.config = cfg = config or TextFoolerConfig()
-        self.resources = res = resources or build_resources(cfg)
-        self.transformation = WordSwap(res.synonyms)
-        self.similarity = SentenceSimilarity(
-            res.encode,
-            threshold=cfg.sim_threshold,
-            metric=cfg.sim_metric,
-            window=cfg.sim_window,
-            compare_against=cfg.sim_compare_against,
-            skip_short_texts=cfg.skip_short_texts,
-            batch=cfg.batch,
-            cache=cfg.cache,
-        )
-        self.search = GreedyWordSwapWIR(
-            self.transformation,
-            pre_constraints=[RepeatModification(), StopwordModification(res.stopwords)],
-            constraints=[PartOfSpeech(res.pos, cfg.allow_verb_noun_swap), self.similarity],
-        )
+        cfg = config or TextFoolerConfig()
+        self.resources = resources or build_resources(cfg)
+        super().__init__(**_parts(cfg, self.resources))
+        self.similarity = next(c for c in self.constraints if isinstance(c, SentenceSimilarity))
 
     def attack_example(
         self, example: Example, goal: UntargetedClassification, index: int = 0
     ) -> AttackOutcome:
-        """Attack one example (its ``text_pair`` if it has one, else its ``text``)."""
-        column, attacked, context = _attacked(example)
+        """Attack one example with a ``goal`` on the victim (its ``text_pair`` if it has one, else its
+        ``text``), each request answered on its own."""
         self.similarity.reset()
         goal.start(int(example.label))
-        result = self.search.run(AttackState(attacked, attacked, context), goal)
-        return _outcome(index, example, column, attacked, goal, result, goal.model_calls)
-
-    def run(
-        self,
-        examples: Sequence[Example],
-        victim: Victim | CachedVictim,
-        task: TaskInfo | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> AttackReport:
-        """Attack the first ``max_examples`` of ``examples``; misclassified ones are skipped, not attacked.
-
-        Pass a :class:`CachedVictim` to share its cache across runs (one per mixture, or switch its
-        identity); a plain victim is wrapped in a fresh one (caching per ``config.cache``).
-        ``progress(done, total)`` is called as examples finish (in lock-step they may finish out of order;
-        the report lists them in input order).
-        """
-        check_applicable(victim, task, examples)
-        cfg = self.config
-        cached = victim if isinstance(victim, CachedVictim) else CachedVictim(victim, cache=cfg.cache)
-        chosen = list(examples)[: cfg.max_examples] if cfg.max_examples else list(examples)
-        outcomes = self._attack_in_lockstep(chosen, cached, progress)
-        caps = {
-            "max_examples": cfg.max_examples,
-            "max_queries": cfg.max_queries,
-            "examples_available": len(examples),
-        }
-        return AttackReport(
-            self.name, cfg.model_dump(mode="json"), AttackSummary.of(outcomes, caps), tuple(outcomes)
-        )
-
-    def _attack_in_lockstep(
-        self, chosen: list[Example], cached: CachedVictim, progress: Callable[[int, int], None] | None
-    ) -> list[AttackOutcome]:
-        """Attack ``chosen`` with up to ``examples_in_flight`` searches advancing together (see module doc).
-
-        Each round answers every example's pending request: victim queries of all examples in one
-        :meth:`CachedVictim.predict_groups` call, similarity windows in one encoder call. Finished
-        examples make room for the next ones, in input order.
-        """
-        cfg = self.config
-        flight = cfg.examples_in_flight if cfg.batch else 1
-        queue = deque(enumerate(chosen))
-        outcomes: list[AttackOutcome | None] = [None] * len(chosen)
-        active: list[_InFlight] = []
-        done = 0
-
-        def advance(slot: _InFlight, answer: np.ndarray | None) -> bool:
-            nonlocal done
-            try:
-                slot.request = slot.steps.send(answer)  # type: ignore[arg-type]
-                return True
-            except StopIteration as stop:
-                outcomes[slot.index] = _outcome(
-                    slot.index, slot.example, slot.column, slot.attacked, slot.goal, stop.value, slot.model_calls
-                )
-                done += 1
-                if progress:
-                    progress(done, len(chosen))
-                return False
-
-        while queue or active:
-            while queue and len(active) < flight:
-                i, example = queue.popleft()
-                column, attacked, context = _attacked(example)
-                goal = UntargetedClassification(cached, batch=cfg.batch, max_queries=cfg.max_queries)
-                goal.start(int(example.label))
-                slot = _InFlight(i, example, column, attacked, goal, None)  # type: ignore[arg-type]
-                slot.steps = self.search.steps(AttackState(attacked, attacked, context), goal, slot.memo)
-                if advance(slot, None):
-                    active.append(slot)
-            answers: dict[int, np.ndarray] = {}
-            asking = [s for s in active if isinstance(s.request, VictimRequest)]
-            if cfg.batch and asking:
-                probs, charged = cached.predict_groups([s.request.inputs for s in asking])  # type: ignore[union-attr]
-                for s, p, c in zip(asking, probs, charged, strict=True):
-                    answers[id(s)], s.model_calls = p, s.model_calls + c
-            for s in asking if not cfg.batch else []:  # the unbatched baseline: one input per call
-                rows = []
-                for x in s.request.inputs:  # type: ignore[union-attr]
-                    (p,), (c,) = cached.predict_groups([[x]])
-                    rows.append(p)
-                    s.model_calls += c
-                answers[id(s)] = np.concatenate(rows)
-            encoding = [s for s in active if isinstance(s.request, EncodeRequest)]
-            for constraint in {id(s.request.constraint): s.request.constraint for s in encoding}.values():  # type: ignore[union-attr]
-                mine = [s for s in encoding if s.request.constraint is constraint]  # type: ignore[union-attr]
-                embs = constraint.embed_groups([(s.request.texts, s.request.memo) for s in mine])  # type: ignore[union-attr]
-                answers.update((id(s), e) for s, e in zip(mine, embs, strict=True))
-            active = [s for s in active if advance(s, answers[id(s)])]
-        return [o for o in outcomes if o is not None]
+        return self.attack_with(example, goal, index)
 
 
-@dataclass
-class _InFlight:
-    """One example being attacked: its search generator, the request it waits on, its charged calls."""
-
-    index: int
-    example: Example
-    column: str
-    attacked: TokenizedText
-    goal: UntargetedClassification
-    steps: Steps
-    request: VictimRequest | EncodeRequest | None = None
-    model_calls: int = 0
-    memo: dict = field(default_factory=dict)
-
-
-def _attacked(example: Example) -> tuple[str, TokenizedText, str | None]:
-    """(attacked column, its tokenised text, the fixed context): ``text_pair`` if there is one."""
-    column = "text_pair" if example.text_pair is not None else "text"
-    attacked = TokenizedText.from_text(example.text_pair if column == "text_pair" else example.text)
-    return column, attacked, example.text if column == "text_pair" else None
-
-
-def _outcome(
-    index: int,
-    example: Example,
-    column: str,
-    attacked: TokenizedText,
-    goal: UntargetedClassification,
-    result: SearchResult,
-    model_calls: int,
-) -> AttackOutcome:
-    return AttackOutcome(
-        index=index,
-        label=int(example.label),
-        text=example.text,
-        text_pair=example.text_pair,
-        attacked_column=column,
-        adversarial=result.state.current.text,
-        original_pred=int(np.argmax(result.clean_probs)),
-        adversarial_pred=int(np.argmax(result.final_probs)),
-        original_gold_prob=float(result.clean_probs[goal.label]),
-        adversarial_gold_prob=float(result.final_probs[goal.label]),
-        n_words=attacked.num_words,
-        swaps=tuple(result.swaps),
-        queries=goal.queries,
-        model_calls=model_calls,
-        status=result.status,  # type: ignore[arg-type]
-        budget_exhausted=goal.exhausted and result.status == "failed",
-    )
-
-
-def check_applicable(
-    victim: Victim | CachedVictim, task: TaskInfo | None, examples: Sequence[Example]
-) -> None:
-    """TextFooler needs class labels: a regression task (or a one-output victim) is a one-line error."""
-    if (task is not None and task.problem == "regression") or victim.num_labels < 2:
-        name = f" {task.name!r}" if task is not None else ""
-        raise ConfigError(f"TextFooler needs a classification task; task{name} is a regression task")
-    if victim.is_pair and any(e.text_pair is None for e in examples):
-        raise DataError("TextFooler on a sentence-pair victim needs text_pair on every example")
+__all__ = [
+    "TextFoolerConfig",
+    "TextFoolerJin2019",
+    "TextFoolerResources",
+    "build_resources",
+    "check_applicable",
+    "textfooler",
+]

@@ -19,6 +19,16 @@ from adaptermix.attacks.words import TokenizedText, is_single_word, recover_case
 from adaptermix.registry import Registry
 
 
+class Transformation(Protocol):
+    """The words that may replace word ``index`` of ``text`` (TextAttack's ``Transformation``, word level).
+
+    Replacements are single words, so word positions never shift; an empty list means the word cannot be
+    changed (the search then never spends a query on it).
+    """
+
+    def __call__(self, text: TokenizedText, index: int) -> list[str]: ...
+
+
 class SynonymSource(Protocol):
     """Candidate replacements of a lower-case word, best first."""
 
@@ -79,6 +89,7 @@ class WordSwap:
         return list(dict.fromkeys(out))
 
     def __call__(self, text: TokenizedText, index: int) -> list[str]:
+        """The :class:`Transformation` interface: replacements of the word at ``index``."""
         return self.replacements(text.words[index])
 
 
