@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from adaptermix.attacks.resources import ResourceConfig, ResourceContext
-from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019, build_resources
+from adaptermix.attacks.textfooler import TextFoolerConfig, build_resources, textfooler
 from adaptermix.attacks.victim import CachedVictim
 from adaptermix.data.config import DataConfig
 from adaptermix.data.sources import load_task
@@ -67,8 +67,8 @@ def main() -> None:
         f"on {len(test)} test sentences; attacking {len(chosen)} correctly classified ones"
     )
 
-    fast = TextFoolerJin2019(cfg, resources)
-    slow = TextFoolerJin2019(cfg.model_copy(update={"batch": False, "cache": False}), resources)
+    fast = textfooler(cfg, resources)
+    slow = textfooler(cfg.model_copy(update={"batch": False, "cache": False}), resources)
     fast_victim, slow_victim = CachedVictim(victim, "bench"), CachedVictim(victim, "bench", cache=False)
     times: dict[str, list[float]] = {"ours": [], "baseline": []}
     reports = {"ours": [], "baseline": []}

@@ -40,7 +40,7 @@ import torch
 from adaptermix.artefact import new_model
 from adaptermix.attacks.model_victim import ModelVictim
 from adaptermix.attacks.resources import ResourceConfig, ResourceContext, sentence_encoder
-from adaptermix.attacks.textfooler import TextFoolerConfig, TextFoolerJin2019, build_resources
+from adaptermix.attacks.textfooler import TextFoolerConfig, build_resources, textfooler
 from adaptermix.attacks.victim import CachedVictim
 from adaptermix.backbone import load_encoder
 from adaptermix.data import load_task
@@ -150,7 +150,7 @@ def main() -> None:
 
     def attack(cfg: TextFoolerConfig, precision: str, examples) -> tuple[float, float, float, object]:
         precision, _, judged = precision.partition("+")  # "bf16+fp32": bf16 victim, fp32 judge
-        recipe = TextFoolerJin2019(cfg, resources[judged or precision])
+        recipe = textfooler(cfg, resources[judged or precision])
         judge = judges[judged or precision]
         timed = TimedVictim(victims[precision])
         victim = CachedVictim(timed, "bench", cache=cfg.cache)
