@@ -120,7 +120,8 @@ class Attack:
         return {
             "search": getattr(self.search, "name", type(self.search).__name__),
             "transformation": type(self.transformation).__name__,
-            "constraints": [c.name for c in (*self.pre_transformation_constraints, *self.constraints)],
+            "constraints": [c.name for c in self.pre_transformation_constraints]
+            + [c.name for c in self.constraints],
             "max_queries": self.max_queries,
             "max_examples": self.max_examples,
             "batch": self.batch,
@@ -252,9 +253,9 @@ class _InFlight:
 
 def attacked_column(example: Example) -> tuple[str, TokenizedText, str | None]:
     """(attacked column, its tokenised text, the fixed context): ``text_pair`` if there is one."""
-    column = "text_pair" if example.text_pair is not None else "text"
-    attacked = TokenizedText.from_text(example.text_pair if column == "text_pair" else example.text)
-    return column, attacked, example.text if column == "text_pair" else None
+    if example.text_pair is not None:
+        return "text_pair", TokenizedText.from_text(example.text_pair), example.text
+    return "text", TokenizedText.from_text(example.text), None
 
 
 def outcome_of(

@@ -55,7 +55,8 @@ class Verdict:
 class PreConstraint(Protocol):
     """May word ``index`` be modified at all (checked before any candidate is generated)?"""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def allows(self, state: AttackState, index: int) -> bool: ...
 
@@ -64,7 +65,8 @@ class PreConstraint(Protocol):
 class CandidateConstraint(Protocol):
     """Which candidate texts for position ``index`` pass (checked after the transformation)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
 
@@ -87,7 +89,8 @@ class EncodingConstraint(Protocol):
     embeddings; ``embed`` is the one-example form.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
 

@@ -71,7 +71,8 @@ class SearchResult:
 class SearchMethod(Protocol):
     """A search over the valid perturbations of one example, as a generator of requests."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def steps(
         self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
