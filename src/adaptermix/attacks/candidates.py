@@ -56,6 +56,11 @@ class Candidates:
         self.transformation = transformation
         self.pre_constraints = list(pre_constraints)
         self.constraints = list(constraints)
+        # each constraint with itself again if it needs an encoder (decided once: a runtime protocol check
+        # per candidate batch is slow)
+        self._checks: list[tuple[CandidateConstraint, EncodingConstraint | None]] = [
+            (c, c if isinstance(c, EncodingConstraint) else None) for c in self.constraints
+        ]
 
     def attackable(self, state: AttackState) -> list[int]:
         """Word indices a search may try: pass every pre-constraint and have a candidate.
@@ -80,13 +85,13 @@ class Candidates:
         survivors, and their similarity scores (1.0 where no constraint measured one)."""
         texts = state.current.replace_many(index, words)
         sims = np.ones(len(words))
-        for constraint in self.constraints:
+        for constraint, encoding in self._checks:
             if not texts:
                 break
-            if isinstance(constraint, EncodingConstraint):
-                plan = constraint.plan(state, index, texts)
-                emb = (yield EncodeRequest(constraint, plan.texts, memo)) if plan.texts else None
-                verdict = constraint.verdict(plan, emb)
+            if encoding is not None:
+                plan = encoding.plan(state, index, texts)
+                emb = (yield EncodeRequest(encoding, plan.texts, memo)) if plan.texts else None
+                verdict = encoding.verdict(plan, emb)
             else:
                 verdict = constraint.check(state, index, texts)
             keep = np.flatnonzero(verdict.passed)
