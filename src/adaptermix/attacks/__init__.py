@@ -5,6 +5,10 @@ adapter model (probabilities for texts, gradients w.r.t. word embeddings). Each 
 evaluation kind (``fgsm`` in :mod:`adaptermix.attacks.fgsm`, ``textfooler`` in
 :mod:`adaptermix.attacks.textfooler_eval`; the catalogue is :mod:`adaptermix.evaluations.registry`).
 
+Word-level attacks are composed from parts (goal, constraints, transformation, search) into an
+:class:`~adaptermix.attacks.attack.Attack`; :func:`~adaptermix.attacks.textfooler.textfooler` is TextFooler's
+recipe (docs/attacks.md).
+
 The names below are loaded on first use (PEP 562), so importing a submodule that needs no torch — the
 TextFooler recipe's config, the evaluation kinds a sweep spec is checked against — does not load torch.
 """
@@ -15,6 +19,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Attack": "adaptermix.attacks.attack",
     "CachedVictim": "adaptermix.attacks.victim",
     "FGSMConfig": "adaptermix.attacks.fgsm",
     "ModelVictim": "adaptermix.attacks.model_victim",
@@ -22,6 +27,7 @@ _EXPORTS = {
     "fgsm_evaluate": "adaptermix.attacks.fgsm",
     "fgsm_outputs": "adaptermix.attacks.fgsm",
     "fgsm_perturb": "adaptermix.attacks.fgsm",
+    "textfooler": "adaptermix.attacks.textfooler",
 }
 
 __all__ = sorted(_EXPORTS)
