@@ -150,7 +150,7 @@ def test_sweep_spec_needs_merge_space_tv_before_anything_loads() -> None:
 
 
 def test_mix_pool_needs_space_tv_and_adds_the_init_back(pool_dirs) -> None:
-    pool = load_pool({n: d for n, d in zip(NAMES, pool_dirs)})
+    pool = load_pool({n: d for n, d in zip(NAMES, pool_dirs, strict=True)})
     with pytest.raises(ConfigError, match="rule 'ram' is defined on task vectors: use space 'tv'"):
         mix_pool(pool, "ram", target="alpha")
     from adaptermix.task_vectors import task_vectors
