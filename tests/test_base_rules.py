@@ -30,9 +30,14 @@ def _t(*values: float) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _mix(rule: str, taus: list[dict[str, torch.Tensor]], base: dict[str, torch.Tensor] | None = None,
-         **params: object) -> dict[str, torch.Tensor]:
-    """Merge task vectors given as {tensor: value} dicts (names a0, a1, ... keep the order); base 0 unless given."""
+def _mix(
+    rule: str,
+    taus: list[dict[str, torch.Tensor]],
+    base: dict[str, torch.Tensor] | None = None,
+    **params: object,
+) -> dict[str, torch.Tensor]:
+    """Merge task vectors given as {tensor: value} dicts (names a0, a1, ... keep the order); base 0 unless
+    given."""
     stacked = stack([AdapterDelta(t) for t in taus], [f"a{i}" for i in range(len(taus))])
     flat_base = torch.zeros(stacked.layout.size) if base is None else AdapterDelta(base).flatten()
     return merge(rule, stacked, base=flat_base, **params).tensors
@@ -48,8 +53,10 @@ def test_rules_declare_task_vectors_and_refuse_without_a_base(name: str) -> None
     rule = MERGE_RULES.get(name)
     assert rule.needs_base and rule.space == "task vectors"
     x = torch.randn(3, 6)
-    with pytest.raises(ConfigError, match=f"merge rule '{name}' is defined on task vectors: it needs the pool's "
-                                          "shared init as base"):
+    with pytest.raises(
+        ConfigError,
+        match=f"merge rule '{name}' is defined on task vectors: it needs the pool's shared init as base",
+    ):
         merge_flat(name, x, [0, 1, 2])
 
 
@@ -100,7 +107,9 @@ def test_model_stock_angles_are_per_tensor_and_filter_wise_per_row() -> None:
 
 
 def test_model_stock_single_adapter_and_zero_offsets() -> None:
-    assert torch.equal(_mix("model_stock", [{"m": _t(1, -2)}])["m"], _t(1, -2))  # t = 1 (deviation: mergekit refuses)
+    assert torch.equal(
+        _mix("model_stock", [{"m": _t(1, -2)}])["m"], _t(1, -2)
+    )  # t = 1 (deviation: mergekit refuses)
     # zero offsets: norms clamped, cos 0, t 0
     assert torch.equal(_mix("model_stock", [{"m": _t(0, 0)}, {"m": _t(0, 0)}])["m"], _t(0, 0))
 
@@ -139,13 +148,17 @@ NAMES = ["alpha", "beta", "gamma"]
 @pytest.fixture
 def pool_dirs(tmp_path):
     enc = tiny_encoder("bert")
-    return [str(make_adapter(tmp_path / "pool" / n, enc, seed=i, scale=0.3, info=TOY_SENTIMENT, data=toy_data()))
-            for i, n in enumerate(NAMES)]
+    return [
+        str(make_adapter(tmp_path / "pool" / n, enc, seed=i, scale=0.3, info=TOY_SENTIMENT, data=toy_data()))
+        for i, n in enumerate(NAMES)
+    ]
 
 
 def test_sweep_spec_needs_merge_space_tv_before_anything_loads() -> None:
     spec = SweepSpec(pool=["/nonexistent/a", "/nonexistent/b"], rules=[{"name": "model_stock"}])
-    with pytest.raises(ConfigError, match="rule 'model_stock' is defined on task vectors: set merge_space: tv"):
+    with pytest.raises(
+        ConfigError, match="rule 'model_stock' is defined on task vectors: set merge_space: tv"
+    ):
         SweepContext.prepare(spec)
 
 
@@ -157,15 +170,25 @@ def test_mix_pool_needs_space_tv_and_adds_the_init_back(pool_dirs) -> None:
 
     tau, base = task_vectors(pool)
     mixed = mix_pool(pool, "model_stock", target="alpha", space="tv")
-    expected = merge_flat("model_stock", tau, [0, 1, 2], layout=pool.stacked.layout, keys=pool.names, base=base)
+    expected = merge_flat(
+        "model_stock", tau, [0, 1, 2], layout=pool.stacked.layout, keys=pool.names, base=base
+    )
     want = AdapterDelta.unflatten(expected, pool.stacked.layout, pool.stacked.space).to_state_dict()
     assert want and all(torch.allclose(mixed.tensors[k], v) for k, v in want.items())
 
 
 def test_base_rules_run_in_a_tv_sweep(pool_dirs, tmp_path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump({"pool": pool_dirs, "merge_space": "tv", "subsets": {"generator": "all", "ks": [3]},
-                                    "rules": [{"name": "model_stock"}, {"name": "ram"}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "pool": pool_dirs,
+                "merge_space": "tv",
+                "subsets": {"generator": "all", "ks": [3]},
+                "rules": [{"name": "model_stock"}, {"name": "ram"}],
+            }
+        )
+    )
     store = tmp_path / "r.sqlite"
     run_sweep(load_spec(path), store, encoder=tiny_encoder("bert"), progress=False)
     with ResultsStore(store, readonly=True) as s:

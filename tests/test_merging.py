@@ -78,7 +78,8 @@ def test_single_adapter_is_identity(name: str) -> None:
     if rule.identity_params is None:
         pytest.skip(f"{name} declares no identity setting")
     a = random_delta(SHAPES, 7)
-    out = merge(name, stack([a], ["a"]), **_target(name, ["a"]), **_base(name, a.layout.size), **rule.identity_params)
+    extra = {**_target(name, ["a"]), **_base(name, a.layout.size)}
+    out = merge(name, stack([a], ["a"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=0, rtol=0)
 
 
@@ -89,8 +90,8 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
     if not rule.idempotent or rule.identity_params is None:
         pytest.skip(f"{name} is not idempotent (e.g. a sum)")
     a = random_delta(SHAPES, 3)
-    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **_target(name, ["a", "b"]), **_base(name, a.layout.size),
-                **rule.identity_params)
+    extra = {**_target(name, ["a", "b"]), **_base(name, a.layout.size)}
+    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=1e-7, rtol=0)
 
 
@@ -106,7 +107,9 @@ def test_opposite_weights_of_one_adapter_cancel(name: str) -> None:
 def test_permutation_invariance(name: str) -> None:
     """Exactly invariant: rules see a canonical order, DARE masks are seeded by adapter name."""
     stacked = _stacked()
-    params = {**ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names), **_base(name, stacked.layout.size)}
+    params = {
+        **ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names), **_base(name, stacked.layout.size),
+    }
     reference = merge(name, stacked, **params).flatten()
     for perm in ([4, 2, 0, 1, 3], [1, 0, 3, 4, 2]):
         assert torch.equal(merge(name, stacked.select(perm), **params).flatten(), reference)

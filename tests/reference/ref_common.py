@@ -49,7 +49,9 @@ class Pool:
         return self.w.shape[0]
 
 
-def make_pool(k: int, seed: int, shapes: Mapping[str, tuple[int, ...]] = SHAPES, sparsity: float = 0.0) -> Pool:
+def make_pool(
+    k: int, seed: int, shapes: Mapping[str, tuple[int, ...]] = SHAPES, sparsity: float = 0.0
+) -> Pool:
     """k adapters with random task vectors (a ``sparsity`` fraction of exact zeros: unchanged entries)."""
     gen = torch.Generator().manual_seed(seed)
     deltas = []
@@ -69,7 +71,9 @@ def make_pool(k: int, seed: int, shapes: Mapping[str, tuple[int, ...]] = SHAPES,
 
 def ours_tv(rule: str, pool: Pool, **params: Any) -> Tensor:
     """adaptermix in task-vector space: merge W - base, add the base back (weights)."""
-    return merge_flat(rule, pool.tau, range(pool.k), layout=pool.layout, keys=pool.keys, base=pool.base, **params)
+    return merge_flat(
+        rule, pool.tau, range(pool.k), layout=pool.layout, keys=pool.keys, base=pool.base, **params
+    )
 
 
 def ours_raw(rule: str, rows: Tensor, pool: Pool, **params: Any) -> Tensor:
@@ -77,20 +81,29 @@ def ours_raw(rule: str, rows: Tensor, pool: Pool, **params: Any) -> Tensor:
     return merge_flat(rule, rows, range(rows.shape[0]), layout=pool.layout, keys=pool.keys, **params)
 
 
-def per_tensor(rows: Tensor, layout: ParamLayout, fn: Callable[[list[Tensor], Tensor | None, str], Tensor],
-               base: Tensor | None = None) -> Tensor:
-    """Run ``fn(k tensors, base tensor or None, name)`` on every tensor of the layout; the results joined [P]."""
+def per_tensor(
+    rows: Tensor,
+    layout: ParamLayout,
+    fn: Callable[[list[Tensor], Tensor | None, str], Tensor],
+    base: Tensor | None = None,
+) -> Tensor:
+    """``fn(k tensors, base tensor or None, name)`` on every tensor of the layout; the results joined [P]."""
     views = split_rows(rows, layout)
     base_views = split_rows(base[None], layout) if base is not None else [None] * len(views)
-    out = [fn(list(v.unbind(0)), None if b is None else b[0], name)
-           for v, b, name in zip(views, base_views, layout.names, strict=True)]
+    out = [
+        fn(list(v.unbind(0)), None if b is None else b[0], name)
+        for v, b, name in zip(views, base_views, layout.names, strict=True)
+    ]
     return join([o.to(torch.float32) for o in out])
 
 
 def state_dicts(rows: Tensor, layout: ParamLayout) -> list[dict[str, Tensor]]:
     """Rows [k, P] as k state dicts {tensor name: tensor} (FusionBench's task-vector format)."""
     views = split_rows(rows, layout)
-    return [{name: v[i].clone() for name, v in zip(layout.names, views, strict=True)} for i in range(rows.shape[0])]
+    return [
+        {name: v[i].clone() for name, v in zip(layout.names, views, strict=True)}
+        for i in range(rows.shape[0])
+    ]
 
 
 def flatten(state: Mapping[str, Tensor], layout: ParamLayout) -> Tensor:

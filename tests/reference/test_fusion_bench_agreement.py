@@ -1,4 +1,4 @@
-"""adaptermix's FusionBench ports agree with fusion-bench itself on the same tensors (``make test-reference``).
+"""adaptermix's FusionBench ports agree with fusion-bench on the same tensors (``make test-reference``).
 
 FusionBench's merging functions take task vectors (state dicts or flat [k, P] tensors); adaptermix gets the
 same rows through ``merge_flat`` (rows merged as given, no base: what these functions compute is the merged

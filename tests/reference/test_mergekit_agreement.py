@@ -41,7 +41,11 @@ def mergekit_tv(method: str, pool: Pool, **params: Any) -> torch.Tensor:
 
 def mergekit_raw(method: str, pool: Pool, **params: Any) -> torch.Tensor:
     """mergekit without a base model, on the raw weights."""
-    return per_tensor(pool.w, pool.layout, lambda ws, _b, _n: merge_tensors(ws, method, parameters=params, ids=list(pool.keys)))
+    return per_tensor(
+        pool.w,
+        pool.layout,
+        lambda ws, _b, _n: merge_tensors(ws, method, parameters=params, ids=list(pool.keys)),
+    )
 
 
 # -- linear family --------------------------------------------------------------------------------------
@@ -89,8 +93,15 @@ def test_dare_with_shared_masks(method: str, ours: str, monkeypatch: pytest.Monk
     # rescale=false, normalize=true (mean) and lambda = 1 / (1 - p), which is the same computation.
     pool, p = make_pool(3, seed=4, shapes=ONE_MATRIX), 0.4
     _patch_bernoulli(monkeypatch, iter(_our_dare_masks(pool, p, seed=7)))
-    ref = mergekit_tv(method, pool, weight=keyed(WEIGHTS[:3], pool.keys), density=1 - p, rescale=False,
-                      normalize=True, **{"lambda": 1 / (1 - p)})
+    ref = mergekit_tv(
+        method,
+        pool,
+        weight=keyed(WEIGHTS[:3], pool.keys),
+        density=1 - p,
+        rescale=False,
+        normalize=True,
+        **{"lambda": 1 / (1 - p)},
+    )
     monkeypatch.undo()
     assert_agree(ours_tv(ours, pool, weights=WEIGHTS[:3], p=p, seed=7), ref)
 
@@ -112,7 +123,9 @@ def test_breadcrumbs(method: str, normalize: bool) -> None:
     # entries there, as adaptermix's outlier_mask). normalize: mergekit divides by the signed sum of
     # weights, adaptermix by sum(|w|): positive weights.
     pool = make_pool(4, seed=6)
-    ref = mergekit_tv(method, pool, weight=keyed(WEIGHTS, pool.keys), density=0.7, gamma=0.05, normalize=normalize)
+    ref = mergekit_tv(
+        method, pool, weight=keyed(WEIGHTS, pool.keys), density=0.7, gamma=0.05, normalize=normalize
+    )
     assert_agree(ours_tv(method, pool, weights=WEIGHTS, density=0.7, gamma=0.05, normalize=normalize), ref)
 
 
@@ -123,17 +136,33 @@ def test_della_with_shared_draws(method: str, normalize: bool, monkeypatch: pyte
     # matching is adaptermix's rescale="l1" (its default "inverse" is the DELLA paper's 1 / p).
     pool, seed, density, epsilon = make_pool(3, seed=8, shapes=ONE_MATRIX), 3, 0.5, 0.2
     n = pool.w.shape[1]
-    draws = iter([torch.rand(n, generator=torch.Generator().manual_seed(adapter_seed(seed, key))) for key in pool.keys])
+    draws = iter(
+        [torch.rand(n, generator=torch.Generator().manual_seed(adapter_seed(seed, key))) for key in pool.keys]
+    )
 
     def fake(probs: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         return (next(draws).reshape(probs.shape) < probs).to(probs.dtype)
 
     monkeypatch.setattr(torch, "bernoulli", fake)
-    ref = mergekit_tv(method, pool, weight=keyed(WEIGHTS[:3], pool.keys), density=density, epsilon=epsilon,
-                      normalize=normalize)
+    ref = mergekit_tv(
+        method,
+        pool,
+        weight=keyed(WEIGHTS[:3], pool.keys),
+        density=density,
+        epsilon=epsilon,
+        normalize=normalize,
+    )
     monkeypatch.undo()
-    ours = ours_tv(method, pool, weights=WEIGHTS[:3], density=density, epsilon=epsilon, rescale="l1", seed=seed,
-                   normalize=normalize)
+    ours = ours_tv(
+        method,
+        pool,
+        weights=WEIGHTS[:3],
+        density=density,
+        epsilon=epsilon,
+        rescale="l1",
+        seed=seed,
+        normalize=normalize,
+    )
     assert_agree(ours, ref)
 
 

@@ -137,7 +137,7 @@ MERGE_RULES.register(
     MergeRule(
         name="model_stock",
         reference=f"Jang et al. 2024 (Model Stock); {MERGEKIT} merge_methods/model_stock.py",
-        description="per tensor: mean task vector times t = k cos / (1 + (k-1) cos), cos = mean pairwise angle",
+        description="per tensor: mean task vector times k c / (1 + (k-1) c), c the mean pairwise cosine",
         fn=model_stock,
         params={"filter_wise": False},
         space="task vectors",
@@ -162,7 +162,7 @@ MERGE_RULES.register(
     MergeRule(
         name="ramplus_tl",
         reference=f"RAM+ tensor-local (arXiv 2601.13572); {MERGEKIT} merge_methods/ram.py ramplus_tl_merge",
-        description="RAM with each adapter's unique entries scaled by 1 + r * min(shared/unique, alpha) per tensor",
+        description="RAM, each adapter's unique entries scaled by 1 + r min(shared/unique, alpha)",
         fn=ramplus_tl,
         params={"r": 0.1, "alpha": 0.2, "epsilon": 1e-5},
         space="task vectors",
