@@ -15,7 +15,7 @@ export ADAPTERMIX_DATA
 endif
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-reference lint bench clean
 
 $(BIN)/.installed: pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/bootstrap.sh
@@ -31,6 +31,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+# Agreement with the reference implementations (mergekit, fusion-bench) in their own environment,
+# .venv-ref, made by scripts/reference-env.sh (see docs/reference-agreement.md).
+REF_VENV ?= .venv-ref
+$(REF_VENV)/.installed: pyproject.toml scripts/reference-env.sh
+	VENV=$(REF_VENV) PYTHON=$(PYTHON) bash scripts/reference-env.sh
+	touch $@
+
+test-reference: $(REF_VENV)/.installed
+	$(REF_VENV)/bin/python -m pytest tests/reference -m reference
 
 lint: setup
 	$(BIN)/ruff check src tests bench

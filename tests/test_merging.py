@@ -48,6 +48,13 @@ def _target(name: str, keys: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return {"target": min(keys)} if MERGE_RULES.get(name).needs_target else {}
 
 
+def _base(name: str, size: int) -> dict[str, Any]:
+    """``base=`` for a rule defined on task vectors (``needs_base``): a zero base, so the rows given are the
+    task vectors themselves and the result is the merged task vector, comparable with the rows (x + 0 = x
+    exactly). test_base_rules.py checks a nonzero base."""
+    return {"base": torch.zeros(size)} if MERGE_RULES.get(name).needs_base else {}
+
+
 def _pool(n: int = 5, seed: int = 0) -> list[AdapterDelta]:
     return [random_delta(SHAPES, seed + i) for i in range(n)]
 
@@ -60,7 +67,9 @@ def test_every_rule_is_documented() -> None:
     assert {"average", "task_arithmetic", "ties", "dare_linear", "dare_ties"} <= set(RULES)
     assert {"greedy_fsd", "greedy_fsd_max", "sparse_fsd"} <= set(RULES)
     for row in rule_table():
-        assert row["reference"] and row["description"] and row["space"] == "raw parameters"
+        # rules defined on task vectors only (needs_base) say so; every other rule merges raw parameters
+        space = "task vectors" if row["needs_base"] else "raw parameters"
+        assert row["reference"] and row["description"] and row["space"] == space
 
 
 @pytest.mark.parametrize("name", RULES)
@@ -69,7 +78,8 @@ def test_single_adapter_is_identity(name: str) -> None:
     if rule.identity_params is None:
         pytest.skip(f"{name} declares no identity setting")
     a = random_delta(SHAPES, 7)
-    out = merge(name, stack([a], ["a"]), **_target(name, ["a"]), **rule.identity_params)
+    extra = {**_target(name, ["a"]), **_base(name, a.layout.size)}
+    out = merge(name, stack([a], ["a"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=0, rtol=0)
 
 
@@ -80,7 +90,8 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
     if not rule.idempotent or rule.identity_params is None:
         pytest.skip(f"{name} is not idempotent (e.g. a sum)")
     a = random_delta(SHAPES, 3)
-    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **_target(name, ["a", "b"]), **rule.identity_params)
+    extra = {**_target(name, ["a", "b"]), **_base(name, a.layout.size)}
+    out = merge(name, stack([a, a * 1.0], ["a", "b"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=1e-7, rtol=0)
 
 
@@ -96,7 +107,9 @@ def test_opposite_weights_of_one_adapter_cancel(name: str) -> None:
 def test_permutation_invariance(name: str) -> None:
     """Exactly invariant: rules see a canonical order, DARE masks are seeded by adapter name."""
     stacked = _stacked()
-    params = {**ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names)}
+    params = {
+        **ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names), **_base(name, stacked.layout.size),
+    }
     reference = merge(name, stacked, **params).flatten()
     for perm in ([4, 2, 0, 1, 3], [1, 0, 3, 4, 2]):
         assert torch.equal(merge(name, stacked.select(perm), **params).flatten(), reference)
@@ -115,7 +128,10 @@ def test_weights_follow_their_adapters_under_permutation(name: str) -> None:
 def test_merge_flat_matches_merge_and_uses_pool_fsd(name: str) -> None:
     stacked = _stacked()
     idx = [4, 1, 2]
-    params = {**ACTIVE_PARAMS.get(name, {}), **_target(name, [stacked.names[i] for i in idx])}
+    params = {
+        **ACTIVE_PARAMS.get(name, {}), **_target(name, [stacked.names[i] for i in idx]),
+        **_base(name, stacked.layout.size),
+    }
     expected = merge(name, stacked.select(idx), **params).flatten()
     fsd = fsd_matrix_flat(stacked.matrix)
     got = merge_flat(name, stacked.matrix, idx, layout=stacked.layout, keys=stacked.names, fsd=fsd, **params)

@@ -14,7 +14,7 @@ from typing import Any
 from adaptermix.artefact import Adapter, AdapterMeta
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
-from adaptermix.merging import SELECTING_RULES, average_lora_dw, merge, mix_heads, rule_selection
+from adaptermix.merging import MERGE_RULES, SELECTING_RULES, average_lora_dw, merge, mix_heads, rule_selection
 from adaptermix.pool import AdapterPool
 from adaptermix.pruning import magnitude_prune
 
@@ -43,10 +43,13 @@ def mix_pool(
     ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "tv" mixes task vectors
     (each adapter minus the pool's shared initialisation, :mod:`adaptermix.task_vectors`) and adds that init
     back; "dw" (LoRA, rule ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
-    A per-domain rule (``emr``, ``tall_mask``) gives the ``target``'s view and needs it.
+    A per-domain rule (``emr``, ``tall_mask``) gives the ``target``'s view and needs it; a rule defined on
+    task vectors only (``model_stock``, ``ram``, ``ramplus_tl``: ``needs_base``) needs space "tv".
     """
     if space not in ("raw", "tv", "dw"):
         raise ConfigError(f"unknown space {space!r}; valid: raw, tv, dw")
+    if space != "tv" and MERGE_RULES.get(rule).needs_base:
+        raise ConfigError(f"rule {rule!r} is defined on task vectors: use space 'tv' (got {space!r})")
     if target is not None:
         pool.index(target)  # an unknown target is the user's error, named as such
     given_target = target

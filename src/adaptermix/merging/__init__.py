@@ -7,13 +7,16 @@ consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) an
 (Alg. 4); mergekit's ``breadcrumbs``, ``breadcrumbs_ties``, ``della``, ``della_linear``, ``sce``
 (:mod:`~adaptermix.merging.mergekit_rules`), ``karcher`` and ``multislerp``
 (:mod:`~adaptermix.merging.sphere_rules`); FusionBench's ``tsv_m``, ``iso_c`` and ``iso_cts``
-(:mod:`~adaptermix.merging.subspace_rules`); the per-domain views ``emr`` and ``tall_mask`` (they need
+(:mod:`~adaptermix.merging.subspace_rules`); mergekit's ``model_stock``, ``ram`` and ``ramplus_tl``, defined
+on task vectors only (``needs_base``: pass the pool's shared init as ``base``;
+:mod:`~adaptermix.merging.base_rules`); the per-domain views ``emr`` and ``tall_mask`` (they need
 the ``target``) and the static ``consensus_ta`` (:mod:`~adaptermix.merging.masked_rules`, stored as one
 artefact by :mod:`adaptermix.masked`). Every rule works in the space of its input stack ("raw" or
 "dw", see ``deltas.to_dw``); ``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.
 """
 
 from adaptermix.merging import (  # noqa: F401  (registers the rules)
+    base_rules,
     fsd_rules,
     generalized,
     masked_rules,

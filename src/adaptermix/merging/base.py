@@ -10,6 +10,12 @@ Rules that produce a *per-domain view* (``emr``, ``tall_mask``) need to know the
 pass ``target`` (a key of the selection; the in-domain setting of the paper always knows it), and such a
 rule declares ``needs_target`` and raises a one-line error without it. Other rules ignore ``target``.
 
+Rules whose method is only defined relative to a base model (mergekit's ``model_stock`` and ``ram``: the
+angle between, or the overlap of, the fine-tuning offsets) declare ``needs_base``: they merge task-vector
+rows, so callers must pass the pool's shared initialisation as ``base`` (``merge_space: tv`` in a sweep,
+``mix --space tv``); without one :func:`merge_flat` refuses with a one-line error rather than silently
+treating raw parameters as offsets from zero.
+
 Permutation invariance by construction: ``merge_flat`` puts the selected adapters in a canonical order
 (sorted by their keys = adapter names) before calling a rule, reordering per-adapter parameters such as
 ``weights`` with them. Float sums then run in the same order whatever order the user listed the adapters
@@ -90,6 +96,16 @@ class MergeRule:
     identity_params: Mapping[str, Any] | None = field(default_factory=dict)
     # ^ parameters under which mixing a single adapter returns it unchanged (None: no such setting)
     needs_target: bool = False  # the result is the target domain's view (``target`` must be given)
+    needs_base: bool = False  # defined on task vectors only: ``base`` (the shared init) must be given
+
+
+def require_base(rule: MergeRule, base: Tensor | None) -> None:
+    """A one-line ConfigError when ``rule`` needs a base (task-vector rows) and none is given."""
+    if rule.needs_base and base is None:
+        raise ConfigError(
+            f"merge rule {rule.name!r} is defined on task vectors: it needs the pool's shared init as base "
+            "(merge_space: tv in a sweep, --space tv for mix, base=... in the API)"
+        )
 
 
 MERGE_RULES: Registry[MergeRule] = Registry("merge rule")
@@ -114,9 +130,12 @@ def merge_flat(
     per-layer rules (``sparse_fsd``); ``target`` (a key) is the domain whose view a per-domain rule
     (``needs_target``) returns. ``base`` [P]: the pool rows are task vectors (weights minus this shared
     initialisation, see :func:`adaptermix.task_vectors.task_vectors`); the rule merges them and the result
-    is ``rule(rows) + base``, weights again (task-vector space). None: the rows are merged as they are.
+    is ``rule(rows) + base``, weights again (task-vector space). None: the rows are merged as they are;
+    a rule that ``needs_base`` then refuses (a zero base may be passed to merge rows that already are
+    task vectors and get the merged task vector back).
     """
     rule = MERGE_RULES.get(rule) if isinstance(rule, str) else rule
+    require_base(rule, base)
     params = resolve_params("merge rule", rule.name, rule.params, params)
     index = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
     if index.numel() == 0:
@@ -166,6 +185,7 @@ def rule_table() -> list[dict[str, Any]]:
             "space": r.space,
             "params": dict(r.params),
             "needs_target": r.needs_target,
+            "needs_base": r.needs_base,
             "description": r.description,
         }
         for _, r in MERGE_RULES.items()

@@ -47,9 +47,10 @@ def outlier_mask(magnitudes: Tensor, density: float, gamma: float) -> Tensor:
     """Bool mask [k, n] keeping ``int(density * n)`` entries of each row: drop the ``int(gamma * n)``
     largest first, then the smallest (when density + gamma > 1, fewer large ones are dropped).
 
-    mergekit keeps ``indices[n_bot:-n_top]``, which is empty when ``n_top`` is 0 (tensors with fewer than
-    1 / gamma entries, e.g. an adapter's biases at gamma 0.01, would be zeroed); this keeps
-    ``indices[n_bot:n - n_top]``, the evident intent, so ``int(density * n)`` entries are kept.
+    mergekit before 0.1.5 kept ``indices[n_bot:-n_top]``, which is empty when ``n_top`` is 0 (tensors with
+    fewer than 1 / gamma entries, e.g. an adapter's biases at gamma 0.01, were zeroed); this keeps
+    ``indices[n_bot:n - n_top]``, the evident intent, so ``int(density * n)`` entries are kept, as mergekit
+    0.1.5 does (``indices[n_bot:n_bot + target_n]``; tests/reference checks the agreement).
     """
     n = magnitudes.shape[1]
     target_n = int(density * n)

@@ -59,7 +59,9 @@ class SweepContext:
         for evaluation in spec.evaluations:  # unknown names or parameters -> one-line errors before anything loads
             EVALUATION_KINDS.get(evaluation).parse(spec.eval_params(evaluation))
         for rule in spec.rules:
-            MERGE_RULES.get(rule.name)
+            if MERGE_RULES.get(rule.name).needs_base and spec.merge_space != "tv":
+                raise ConfigError(f"rule {rule.name!r} is defined on task vectors: set merge_space: tv "
+                                  f"(the spec has merge_space: {spec.merge_space})")
         if spec.subsets.adaptive:
             from adaptermix.recommend.search import STRATEGIES
 
