@@ -287,11 +287,10 @@ def test_bad_parameters_are_one_line_errors(rule: str, params: dict[str, object]
 
 @pytest.mark.parametrize("rule", ["cat", "knots"])
 def test_mix_writes_a_rank_sum_lora_with_the_pools_scale(rule: str, tmp_path) -> None:
-    from helpers import make_adapter
-    from tiny import tiny_encoder
-
     from adaptermix.artefact import load_adapter, model_from_adapter
     from adaptermix.cli.main import main
+    from helpers import make_adapter
+    from tiny import tiny_encoder
 
     enc = tiny_encoder("bert")
     loras = [make_adapter(tmp_path / n, enc, method="lora", seed=i) for i, n in enumerate(["a", "b"])]
@@ -311,11 +310,10 @@ def test_mix_writes_a_rank_sum_lora_with_the_pools_scale(rule: str, tmp_path) ->
 
 
 def test_sweeps_refuse_rank_growing_rules_in_one_line(tmp_path) -> None:
-    from helpers import make_adapter
-    from tiny import tiny_encoder
-
     from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.spec import SweepSpec
+    from helpers import make_adapter
+    from tiny import tiny_encoder
 
     enc = tiny_encoder("bert")
     dirs = [str(make_adapter(tmp_path / n, enc, method="lora", seed=i)) for i, n in enumerate(["a", "b"])]

@@ -155,7 +155,7 @@ def svd_merge(
     rows, dw_layout = update_rows(ctx.rows(), layout, view)
     y = _sparsify(rows, dw_layout, ctx.keys, sparsify, density, seed)
     merged = generalized_merge(y, ctx.keys, consensus=consensus, aggregate=aggregate, weights=weights)
-    merged_parts = torch.split(merged, dw_layout.numels)
+    merged_parts = torch.split(merged, list(dw_layout.numels))
     out: list[Tensor] = [torch.empty(0)] * len(layout.names)
     for (_, a, b), part, shape in zip(view.pairs, merged_parts, dw_layout.shapes, strict=False):
         r = layout.shapes[a][0]
