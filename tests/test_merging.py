@@ -33,6 +33,9 @@ from adaptermix.pruning import magnitude_prune
 from adaptermix.registry import UnknownNameError
 
 SHAPES = bottleneck_shapes(n_layers=3, hidden=6, bottleneck=3)
+# LoRA-only rules (``needs_lora``: peft's svd family, cat, knots) get LoRA pools; every other rule the
+# bottleneck pools (tests/test_merging_lora_rules.py checks that the LoRA rules refuse those).
+LORA_SHAPES = lora_shapes(n_layers=2, hidden=6, rank=2)
 RULES = MERGE_RULES.names()
 # Parameters that make each rule *select* or *sparsify* on a pool of 5, so invariants exercise that code.
 ACTIVE_PARAMS: dict[str, dict[str, Any]] = {
@@ -55,12 +58,26 @@ def _base(name: str, size: int) -> dict[str, Any]:
     return {"base": torch.zeros(size)} if MERGE_RULES.get(name).needs_base else {}
 
 
-def _pool(n: int = 5, seed: int = 0) -> list[AdapterDelta]:
-    return [random_delta(SHAPES, seed + i) for i in range(n)]
+def _shapes(name: str | None = None) -> dict[str, tuple[int, ...]]:
+    """The adapter shapes a rule is tested on: LoRA pairs for a LoRA-only rule, a bottleneck otherwise."""
+    return LORA_SHAPES if name is not None and MERGE_RULES.get(name).needs_lora else SHAPES
 
 
-def _stacked(n: int = 5):
-    return stack(_pool(n), [f"d{i}" for i in range(n)])
+def _pool(n: int = 5, seed: int = 0, name: str | None = None) -> list[AdapterDelta]:
+    return [random_delta(_shapes(name), seed + i) for i in range(n)]
+
+
+def _stacked(n: int = 5, name: str | None = None):
+    return stack(_pool(n, name=name), [f"d{i}" for i in range(n)])
+
+
+def _is_zero_adapter(name: str, out: torch.Tensor, layout) -> bool:
+    """Zero as an adapter: every entry, or for a rank-growing LoRA rule (cat, knots, whose concatenated
+    factors stay non-zero while their product cancels) every update B A."""
+    if not MERGE_RULES.get(name).rank_sum:
+        return int(torch.count_nonzero(out)) == 0
+    delta = AdapterDelta.unflatten(out, MERGE_RULES.get(name).output_layout(layout, 2))
+    return all(float(t.abs().max()) < 1e-6 for t in to_dw(delta, 1.0).tensors.values())
 
 
 def test_every_rule_is_documented() -> None:
@@ -77,7 +94,7 @@ def test_single_adapter_is_identity(name: str) -> None:
     rule = MERGE_RULES.get(name)
     if rule.identity_params is None:
         pytest.skip(f"{name} declares no identity setting")
-    a = random_delta(SHAPES, 7)
+    a = random_delta(_shapes(name), 7)
     extra = {**_target(name, ["a"]), **_base(name, a.layout.size)}
     out = merge(name, stack([a], ["a"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=0, rtol=0)
@@ -89,7 +106,7 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
     rule = MERGE_RULES.get(name)
     if not rule.idempotent or rule.identity_params is None:
         pytest.skip(f"{name} is not idempotent (e.g. a sum)")
-    a = random_delta(SHAPES, 3)
+    a = random_delta(_shapes(name), 3)
     extra = {**_target(name, ["a", "b"]), **_base(name, a.layout.size)}
     out = merge(name, stack([a, a * 1.0], ["a", "b"]), **extra, **rule.identity_params)
     assert out.allclose(a, atol=1e-7, rtol=0)
@@ -98,15 +115,15 @@ def test_mixing_copies_returns_the_adapter(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in RULES if "weights" in MERGE_RULES.get(n).params])
 def test_opposite_weights_of_one_adapter_cancel(name: str) -> None:
     """Weights [1, -1] of the same adapter give zero, at the rule's default (possibly random) parameters."""
-    a = random_delta(SHAPES, 4)  # the layout, which every caller passes, serves the per-tensor rules
+    a = random_delta(_shapes(name), 4)  # the layout, which every caller passes, serves the per-tensor rules
     out = merge_flat(name, a.flatten()[None], [0, 0], layout=a.layout, weights=[1.0, -1.0])
-    assert torch.count_nonzero(out) == 0
+    assert _is_zero_adapter(name, out, a.layout)
 
 
 @pytest.mark.parametrize("name", RULES)
 def test_permutation_invariance(name: str) -> None:
     """Exactly invariant: rules see a canonical order, DARE masks are seeded by adapter name."""
-    stacked = _stacked()
+    stacked = _stacked(name=name)
     params = {
         **ACTIVE_PARAMS.get(name, {}), **_target(name, stacked.names), **_base(name, stacked.layout.size),
     }
@@ -117,7 +134,7 @@ def test_permutation_invariance(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in RULES if "weights" in MERGE_RULES.get(n).params])
 def test_weights_follow_their_adapters_under_permutation(name: str) -> None:
-    stacked, weights = _stacked(), [0.5, 2.0, 1.0, -1.0, 3.0]
+    stacked, weights = _stacked(name=name), [0.5, 2.0, 1.0, -1.0, 3.0]
     reference = merge(name, stacked, weights=weights).flatten()
     perm = [3, 0, 4, 2, 1]
     permuted = merge(name, stacked.select(perm), weights=[weights[i] for i in perm]).flatten()
@@ -126,7 +143,7 @@ def test_weights_follow_their_adapters_under_permutation(name: str) -> None:
 
 @pytest.mark.parametrize("name", RULES)
 def test_merge_flat_matches_merge_and_uses_pool_fsd(name: str) -> None:
-    stacked = _stacked()
+    stacked = _stacked(name=name)
     idx = [4, 1, 2]
     params = {
         **ACTIVE_PARAMS.get(name, {}), **_target(name, [stacked.names[i] for i in idx]),

@@ -14,7 +14,7 @@ from typing import Any
 from adaptermix.artefact import Adapter, AdapterMeta
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
-from adaptermix.merging import MERGE_RULES, SELECTING_RULES, average_lora_dw, merge, mix_heads, rule_selection
+from adaptermix.merging import MERGE_RULES, SELECTING_RULES, merge, mix_heads, rule_selection
 from adaptermix.pool import AdapterPool
 from adaptermix.pruning import magnitude_prune
 
@@ -42,7 +42,9 @@ def mix_pool(
 
     ``space`` "raw" mixes parameters as stored (the paper's Eq. 1 on LoRA factors); "tv" mixes task vectors
     (each adapter minus the pool's shared initialisation, :mod:`adaptermix.task_vectors`) and adds that init
-    back; "dw" (LoRA, rule ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r.
+    back; "dw" (LoRA, rule ``average`` only) averages the effective updates exactly, as a LoRA of rank k*r
+    (rule ``cat`` with normalised weights). The rank-growing rules ``cat`` and ``knots`` (raw space) write a
+    LoRA of rank k*r too, with alpha = (alpha / r) * k*r so that the pool's scale alpha / r is kept.
     A per-domain rule (``emr``, ``tall_mask``) gives the ``target``'s view and needs it; a rule defined on
     task vectors only (``model_stock``, ``ram``, ``ramplus_tl``: ``needs_base``) needs space "tv".
     """
@@ -81,16 +83,17 @@ def mix_pool(
     if space == "dw":
         if rule != "average":
             raise ConfigError(f"rule {rule!r} in space 'dw' gives a dense update that is not a LoRA; "
-                              "only 'average' can be written in space 'dw'")
-        scale = float(method["alpha"]) / float(method["rank"])
+                              "only 'average' can be written in space 'dw' (or use rule cat or knots)")
         weights = params.pop("weights", None)
         if params:
             raise ConfigError(f"unexpected parameter(s) for average in space dw: {', '.join(sorted(params))}")
-        body = average_lora_dw([pool.stacked.delta(i) for i in range(len(pool.names))], scale, weights)
-        rank = int(method["rank"]) * len(pool.names)
-        method.update(rank=rank, alpha=scale * rank)
+        # = rule cat with normalised weights (pool adapters share alpha / r), kept as a LoRA of rank k * r
+        body = merge("cat", pool.stacked, weights=weights, normalize=True)
+        _summed_rank(method, len(pool.names))
     else:
         body = merge(rule, stacked.select(chosen), target=given_target, base=base, **params)
+        if MERGE_RULES.get(rule).rank_sum:  # cat, knots: a LoRA of rank sum(r_i), at the pool's alpha / r
+            _summed_rank(method, len(chosen))
     heads = [pool.adapters[i].head for i in chosen]
     labels = [
         tuple(a.meta.task.get("label_names", ())) + (a.meta.task.get("problem", ""),)
@@ -110,6 +113,13 @@ def mix_pool(
     }
     tensors = {**body.to_state_dict(), **head}
     return Adapter(_meta_for(tgt, provenance, method), tensors)
+
+
+def _summed_rank(method: dict[str, Any], k: int) -> None:
+    """A LoRA method config for the rank k * r of a rank-growing mixture, alpha scaled so alpha / r is kept."""
+    scale = float(method["alpha"]) / float(method["rank"])
+    rank = int(method["rank"]) * k
+    method.update(rank=rank, alpha=scale * rank)
 
 
 def _ref(pool: AdapterPool, i: int) -> dict[str, Any]:

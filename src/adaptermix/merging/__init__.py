@@ -11,7 +11,9 @@ consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) an
 on task vectors only (``needs_base``: pass the pool's shared init as ``base``;
 :mod:`~adaptermix.merging.base_rules`); the per-domain views ``emr`` and ``tall_mask`` (they need
 the ``target``) and the static ``consensus_ta`` (:mod:`~adaptermix.merging.masked_rules`, stored as one
-artefact by :mod:`adaptermix.masked`). Every rule works in the space of its input stack ("raw" or
+artefact by :mod:`adaptermix.masked`); peft's LoRA rules ``svd``, ``ties_svd``, ``dare_linear_svd``,
+``dare_ties_svd``, ``magnitude_prune_svd``, ``cat``, KnOTS (``knots``) and the generic ``magnitude_prune``
+(:mod:`~adaptermix.merging.lora_rules`; ``cat`` and ``knots`` return a LoRA of rank sum(r_i)). Every rule works in the space of its input stack ("raw" or
 "dw", see ``deltas.to_dw``); ``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.
 """
 
@@ -19,6 +21,7 @@ from adaptermix.merging import (  # noqa: F401  (registers the rules)
     base_rules,
     fsd_rules,
     generalized,
+    lora_rules,
     masked_rules,
     mergekit_rules,
     sphere_rules,
@@ -28,7 +31,7 @@ from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule, merge,
 from adaptermix.merging.compat import check_mixable, require_same
 from adaptermix.merging.fsd_rules import SELECTING_RULES, greedy_selection, rule_selection, select_by_fsd
 from adaptermix.merging.heads import HEAD_MODES, mix_heads
-from adaptermix.merging.lora import average_lora_dw
+from adaptermix.merging.lora import average_lora_dw, concat_lora
 from adaptermix.merging.steps import generalized_merge
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "MergeContext",
     "MergeRule",
     "average_lora_dw",
+    "concat_lora",
     "check_mixable",
     "generalized_merge",
     "greedy_selection",

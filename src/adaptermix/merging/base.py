@@ -97,6 +97,16 @@ class MergeRule:
     # ^ parameters under which mixing a single adapter returns it unchanged (None: no such setting)
     needs_target: bool = False  # the result is the target domain's view (``target`` must be given)
     needs_base: bool = False  # defined on task vectors only: ``base`` (the shared init) must be given
+    needs_lora: bool = False  # merges LoRA updates B A: needs lora_A/lora_B pairs, as raw factors (no base)
+    rank_sum: bool = False  # the result is a LoRA of rank sum(r_i): another layout (``output_layout``)
+
+    def output_layout(self, layout: ParamLayout, k: int) -> ParamLayout:
+        """The layout of this rule's result for k adapters of ``layout`` (the input's, unless ``rank_sum``)."""
+        if not self.rank_sum:
+            return layout
+        from adaptermix.merging.lora import summed_rank_layout
+
+        return summed_rank_layout(layout, k)
 
 
 def require_base(rule: MergeRule, base: Tensor | None) -> None:
@@ -133,9 +143,13 @@ def merge_flat(
     is ``rule(rows) + base``, weights again (task-vector space). None: the rows are merged as they are;
     a rule that ``needs_base`` then refuses (a zero base may be passed to merge rows that already are
     task vectors and get the merged task vector back).
+    A ``rank_sum`` rule (``cat``, ``knots``) returns a vector of ``rule.output_layout(layout, k)``.
     """
     rule = MERGE_RULES.get(rule) if isinstance(rule, str) else rule
     require_base(rule, base)
+    if rule.needs_lora and base is not None:
+        raise ConfigError(f"merge rule {rule.name!r} merges LoRA updates B A of the raw factors: "
+                          "use the raw merge space, not task vectors")
     params = resolve_params("merge rule", rule.name, rule.params, params)
     index = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
     if index.numel() == 0:
@@ -164,7 +178,8 @@ def merge(
     rule_name: str, stacked: StackedDeltas, *, target: str | None = None, base: Tensor | None = None,
     **params: Any,
 ) -> AdapterDelta:
-    """Mix all adapters of ``stacked`` with the registered rule ``rule_name``; same layout and space.
+    """Mix all adapters of ``stacked`` with the registered rule ``rule_name``; same layout and space
+    (a ``rank_sum`` rule: LoRA factors of rank sum(r_i), see :meth:`MergeRule.output_layout`).
 
     ``target`` and ``base`` as in :func:`merge_flat` (a per-domain rule's target; the shared init that
     task-vector rows are relative to, added back to the result).
@@ -173,7 +188,8 @@ def merge(
         rule_name, stacked.matrix, range(len(stacked)), layout=stacked.layout, keys=stacked.names,
         target=target, base=base, **params,
     )
-    return AdapterDelta.unflatten(out, stacked.layout, stacked.space)
+    layout = MERGE_RULES.get(rule_name).output_layout(stacked.layout, len(stacked))
+    return AdapterDelta.unflatten(out, layout, stacked.space)
 
 
 def rule_table() -> list[dict[str, Any]]:
@@ -186,6 +202,8 @@ def rule_table() -> list[dict[str, Any]]:
             "params": dict(r.params),
             "needs_target": r.needs_target,
             "needs_base": r.needs_base,
+            "needs_lora": r.needs_lora,
+            "rank_sum": r.rank_sum,
             "description": r.description,
         }
         for _, r in MERGE_RULES.items()

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from adaptermix.deltas import AdapterDelta
+from adaptermix.deltas import AdapterDelta, ParamLayout
 from adaptermix.errors import ConfigError, IncompatibleAdaptersError
 from adaptermix.merging.steps import adapter_weights
 
@@ -46,13 +46,21 @@ def _check_same_tensors(deltas: Sequence[AdapterDelta]) -> None:
             )
 
 
-def average_lora_dw(
+def concat_lora(
     deltas: Sequence[AdapterDelta],
     alpha_over_r: float | Sequence[float],
     weights: Sequence[float] | None = None,
     out_alpha_over_r: float | None = None,
+    *,
+    normalise: bool,
 ) -> AdapterDelta:
-    """Exact (weighted) mean of LoRA effective updates as one concatenated-factor LoRA (rank sum r_i)."""
+    """The exact weighted combination of LoRA effective updates as one concatenated-factor LoRA (rank sum r_i).
+
+    ``normalise``: the weights v_i are w_i / sum(|w_i|) (a weighted mean, :func:`average_lora_dw`), else
+    w_i as given (a weighted sum, peft's ``cat``). Scales ``c_i`` (alpha_i / r_i) and weights go into the
+    B blocks, so the result under ``out_alpha_over_r`` is sum_i v_i c_i B_i A_i; non-LoRA tensors are
+    combined with the same v_i.
+    """
     if not deltas:
         raise ConfigError("cannot average an empty set of adapters")
     _check_same_tensors(deltas)
@@ -65,7 +73,7 @@ def average_lora_dw(
             raise ConfigError("adapters have different alpha/r: pass out_alpha_over_r")
         out_alpha_over_r = scales[0]
     w = adapter_weights(weights, k)
-    v = (w / w.abs().sum()).tolist()
+    v = (w / w.abs().sum() if normalise else w).tolist()
     out: dict[str, Tensor] = {}
     for name in deltas[0].tensors:
         param = name.rsplit(".", 1)[1]
@@ -79,3 +87,30 @@ def average_lora_dw(
         else:
             out[name] = sum(vi * p for vi, p in zip(v, parts, strict=True))  # type: ignore[assignment]
     return AdapterDelta(out, deltas[0].space)
+
+
+def average_lora_dw(
+    deltas: Sequence[AdapterDelta],
+    alpha_over_r: float | Sequence[float],
+    weights: Sequence[float] | None = None,
+    out_alpha_over_r: float | None = None,
+) -> AdapterDelta:
+    """Exact (weighted) mean of LoRA effective updates as one concatenated-factor LoRA (rank sum r_i).
+
+    The merge rule ``cat`` with ``normalize=true`` computes the same on a pool of one alpha/r."""
+    return concat_lora(deltas, alpha_over_r, weights, out_alpha_over_r, normalise=True)
+
+
+def summed_rank_layout(layout: ParamLayout, k: int) -> ParamLayout:
+    """The layout of a rank-growing merge of k adapters of ``layout``: every ``lora_A`` [r, in] becomes
+    [k r, in] and every ``lora_B`` [out, r] becomes [out, k r]; other tensors keep their shapes."""
+    shapes = []
+    for name, shape in zip(layout.names, layout.shapes, strict=True):
+        param = name.rsplit(".", 1)[-1]
+        if param == "lora_A":
+            shapes.append((shape[0] * k, *shape[1:]))
+        elif param == "lora_B":
+            shapes.append((shape[0], shape[1] * k))
+        else:
+            shapes.append(shape)
+    return ParamLayout(layout.names, tuple(shapes))

@@ -30,6 +30,7 @@ from adaptermix.evaluations.base import EvalSet
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.merging import MERGE_RULES, merge_flat
 from adaptermix.merging.fsd_rules import sparse_fsd_record
+from adaptermix.merging.lora_rules import lora_view
 from adaptermix.pool import AdapterPool, load_pool
 from adaptermix.sweep.live import LiveModel
 from adaptermix.sweep.spec import SweepSpec, Trial, canonical_json, expand, shard
@@ -59,14 +60,24 @@ class SweepContext:
         for evaluation in spec.evaluations:  # unknown names or parameters -> one-line errors before anything loads
             EVALUATION_KINDS.get(evaluation).parse(spec.eval_params(evaluation))
         for rule in spec.rules:
-            if MERGE_RULES.get(rule.name).needs_base and spec.merge_space != "tv":
+            merge_rule = MERGE_RULES.get(rule.name)
+            if merge_rule.needs_base and spec.merge_space != "tv":
                 raise ConfigError(f"rule {rule.name!r} is defined on task vectors: set merge_space: tv "
                                   f"(the spec has merge_space: {spec.merge_space})")
+            if merge_rule.rank_sum:  # the live model holds the pool's rank; a mixture of rank sum(r_i) does not fit
+                raise ConfigError(f"merge rule {rule.name!r} changes the LoRA rank (rank = sum of the mixed ranks): "
+                                  "it is available through `adaptermix mix` and the Python API, not in sweeps")
+            if merge_rule.needs_lora and spec.merge_space != "raw":
+                raise ConfigError(f"merge rule {rule.name!r} merges LoRA updates B A of the raw factors: "
+                                  "use merge_space raw")
         if spec.subsets.adaptive:
             from adaptermix.recommend.search import STRATEGIES
 
             STRATEGIES.get(spec.subsets.strategy)
         pool = load_pool(spec.pool_dirs())
+        for rule in spec.rules:
+            if MERGE_RULES.get(rule.name).needs_lora:
+                lora_view(pool.stacked.layout, rule.name)  # a non-LoRA pool: one line before the encoder loads
         encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"], precision=spec.precision)
         if spec.precision in ("fp32", "bf16") and spec.precision != encoder.precision:
             raise ConfigError(f"the sweep asks for precision {spec.precision} but the encoder given is "
