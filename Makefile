@@ -15,7 +15,7 @@ export ADAPTERMIX_DATA
 endif
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/bootstrap.sh
@@ -32,8 +32,17 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest tests
 
+# The suite without the `slow` (end-to-end on the packaged MiniLM) and `ray` (local Ray instance) markers.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow and not ray"
+
 lint: setup
 	$(BIN)/ruff check src tests bench
+
+# mypy over the whole package; the configuration (strict modules, untyped third-party packages) is in
+# pyproject.toml under [tool.mypy].
+typecheck: setup
+	$(BIN)/mypy
 
 clean:
 	rm -rf runs .pytest_cache

@@ -47,6 +47,11 @@ def versions() -> dict[str, str]:
     }
 
 
+def utc_stamp() -> str:
+    """The ``created_at`` stamp of an artefact: UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass
 class AdapterMeta:
     """Contents of ``adapter.json``."""
@@ -59,7 +64,7 @@ class AdapterMeta:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=lambda: {"kind": "trained"})
     versions: dict[str, str] = field(default_factory=versions)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=utc_stamp)
     format_version: int = FORMAT_VERSION
 
     @property

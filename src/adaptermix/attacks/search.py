@@ -27,7 +27,7 @@ import numpy as np
 
 from adaptermix.attacks.constraints import AttackState, CandidateConstraint, PreConstraint, SentenceSimilarity
 from adaptermix.attacks.goal import UntargetedClassification
-from adaptermix.attacks.results import Swap
+from adaptermix.attacks.results import Status, Swap
 from adaptermix.attacks.transformations import WordSwap
 from adaptermix.attacks.victim import Input
 
@@ -64,7 +64,7 @@ class SearchResult:
     swaps: list[Swap]
     clean_probs: np.ndarray
     final_probs: np.ndarray
-    status: str
+    status: Status
 
 
 class GreedyWordSwapWIR:
@@ -186,14 +186,14 @@ def query_steps(goal: UntargetedClassification, inputs: list[Input]) -> Generato
 
 def drive(gen: Generator[Request, np.ndarray, T], goal: UntargetedClassification | None) -> T:
     """Run one example's generator to its end, answering each request on its own (the per-example path)."""
-    answer = None
     try:
+        request = next(gen)  # a generator starts with no answer (what ``send(None)`` does)
         while True:
-            request = gen.send(answer)  # type: ignore[arg-type]  # None only for the first send
             if isinstance(request, VictimRequest):
                 assert goal is not None
                 answer = goal.score_inputs(request.inputs)
             else:
                 answer = request.constraint.embed(request.texts, request.memo)
+            request = gen.send(answer)
     except StopIteration as stop:
         return stop.value

@@ -214,7 +214,8 @@ class TextFoolerJin2019:
         def advance(slot: _InFlight, answer: np.ndarray | None) -> bool:
             nonlocal done
             try:
-                slot.request = slot.steps.send(answer)  # type: ignore[arg-type]
+                # A generator starts with no answer: next() is what send(None) does.
+                slot.request = next(slot.steps) if answer is None else slot.steps.send(answer)
                 return True
             except StopIteration as stop:
                 outcomes[slot.index] = _outcome(
@@ -231,28 +232,29 @@ class TextFoolerJin2019:
                 column, attacked, context = _attacked(example)
                 goal = UntargetedClassification(cached, batch=cfg.batch, max_queries=cfg.max_queries)
                 goal.start(int(example.label))
-                slot = _InFlight(i, example, column, attacked, goal, None)  # type: ignore[arg-type]
-                slot.steps = self.search.steps(AttackState(attacked, attacked, context), goal, slot.memo)
+                memo: dict[str, np.ndarray] = {}
+                steps = self.search.steps(AttackState(attacked, attacked, context), goal, memo)
+                slot = _InFlight(i, example, column, attacked, goal, steps, memo=memo)
                 if advance(slot, None):
                     active.append(slot)
             answers: dict[int, np.ndarray] = {}
-            asking = [s for s in active if isinstance(s.request, VictimRequest)]
+            asking = [(s, r) for s in active if isinstance(r := s.request, VictimRequest)]
             if cfg.batch and asking:
-                probs, charged = cached.predict_groups([s.request.inputs for s in asking])  # type: ignore[union-attr]
-                for s, p, c in zip(asking, probs, charged, strict=True):
+                probs, charged = cached.predict_groups([r.inputs for _, r in asking])
+                for (s, _), p, c in zip(asking, probs, charged, strict=True):
                     answers[id(s)], s.model_calls = p, s.model_calls + c
-            for s in asking if not cfg.batch else []:  # the unbatched baseline: one input per call
+            for s, r in asking if not cfg.batch else []:  # the unbatched baseline: one input per call
                 rows = []
-                for x in s.request.inputs:  # type: ignore[union-attr]
+                for x in r.inputs:
                     (p,), (c,) = cached.predict_groups([[x]])
                     rows.append(p)
                     s.model_calls += c
                 answers[id(s)] = np.concatenate(rows)
-            encoding = [s for s in active if isinstance(s.request, EncodeRequest)]
-            for constraint in {id(s.request.constraint): s.request.constraint for s in encoding}.values():  # type: ignore[union-attr]
-                mine = [s for s in encoding if s.request.constraint is constraint]  # type: ignore[union-attr]
-                embs = constraint.embed_groups([(s.request.texts, s.request.memo) for s in mine])  # type: ignore[union-attr]
-                answers.update((id(s), e) for s, e in zip(mine, embs, strict=True))
+            encoding = [(s, r) for s in active if isinstance(r := s.request, EncodeRequest)]
+            for constraint in {id(r.constraint): r.constraint for _, r in encoding}.values():
+                mine = [(s, r) for s, r in encoding if r.constraint is constraint]
+                embs = constraint.embed_groups([(r.texts, r.memo) for _, r in mine])
+                answers.update((id(s), e) for (s, _), e in zip(mine, embs, strict=True))
             active = [s for s in active if advance(s, answers[id(s)])]
         return [o for o in outcomes if o is not None]
 
@@ -263,26 +265,29 @@ class _InFlight:
 
     index: int
     example: Example
-    column: str
+    column: Column
     attacked: TokenizedText
     goal: UntargetedClassification
     steps: Steps
     request: VictimRequest | EncodeRequest | None = None
     model_calls: int = 0
-    memo: dict = field(default_factory=dict)
+    memo: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _attacked(example: Example) -> tuple[str, TokenizedText, str | None]:
+Column = Literal["text", "text_pair"]
+
+
+def _attacked(example: Example) -> tuple[Column, TokenizedText, str | None]:
     """(attacked column, its tokenised text, the fixed context): ``text_pair`` if there is one."""
-    column = "text_pair" if example.text_pair is not None else "text"
-    attacked = TokenizedText.from_text(example.text_pair if column == "text_pair" else example.text)
-    return column, attacked, example.text if column == "text_pair" else None
+    if example.text_pair is not None:
+        return "text_pair", TokenizedText.from_text(example.text_pair), example.text
+    return "text", TokenizedText.from_text(example.text), None
 
 
 def _outcome(
     index: int,
     example: Example,
-    column: str,
+    column: Column,
     attacked: TokenizedText,
     goal: UntargetedClassification,
     result: SearchResult,
@@ -303,7 +308,7 @@ def _outcome(
         swaps=tuple(result.swaps),
         queries=goal.queries,
         model_calls=model_calls,
-        status=result.status,  # type: ignore[arg-type]
+        status=result.status,
         budget_exhausted=goal.exhausted and result.status == "failed",
     )
 

@@ -35,7 +35,7 @@ import contextlib
 import enum
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +127,8 @@ class AdaMixSite(SiteModule):
         route = self._routing.route
         down, up = (None, None) if route is None else route[self._where[0]][self._where[1]]
         h = self.drop(output.to(self.down.weight.dtype))  # fp32 experts over a bf16 encoder: cast at the boundary
-        return output + self.up(self.act(self.down(h, down)), up).to(output.dtype)
+        delta: torch.Tensor = self.up(self.act(self.down(h, down)), up).to(output.dtype)
+        return output + delta
 
 
 class AdaMixBody(AdapterBody):
@@ -152,13 +153,14 @@ class AdaMixBody(AdapterBody):
         self._pinned: list[list[tuple[int, int]]] | None = None
         self._train_gen: torch.Generator | None = None
         self._eval_gen = torch.Generator().manual_seed(0)
-        first = self.layers[0][sites[0]]
+        first = cast(AdaMixSite, self.site_modules()[0][2])  # layers[0][sites[0]]
         self.num_down, self.num_up = first.down.weight.shape[0], first.up.weight.shape[0]
 
     # -- routing -------------------------------------------------------------------------------------
-    def seed_routing(self, seed: int) -> None:
+    def seed_routing(self, seed: int) -> torch.Generator:
         """Seed the training-route generator (else it is seeded from the global RNG at the first draw)."""
         self._train_gen = torch.Generator().manual_seed(seed)
+        return self._train_gen
 
     def draw_route(self, generator: torch.Generator) -> list[list[tuple[int, int]]]:
         """One uniform draw of a (down, up) expert pair for every layer and site (one call, vectorised)."""
@@ -175,10 +177,11 @@ class AdaMixBody(AdapterBody):
         if self._pinned is not None:
             return self._pinned
         if self.training:
-            if self._train_gen is None:
+            gen = self._train_gen
+            if gen is None:
                 # Derived from the global RNG, which the training loop seeds with the run's seed.
-                self.seed_routing(int(torch.randint(0, 2**62, (1,)).item()))
-            return self.draw_route(self._train_gen)  # type: ignore[arg-type]
+                gen = self.seed_routing(int(torch.randint(0, 2**62, (1,)).item()))
+            return self.draw_route(gen)
         if self.inference is AdaMixInference.MERGED:
             return None
         if self.inference is AdaMixInference.FIXED:

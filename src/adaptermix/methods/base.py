@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -45,11 +45,10 @@ class AdapterBody(nn.Module):
         """Register the forward hooks on ``encoder``; attaching twice is an error."""
         if self._handles:
             raise RuntimeError("adapter body is already attached")
-        for i, layer in enumerate(self.layers):
-            for site, mod in layer.items():
-                get = encoder.spec.block_module if mod.hooks_block else encoder.spec.site_module
-                target = get(encoder.model, i, site)
-                self._handles.append(target.register_forward_hook(mod.hook))
+        for i, site, mod in self.site_modules():
+            get = encoder.spec.block_module if mod.hooks_block else encoder.spec.site_module
+            target = get(encoder.model, i, site)
+            self._handles.append(target.register_forward_hook(mod.hook))
 
     def detach(self) -> None:
         """Remove the hooks; the encoder is back to its original function."""
@@ -58,7 +57,14 @@ class AdapterBody(nn.Module):
         self._handles.clear()
 
     def site_modules(self) -> list[tuple[int, str, SiteModule]]:
-        return [(i, s, m) for i, layer in enumerate(self.layers) for s, m in layer.items()]
+        """Every ``(layer, site, module)`` in layer order, then site order. The casts restate what
+        ``__init__`` built (a ModuleList of ModuleDicts of ``make``'s SiteModules), which torch's
+        container types cannot carry."""
+        return [
+            (i, s, cast(SiteModule, m))
+            for i, layer in enumerate(self.layers)
+            for s, m in cast(nn.ModuleDict, layer).items()
+        ]
 
 
 @dataclass(frozen=True)

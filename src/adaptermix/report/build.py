@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from adaptermix import __version__
@@ -196,7 +197,7 @@ def _pruning_part(md: MethodData, a: _Assets) -> str:
         label = SPARSE_LABELS[variant]
         body += a.figure(
             f"fig8a_sparsity_{m}_{variant}",
-            lambda curve=curve, label=label: F.sparsity_figure(curve, f"{m}: single sparse adapters, {label}"),
+            partial(F.sparsity_figure, curve, f"{m}: single sparse adapters, {label}"),
             f"Fig. 8a ({label}): single-adapter metric averaged over domains vs sparsity (0% = dense).",
         )
         body += a.table(T.sparsity_table(curve, m, variant))

@@ -52,7 +52,8 @@ def step_loss(model: AdapterModel, batch: dict[str, torch.Tensor], labels: torch
 
 
 def _param_groups(model: AdapterModel, weight_decay: float) -> list[dict[str, object]]:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for mod in (model.body, model.head):
         for name, p in mod.named_parameters():
             if not p.requires_grad:
