@@ -9,7 +9,7 @@ import os
 import sys
 from typing import NoReturn
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.cli.base import COMMANDS
 from adaptermix.errors import AdapterMixError
 from adaptermix.signals import exit_on_sigterm

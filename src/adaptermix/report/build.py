@@ -14,7 +14,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.evaluations.registry import EVALUATION_KINDS, label_of, report_order
 from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
 from adaptermix.evaluations.base import AdversarialExample  # lives with the evaluation outcomes; re-exported
 from adaptermix.io import OutputError, ensure_parent
