@@ -15,7 +15,7 @@ export ADAPTERMIX_DATA
 endif
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test test-reference lint bench clean
+.PHONY: setup demo test test-fast test-reference lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/bootstrap.sh
@@ -32,6 +32,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest tests
 
+# The suite without the `slow` (end-to-end on the packaged MiniLM) and `ray` (local Ray instance) markers.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow and not ray"
+
 # Agreement with the reference implementations (mergekit, fusion-bench) in their own environment,
 # .venv-ref, made by scripts/reference-env.sh (see docs/reference-agreement.md).
 REF_VENV ?= .venv-ref
@@ -44,6 +48,11 @@ test-reference: $(REF_VENV)/.installed
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+
+# mypy over the whole package; the configuration (strict modules, untyped third-party packages) is in
+# pyproject.toml under [tool.mypy].
+typecheck: setup
+	$(BIN)/mypy
 
 clean:
 	rm -rf runs .pytest_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from adaptermix._version import __version__
 
 #: The library's verbs (``am.load_pool``, ``am.fsd``, ``am.mix``, ...), defined in :mod:`adaptermix.api` and
 #: imported on first use, so that ``import adaptermix`` (and the CLI's start-up) does not load torch. No verb

@@ -118,7 +118,7 @@ def evaluate(adapter: Adapter | str | Path, split: str = "test", dataset: str | 
         else:
             path = Path(adapter)
             meta = load_adapter(path).meta
-        base = {"name": dataset} if dataset else dict((meta.training or {}).get("data") or {"name": meta.name})
+        base = {"name": dataset} if dataset else dict((meta.training or {}).get("data") or {"name": meta.task_info.name})
         for key in ("max_train", "max_validation", "max_test"):
             base.pop(key, None)
         if data_dir and base.get("source", "datapack") == "datapack":
@@ -168,7 +168,7 @@ def stats(store: str | Path) -> dict[str, pd.DataFrame]:
     from adaptermix.sweep.stats import compute_stats
 
     tables = compute_stats(store).tables()
-    return {name: pd.DataFrame([asdict(r) if is_dataclass(r) else dict(r) for r in rows])
+    return {name: pd.DataFrame([asdict(r) if is_dataclass(r) and not isinstance(r, type) else dict(r) for r in rows])
             for name, rows in tables.items()}
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import adaptermix
+from adaptermix._version import __version__
 from adaptermix.backbone.loading import Encoder
 from adaptermix.data.schema import TaskInfo
 from adaptermix.errors import AdapterMixError, ArtefactError, IncompatibleAdaptersError
 from adaptermix.io import atomic_dir
 from adaptermix.methods import METHODS, MethodConfig
+from adaptermix.methods.base import Derivation
 from adaptermix.model import AdapterModel, Head, HeadConfig
 
 WEIGHTS = "adapter.safetensors"
@@ -40,11 +41,16 @@ def versions() -> dict[str, str]:
     import transformers
 
     return {
-        "adaptermix": adaptermix.__version__,
+        "adaptermix": __version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
+
+
+def utc_stamp() -> str:
+    """The ``created_at`` stamp of an artefact: UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -59,7 +65,7 @@ class AdapterMeta:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=lambda: {"kind": "trained"})
     versions: dict[str, str] = field(default_factory=versions)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=utc_stamp)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -155,7 +161,7 @@ def _newer(p: Path, raw: dict[str, Any], version: int, added: list[str]) -> Arte
             else f"newer than format {FORMAT_VERSION}")
     return ArtefactError(
         f"adapter {p} was written by adaptermix {written or '(unknown version)'} (format {version}), {what}; "
-        f"upgrade adaptermix (this is {adaptermix.__version__}, format {FORMAT_VERSION}) to read it"
+        f"upgrade adaptermix (this is {__version__}, format {FORMAT_VERSION}) to read it"
     )
 
 
@@ -213,6 +219,33 @@ def load_adapter(path: str | Path) -> Adapter:
         )
     meta = meta_from_json(raw, p)
     return Adapter(meta, load_weights(p), p)
+
+
+def derived_path(src: str | Path, derivation: Derivation) -> Path:
+    """Where the artefact ``derivation`` derives from ``src`` is written: the sibling ``<src><suffix>``."""
+    p = Path(src)
+    return p.with_name(p.name + derivation.suffix)
+
+
+def derive_adapter(adapter: Adapter, derivation: Derivation) -> Adapter:
+    """``derivation`` applied to ``adapter`` (a method's derived artefact, e.g. AdaMix's merged adapter):
+    tensors, method config and provenance replaced, the rest of the metadata carried over, stamped now."""
+    cfg = adapter.meta.method_config
+    method = derivation.method(cfg)
+    provenance = derivation.provenance(cfg, adapter.meta.provenance, str(adapter.path) if adapter.path else None)
+    meta = replace(adapter.meta, method=method.model_dump(mode="json"), provenance=provenance, created_at=utc_stamp())
+    return Adapter(meta, derivation.tensors(adapter.tensors), None)
+
+
+def write_derived(src: str | Path, derivation: Derivation, out: str | Path | None = None) -> Path:
+    """Read the artefact ``src``, write what ``derivation`` derives from it to ``out`` (default
+    :func:`derived_path`), atomically; the source's ``config.yaml`` is kept as ``source_config.yaml``."""
+    derived = derive_adapter(load_adapter(src), derivation)
+    extra = {}
+    config = Path(src) / "config.yaml"
+    if config.is_file():
+        extra["source_config.yaml"] = config.read_text(encoding="utf-8")
+    return save_adapter(derived_path(src, derivation) if out is None else out, derived.tensors, derived.meta, extra)
 
 
 def load_weights(p: Path, what: str = "adapter") -> dict[str, torch.Tensor]:

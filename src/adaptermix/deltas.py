@@ -14,7 +14,7 @@ Mixing deltas of different spaces is an error, and every diagnostic reports the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ def _layer_key(name: str) -> str:
 
 
 # How each view groups tensors: group key of a tensor name. Names outside the convention fall in "other".
-_GROUP_KEYS = {
+_GROUP_KEYS: dict[str, Callable[[str], str]] = {
     "all": lambda n: "all",
     "tensor": lambda n: n,
     "layer": _layer_key,
@@ -79,7 +79,8 @@ class ParamLayout:
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
-    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    _groups: dict[str, Grouping] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    _elements: dict[str, Tensor] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @staticmethod
     def of(tensors: Mapping[str, Tensor]) -> ParamLayout:
@@ -110,8 +111,7 @@ class ParamLayout:
 
     def groups(self, by: str) -> Grouping:
         """Partition tensors by ``by`` in ``GROUPINGS`` ("all", "tensor", "layer", "site", "module", "kind")."""
-        key = f"groups:{by}"
-        if key not in self._cache:
+        if by not in self._groups:
             if by not in _GROUP_KEYS:
                 raise ConfigError(f"unknown grouping {by!r}; valid: {', '.join(GROUPINGS)}")
             tensor_keys = [_GROUP_KEYS[by](n) for n in self.names]
@@ -121,18 +121,17 @@ class ParamLayout:
             sizes = [0] * len(keys)
             for g, n in zip(tensor_group, self.numels, strict=True):
                 sizes[g] += n
-            self._cache[key] = Grouping(by, keys, tensor_group, tuple(sizes))
-        return self._cache[key]
+            self._groups[by] = Grouping(by, keys, tensor_group, tuple(sizes))
+        return self._groups[by]
 
     def element_groups(self, by: str) -> Tensor:
         """Group id of every flat parameter (int64 [P]); cached because sweeps ask for it per trial."""
-        key = f"elements:{by}"
-        if key not in self._cache:
+        if by not in self._elements:
             grouping = self.groups(by)
-            self._cache[key] = torch.repeat_interleave(
+            self._elements[by] = torch.repeat_interleave(
                 torch.tensor(grouping.tensor_group, dtype=torch.long), torch.tensor(self.numels)
             )
-        return self._cache[key]
+        return self._elements[by]
 
     def first_difference(self, other: ParamLayout, a: str = "first", b: str = "second") -> str | None:
         """One-line description of the first differing tensor (canonical order), or None if equal."""
@@ -205,7 +204,7 @@ class AdapterDelta:
     def unflatten(cls, vec: Tensor, layout: ParamLayout, space: str = "raw") -> AdapterDelta:
         if vec.shape != (layout.size,):
             raise ValueError(f"vector of shape {tuple(vec.shape)} does not match layout size {layout.size}")
-        parts = torch.split(vec, layout.numels)
+        parts = torch.split(vec, list(layout.numels))
         return cls(
             {n: p.reshape(s) for n, p, s in zip(layout.names, parts, layout.shapes, strict=True)}, space
         )
@@ -292,13 +291,15 @@ def mean_of(deltas: Sequence[AdapterDelta], weights: Sequence[float] | None = No
     if not deltas:
         raise ValueError("mean_of needs at least one delta")
     if weights is None:
-        return sum(deltas) / len(deltas)  # type: ignore[return-value]
+        # ``sum`` from the first delta rather than 0: the same result (0 + d is d), and typed as a delta.
+        return sum(deltas[1:], deltas[0]) / len(deltas)
     if len(weights) != len(deltas):
         raise ValueError(f"{len(weights)} weights for {len(deltas)} deltas")
     total = sum(abs(w) for w in weights)
     if total == 0:
         raise ValueError("weights are all zero")
-    return sum(d * (w / total) for d, w in zip(deltas, weights, strict=True))  # type: ignore[return-value]
+    terms = [d * (w / total) for d, w in zip(deltas, weights, strict=True)]
+    return sum(terms[1:], terms[0])
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from adaptermix.artefact import Adapter, AdapterMeta
+from adaptermix.artefact import Adapter, AdapterMeta, utc_stamp
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
 from adaptermix.merging import MERGE_RULES, SELECTING_RULES, merge, mix_heads, rule_selection
@@ -22,7 +22,7 @@ from adaptermix.pruning import magnitude_prune
 def _meta_for(base: Adapter, provenance: dict[str, Any], method: dict[str, Any] | None = None) -> AdapterMeta:
     meta = copy.deepcopy(base.meta)
     return replace(meta, method=method or meta.method, metrics={}, provenance=provenance,
-                   created_at=AdapterMeta.__dataclass_fields__["created_at"].default_factory())  # type: ignore[misc]
+                   created_at=utc_stamp())
 
 
 def mix_pool(

@@ -7,7 +7,7 @@ each mixture into one live body), and the head is per domain.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from torch import nn
 from adaptermix.backbone.loading import Encoder
 from adaptermix.config import StrictModel
 from adaptermix.methods.base import AdapterBody
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 class HeadConfig(StrictModel):
@@ -85,7 +88,7 @@ class AdapterModel(nn.Module):
             kwargs["token_type_ids"] = on_device(token_type_ids)
         if inputs_embeds is not None:
             # FGSM perturbs fp32 embeddings; the encoder computes in its own format (the cast is differentiable).
-            kwargs["inputs_embeds"] = on_device(inputs_embeds).to(self.encoder.dtype)
+            kwargs["inputs_embeds"] = inputs_embeds.to(dev, non_blocking=True).to(self.encoder.dtype)
         else:
             kwargs["input_ids"] = on_device(input_ids)
         # Pooling, head and loss in fp32 whatever the encoder's precision (a no-op for an fp32 encoder).
@@ -93,8 +96,10 @@ class AdapterModel(nn.Module):
         mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], device=hidden.device)
         return self.head(hidden, mask)
 
-    def word_embeddings(self) -> nn.Embedding:
-        return self.encoder_model.get_input_embeddings()
+    def word_embeddings(self) -> nn.Module:
+        """The encoder's input embedding (ids -> vectors), e.g. ``nn.Embedding`` for BERT-like encoders."""
+        model = cast("PreTrainedModel", self.encoder.model)  # what every Encoder wraps
+        return model.get_input_embeddings()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Adapter body (``layers.*``) and head (``head.*``) tensors, on the CPU: what an artefact stores."""

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -43,6 +43,9 @@ from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
 from adaptermix.signals import exit_on_sigterm
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
+
+if TYPE_CHECKING:  # the runner imports this module: a runtime import would be a cycle
+    from adaptermix.adamix.runner import Assets
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +279,7 @@ def run_experiment(
     runs = plan_runs(cfg, full)
     pending = [r for r in runs if not is_done(r, root)]
     tasks = sorted({r.task for r in runs})
+    assets: Assets | None = None
     if dry_run or executor_factory is None:
         assets = load_assets(cfg, tasks)  # for the estimate (and, in-process, reused by the runs)
         total = sum(estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes) for r in pending)
@@ -287,12 +291,12 @@ def run_experiment(
             + (f" (workers help only as far as idle cores allow; {workers} asked)" if workers > 1 else ""),
             flush=True,
         )
-    if dry_run:
-        for r in pending:
-            print(
-                f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s"
-            )
-        return render_results(cfg)  # a dry run writes nothing
+        if dry_run:
+            for r in pending:
+                print(
+                    f"  {r.variant:<24} {r.task:<6} seed {r.seed}  ~{estimate_seconds(r, assets, cfg.train_tokens_per_s, cfg.inference.routes):.0f} s"
+                )
+            return render_results(cfg)  # a dry run writes nothing
     clear_stale_claims(root)
     if not pending:
         return write_tables(cfg)

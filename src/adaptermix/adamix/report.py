@@ -27,10 +27,14 @@ ALL_EXPERT_MODES = ("random", "ensemble")  # modes that must keep every expert a
 
 
 class TableLike(Protocol):
-    title: str
-    rows: list[str]
-    note: str
-    tasks: list[str] | None
+    @property
+    def title(self) -> str: ...
+    @property
+    def rows(self) -> list[str]: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def tasks(self) -> list[str] | None: ...
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,9 @@ class SentenceSimilarity:
         return out
 
     def scores(self, reference: str, texts: list[str]) -> np.ndarray:
-        return self.verdict(SimilarityPlan(len(texts), [reference, *texts]), self.embed([reference, *texts])).similarity
+        sims = self.verdict(SimilarityPlan(len(texts), [reference, *texts]), self.embed([reference, *texts])).similarity
+        assert sims is not None  # a verdict on a non-empty plan always carries its similarities
+        return sims
 
     def plan(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> SimilarityPlan:
         """What to encode for these candidates: the reference window first, then each candidate's window."""

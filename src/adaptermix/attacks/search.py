@@ -205,14 +205,14 @@ def query_steps(goal: GoalFunction, inputs: list[Input]) -> Generator[Request, n
 
 def drive(gen: Generator[Request, np.ndarray, T], goal: GoalFunction | None) -> T:
     """Run one example's generator to its end, answering each request on its own (the per-example path)."""
-    answer = None
     try:
+        request = next(gen)  # a generator starts with no answer (what ``send(None)`` does)
         while True:
-            request = gen.send(answer)  # type: ignore[arg-type]  # None only for the first send
             if isinstance(request, VictimRequest):
                 assert goal is not None
                 answer = goal.score_inputs(request.inputs)
             else:
                 answer = request.constraint.embed(request.texts, request.memo)
+            request = gen.send(answer)
     except StopIteration as stop:
         return stop.value

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -20,6 +21,16 @@ from torch import nn
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
 from adaptermix.errors import ResourceError
 from adaptermix.registry import UnknownNameError
+
+
+class Tokenizer(Protocol):
+    """What adaptermix asks of a Hugging Face tokenizer: batch encoding and the pad id."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    @property
+    def pad_token_id(self) -> int | None: ...
+
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -70,8 +81,8 @@ class Encoder:
     """A frozen encoder with its tokenizer and architecture spec."""
 
     name: str
-    model: nn.Module
-    tokenizer: object
+    model: nn.Module  # a transformers ``PreTrainedModel`` (typed as a module: its ``to`` is untyped)
+    tokenizer: Tokenizer
     spec: EncoderSpec
     fingerprint: str
 
@@ -137,7 +148,7 @@ def fingerprint_model(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def wrap_encoder(name: str, model: nn.Module, tokenizer: object) -> Encoder:
+def wrap_encoder(name: str, model: nn.Module, tokenizer: Tokenizer) -> Encoder:
     """Freeze an already-built model (e.g. a tiny random-init test model) and wrap it as an :class:`Encoder`."""
     model.eval()
     freeze(model)

@@ -40,7 +40,12 @@ class EncoderSpec:
 
     def blocks(self, encoder: nn.Module) -> nn.ModuleList:
         """The transformer blocks of ``encoder``."""
-        return encoder.get_submodule(self.layers)  # type: ignore[return-value]
+        blocks = encoder.get_submodule(self.layers)
+        if not isinstance(blocks, nn.ModuleList):
+            from adaptermix.errors import ConfigError
+
+            raise ConfigError(f"{self.layers} of a {self.model_type!r} model is a {type(blocks).__name__}, not a ModuleList")
+        return blocks
 
     def block_module(self, encoder: nn.Module, layer: int, site: str) -> nn.Module:
         """The output sub-block of ``site`` (attn or ffn) in block ``layer``, if the spec names one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 from collections.abc import Callable
 
 from adaptermix.cli.base import Command, register_command
@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             lines = [*lines, OWN_DATA]
         for line in lines:
             print(f"  {line}")
-    os.sys.stdout.flush()
+    sys.stdout.flush()
     return 0
 
 

@@ -7,8 +7,9 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.cli.base import COMMANDS
 from adaptermix.errors import AdapterMixError
 from adaptermix.signals import exit_on_sigterm
@@ -32,7 +33,7 @@ COMMAND_MODULES = (
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``adaptermix CMD: error: ...``) and exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from adaptermix.data.config import DataConfig, default_metric, resolve_data_dir
 from adaptermix.data.schema import TaskData, TaskInfo
@@ -50,7 +50,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return data
 
 
-def _is_task(manifest: dict[str, Any] | None) -> bool:
+def _is_task(manifest: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     return manifest is not None and "task" in manifest
 
 
@@ -95,7 +95,7 @@ def list_datapack(root: str | Path | None = None) -> list[TaskInfo]:
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         manifest = _read_manifest(folder)
         if _is_task(manifest):
-            infos.append(manifest_to_info(folder.name, manifest))  # type: ignore[arg-type]
+            infos.append(manifest_to_info(folder.name, manifest))
     return infos
 
 
@@ -106,7 +106,7 @@ def _dataset_folder(base: Path, name: str) -> tuple[Path, dict[str, Any]]:
     if not _is_task(manifest):
         available = ", ".join(info.name for info in list_datapack(base)) or "(none)"
         raise DataError(f"unknown dataset {name!r} in data pack {base}; available: {available}")
-    return folder, manifest  # type: ignore[return-value]
+    return folder, manifest
 
 
 def load_datapack(cfg: DataConfig, splits: tuple[str, ...]) -> TaskData:

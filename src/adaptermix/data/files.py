@@ -51,7 +51,7 @@ def file_format(path: str, configured: str) -> str:
 
 # TSV has no quoting convention (GLUE's .tsv files contain bare quote characters), so quotes are data
 # there; CSV follows the usual double-quote rules.
-_DIALECTS = {
+_DIALECTS: dict[str, dict[str, Any]] = {
     "csv": {"delimiter": ",", "quoting": csv.QUOTE_MINIMAL},
     "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE},
 }
@@ -141,7 +141,8 @@ def _label_names(
     label_key = cfg.columns.keys()[2]
     names = infer_label_names(row.get(label_key) for _, row in raw["train"])
     if not names:
-        raise DataError(f"{cfg.files['train']}: no labels found to infer label names from")  # type: ignore[index]
+        train = cfg.files["train"] if cfg.files else "train"  # raw has a train file, so files names it
+        raise DataError(f"{train}: no labels found to infer label names from")
     return names, True
 
 

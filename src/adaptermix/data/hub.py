@@ -247,7 +247,7 @@ def _examples(
         values = [ds[c] for c in cols]
         for i, vals in enumerate(zip(*values, strict=True)):
             row = dict(zip([k for k in keys if k is not None], vals, strict=True))
-            out.append(make_example(row, keys, codec, f"{source}[{hf}] row {i}"))  # type: ignore[arg-type]
+            out.append(make_example(row, keys, codec, f"{source}[{hf}] row {i}"))
     return out
 
 

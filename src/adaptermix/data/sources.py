@@ -188,7 +188,7 @@ class LabelCodec:
         if isinstance(raw, bool) or not isinstance(raw, ok_types):
             raise DataError(f"{where}: label {raw!r} is not a number")
         try:
-            value = float(raw)  # type: ignore[arg-type]
+            value = float(raw)
         except ValueError:
             raise DataError(f"{where}: label {raw!r} is not a number") from None
         if not math.isfinite(value):

@@ -247,10 +247,10 @@ def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
     method = MethodConfig(
         name=method_name,
         bottleneck_size=size,
-        activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],  # type: ignore[arg-type]
+        activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],
         dropout=float(cfg.get("dropout") or 0.0),
         original_ln_before=bool(cfg.get("original_ln_before")),
-        init=_init_of(cfg, src),  # type: ignore[arg-type]
+        init=_init_of(cfg, src),
     )
     provenance = {
         "adapter_name": name,

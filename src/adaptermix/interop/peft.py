@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import save_file
@@ -70,6 +70,8 @@ _MUST_BE: dict[str, tuple[Any, ...]] = {
     "arrow_config": (None,),
 }
 
+
+T = TypeVar("T")
 
 def leaf(path: str) -> str:
     """Last component of a dotted module path (what peft's ``target_modules`` list names)."""
@@ -170,7 +172,7 @@ def read_peft(src: Path, encoder: Encoder) -> ImportedBody:
     return ImportedBody(method=method, tensors=body, provenance=provenance)
 
 
-def _model_id(name: object) -> object:
+def _model_id(name: T) -> T | str:
     """A peft config's base model as a model id: a packaged copy's folder becomes the id it stands for."""
     return canonical_model_id(name) if isinstance(name, str) and name else name
 
@@ -178,7 +180,7 @@ def _model_id(name: object) -> object:
 def peft_base_model(src: Path) -> str | None:
     """The base model id recorded in a peft ``adapter_config.json`` (the default ``--model`` on import)."""
     name = read_json(src / CONFIG).get("base_model_name_or_path") or None
-    return _model_id(name)  # type: ignore[return-value]
+    return _model_id(name)
 
 
 def _number(x: float) -> int | float:

@@ -121,7 +121,7 @@ def sparse_fsd_record(
     sub = pool_flat[list(idx)]
     values = fsd[list(idx)][:, list(idx)] if fsd is not None else fsd_matrix_flat(sub)
     l, m, by = params.get("l"), params.get("m"), str(params.get("by", "layer"))  # noqa: E741 (Alg. 1's l)
-    chosen = select_by_fsd(values, l if isinstance(l, int) or l is None else None, names)  # type: ignore[arg-type]
+    chosen = select_by_fsd(values, l if isinstance(l, int) or l is None else None, names)
     groups = pruned_group_names(sub[chosen], layout, m if isinstance(m, int) else None, by)
     return {
         "mixed_adapters": [names[i] for i in chosen],

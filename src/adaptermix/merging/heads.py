@@ -1,7 +1,7 @@
 """Classifier heads of a mixture.
 
 Each domain has its own head and label set; a mixture's body is evaluated with the *target* domain's
-own head (architecture guide, "Heads"). Averaging heads is only meaningful when every adapter predicts
+own head (docs/architecture.md, "Heads"). Averaging heads is only meaningful when every adapter predicts
 the same labels in the same order, so it is refused otherwise.
 """
 

@@ -85,7 +85,7 @@ def concat_lora(
                 [vi * ci / out_alpha_over_r * p for vi, ci, p in zip(v, scales, parts, strict=True)], dim=1
             )
         else:
-            out[name] = sum(vi * p for vi, p in zip(v, parts, strict=True))  # type: ignore[assignment]
+            out[name] = sum(vi * p for vi, p in zip(v, parts, strict=True))
     return AdapterDelta(out, deltas[0].space)
 
 

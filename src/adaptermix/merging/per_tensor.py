@@ -21,7 +21,7 @@ def split_rows(x: Tensor, layout: ParamLayout) -> list[Tensor]:
     """Rows ``x`` [k, P] as one ``[k, *shape]`` view per tensor of ``layout`` (layout order)."""
     if x.shape[1] != layout.size:
         raise ConfigError(f"adapter rows have {x.shape[1]} parameters but the layout has {layout.size}")
-    parts = torch.split(x, layout.numels, dim=1)
+    parts = torch.split(x, list(layout.numels), dim=1)
     return [p.reshape(x.shape[0], *shape) for p, shape in zip(parts, layout.shapes, strict=True)]
 
 

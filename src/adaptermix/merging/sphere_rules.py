@@ -36,7 +36,7 @@ def karcher_mean(points: Tensor, max_iter: int, tol: float) -> Tensor:
     k = points.shape[0]
     if k == 1:
         return points[0]
-    norms = torch.linalg.vector_norm(points, dim=1)
+    norms: Tensor = torch.linalg.vector_norm(points, dim=1)
     valid = norms > tol
     if not bool(valid.any()):
         return torch.zeros_like(points[0])
@@ -77,10 +77,10 @@ def multislerp_mean(points: Tensor, w: Tensor, eps: float, name: str) -> Tensor:
     k = points.shape[0]
     if k == 1:
         return points[0]
-    norms = torch.linalg.vector_norm(points, dim=1, keepdim=True)
+    norms: Tensor = torch.linalg.vector_norm(points, dim=1, keepdim=True)
     units = points / (norms + eps)
     mean = (units * w[:, None]).sum(dim=0)
-    mean_norm = torch.linalg.vector_norm(mean)
+    mean_norm: Tensor = torch.linalg.vector_norm(mean)
     if float(mean_norm) < eps:
         if k == 2:
             return points[0] * w[0] + points[1] * w[1]
@@ -93,7 +93,7 @@ def multislerp_mean(points: Tensor, w: Tensor, eps: float, name: str) -> Tensor:
     mean = mean / mean_norm
     dots = (units * mean).sum(dim=-1, keepdim=True)
     tangent = ((units - dots * mean) * w[:, None]).sum(dim=0)
-    tangent_norm = torch.linalg.vector_norm(tangent) + eps
+    tangent_norm: Tensor = torch.linalg.vector_norm(tangent) + eps
     result = mean * torch.cos(tangent_norm) + tangent * (torch.sin(tangent_norm) / tangent_norm)
     return result * (norms.squeeze(-1) * w).sum()
 

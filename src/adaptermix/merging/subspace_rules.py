@@ -40,6 +40,8 @@ FUSION_BENCH = "tanganke/fusion_bench"
 
 def polar(m: Tensor) -> Tensor:
     """The orthogonal polar factor U @ Vh of ``m`` (FusionBench's "orthogonalise" step)."""
+    u: Tensor
+    vh: Tensor
     u, _, vh = torch.linalg.svd(m, full_matrices=False)
     return u @ vh
 
@@ -70,6 +72,8 @@ def tsv_matrix(t: Tensor) -> Tensor:
 
 def iso_c_matrix(t: Tensor) -> Tensor:
     """Iso-C on one matrix stack [k, m, n]: SVD of the sum, every singular value replaced by their mean."""
+    u: Tensor
+    vh: Tensor
     u, s, vh = torch.linalg.svd(t.sum(dim=0), full_matrices=False)
     return u @ torch.diag(torch.full_like(s, float(s.mean()))) @ vh
 

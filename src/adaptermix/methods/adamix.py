@@ -5,7 +5,9 @@ feed-forward one only for Pfeiffer) holds M copies of the down-projection and M 
 stacked on a leading expert axis. State-dict names follow the project convention with that extra axis:
 ``layers.{i}.{site}.down.weight`` is ``[Md, bottleneck, hidden]``, ``up.weight`` ``[Mu, hidden, bottleneck]``
 (``Md`` / ``Mu`` = 1 for the shared projection). A body with its experts averaged (Eq. 6) is therefore an
-ordinary bottleneck adapter after dropping that axis (see :mod:`adaptermix.adamix.merge`).
+ordinary bottleneck adapter after dropping that axis: :data:`MERGE_EXPERTS` says how (pure functions,
+the body's :meth:`~AdaMixBody.derived_artefacts`), :mod:`adaptermix.adamix.merge` reads and writes the
+artefacts.
 
 Routing (Sec. 3): in train mode every forward of the encoder draws, for every layer and site, one down and
 one up expert uniformly at random from a generator the body owns; the whole batch goes through them, so
@@ -33,24 +35,26 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
+from adaptermix.errors import ArtefactError
 from adaptermix.methods.base import (
     ACTIVATIONS,
     AdapterBody,
+    Derivation,
     Method,
     SiteModule,
     register_method,
     seeded_generator,
 )
 from adaptermix.methods.config import AdaMixOptions, MethodConfig
+from adaptermix.methods.losses import consistency_loss, task_loss
 
 PLACEMENT_SITES: dict[str, tuple[str, ...]] = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",)}
 """Sites adapted by each placement; the merged adapter is an artefact of the method of the same name."""
@@ -127,7 +131,8 @@ class AdaMixSite(SiteModule):
         route = self._routing.route
         down, up = (None, None) if route is None else route[self._where[0]][self._where[1]]
         h = self.drop(output.to(self.down.weight.dtype))  # fp32 experts over a bf16 encoder: cast at the boundary
-        return output + self.up(self.act(self.down(h, down)), up).to(output.dtype)
+        delta: torch.Tensor = self.up(self.act(self.down(h, down)), up).to(output.dtype)
+        return output + delta
 
 
 class AdaMixBody(AdapterBody):
@@ -152,13 +157,14 @@ class AdaMixBody(AdapterBody):
         self._pinned: list[list[tuple[int, int]]] | None = None
         self._train_gen: torch.Generator | None = None
         self._eval_gen = torch.Generator().manual_seed(0)
-        first = self.layers[0][sites[0]]
+        first = cast(AdaMixSite, self.site_modules()[0][2])  # layers[0][sites[0]]
         self.num_down, self.num_up = first.down.weight.shape[0], first.up.weight.shape[0]
 
     # -- routing -------------------------------------------------------------------------------------
-    def seed_routing(self, seed: int) -> None:
+    def seed_routing(self, seed: int) -> torch.Generator:
         """Seed the training-route generator (else it is seeded from the global RNG at the first draw)."""
         self._train_gen = torch.Generator().manual_seed(seed)
+        return self._train_gen
 
     def draw_route(self, generator: torch.Generator) -> list[list[tuple[int, int]]]:
         """One uniform draw of a (down, up) expert pair for every layer and site (one call, vectorised)."""
@@ -175,10 +181,11 @@ class AdaMixBody(AdapterBody):
         if self._pinned is not None:
             return self._pinned
         if self.training:
-            if self._train_gen is None:
+            gen = self._train_gen
+            if gen is None:
                 # Derived from the global RNG, which the training loop seeds with the run's seed.
-                self.seed_routing(int(torch.randint(0, 2**62, (1,)).item()))
-            return self.draw_route(self._train_gen)  # type: ignore[arg-type]
+                gen = self.seed_routing(int(torch.randint(0, 2**62, (1,)).item()))
+            return self.draw_route(gen)
         if self.inference is AdaMixInference.MERGED:
             return None
         if self.inference is AdaMixInference.FIXED:
@@ -223,9 +230,6 @@ class AdaMixBody(AdapterBody):
 
         With weight 0 there is a single pass (the cost of one adapter step).
         """
-        from adaptermix.adamix.consistency import consistency_loss
-        from adaptermix.training.loop import task_loss
-
         logits = model(**batch)
         loss = task_loss(logits, labels, regression)
         weight = self.options.consistency_weight
@@ -233,14 +237,44 @@ class AdaMixBody(AdapterBody):
             loss = loss + weight * consistency_loss(logits, model(**batch), regression)
         return loss
 
-    def export_merged(self, artefact_dir: str | Path) -> Path:
-        """Write the merged (Eq. 6) adapter of the unmerged artefact just saved at ``artefact_dir``.
+    def derived_artefacts(self) -> tuple[Derivation, ...]:
+        """The merged (Eq. 6) adapter, written by the training job beside the unmerged artefact it saved
+        (``<dir>-merged``, see :func:`adaptermix.adamix.merge.merged_path`)."""
+        return (MERGE_EXPERTS,)
 
-        Called by the training job after it saved the unmerged artefact; see :func:`merged_path`.
-        """
-        from adaptermix.adamix.merge import merge_artefact, merged_path
 
-        return merge_artefact(artefact_dir, merged_path(artefact_dir))
+# -- merging (Eq. 6) as pure functions: adaptermix.adamix.merge applies them to artefacts -------------
+MERGED_SUFFIX = "-merged"
+
+
+def merge_expert_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Eq. 6 on a state dict: body tensors lose their leading expert axis by averaging; heads are copied."""
+    return {k: (v if k.startswith("head.") else v.mean(0)) for k, v in tensors.items()}
+
+
+def merged_method_config(cfg: MethodConfig) -> MethodConfig:
+    """The plain bottleneck config equivalent to an AdaMix config after merging."""
+    if cfg.name != "adamix":
+        raise ArtefactError(
+            f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge"
+        )
+    # preset is dropped: a preset naming "adamix" would otherwise override the new name when reloaded.
+    return cfg.model_copy(update={"name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions()})
+
+
+def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """What a merged adapter records about where it came from."""
+    return {
+        "kind": "adamix_merged",
+        "rule": "mean of the experts of every projection (Wang et al. 2022, Eq. 6)",
+        "source": source,
+        "source_provenance": source_provenance,
+        "adamix": cfg.adamix.model_dump(mode="json"),
+    }
+
+
+# Metrics carry over: an unmerged body evaluates in MERGED mode by default, i.e. as the merged adapter.
+MERGE_EXPERTS = Derivation(MERGED_SUFFIX, merge_expert_tensors, merged_method_config, merged_provenance)
 
 
 def build_adamix(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdaMixBody:

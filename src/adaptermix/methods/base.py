@@ -3,19 +3,26 @@
 An :class:`AdapterBody` owns ``layers[i][site]`` modules whose state-dict names follow the project-wide
 convention ``layers.{i}.{site}.{param}``. :meth:`AdapterBody.attach` registers one forward hook per site on
 the module the encoder spec names; no upstream ``forward`` is copied and no class is swapped.
+
+The hooks a method may provide to training are declared here with their defaults, so the training job
+calls them on every body: :meth:`AdapterBody.training_loss` (the loss of one step; default the task loss
+of one forward) and :meth:`AdapterBody.derived_artefacts` (artefacts derived from the one training saved,
+as pure :class:`Derivation` functions; default none). A method never reads or writes artefacts itself:
+the training job (or a CLI command) applies a derivation with :func:`adaptermix.artefact.write_derived`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
 from adaptermix.methods.config import MethodConfig
+from adaptermix.methods.losses import task_loss
 from adaptermix.registry import Registry
 
 
@@ -32,6 +39,23 @@ class SiteModule(nn.Module):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Derivation:
+    """An artefact derived from a trained one (AdaMix: its merged adapter), as pure functions.
+
+    ``suffix``: the derived artefact is written beside its source, as ``<source dir><suffix>``.
+    ``tensors``: source state dict (body and ``head.*``) -> derived state dict.
+    ``method``: source method config -> derived method config (raise to refuse a source).
+    ``provenance``: (source method config, source provenance, source path or None) -> derived provenance.
+    Everything else in the metadata (task, head, base model, training, metrics) carries over.
+    """
+
+    suffix: str
+    tensors: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
+    method: Callable[[MethodConfig], MethodConfig]
+    provenance: Callable[[MethodConfig, dict[str, Any], str | None], dict[str, Any]]
+
+
 class AdapterBody(nn.Module):
     """All adapter site modules of one adapter, indexed ``layers[i][site]``."""
 
@@ -45,11 +69,10 @@ class AdapterBody(nn.Module):
         """Register the forward hooks on ``encoder``; attaching twice is an error."""
         if self._handles:
             raise RuntimeError("adapter body is already attached")
-        for i, layer in enumerate(self.layers):
-            for site, mod in layer.items():
-                get = encoder.spec.block_module if mod.hooks_block else encoder.spec.site_module
-                target = get(encoder.model, i, site)
-                self._handles.append(target.register_forward_hook(mod.hook))
+        for i, site, mod in self.site_modules():
+            get = encoder.spec.block_module if mod.hooks_block else encoder.spec.site_module
+            target = get(encoder.model, i, site)
+            self._handles.append(target.register_forward_hook(mod.hook))
 
     def detach(self) -> None:
         """Remove the hooks; the encoder is back to its original function."""
@@ -57,8 +80,28 @@ class AdapterBody(nn.Module):
             h.remove()
         self._handles.clear()
 
+    # -- hooks a method may override (the training job calls them on every body) ----------------------
+    def training_loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor, regression: bool
+    ) -> torch.Tensor:
+        """The loss of one training step of ``model`` (the :class:`~adaptermix.model.AdapterModel` this
+        body is attached to) on ``batch``: by default the task loss of one forward. AdaMix adds a
+        consistency term between two stochastically routed passes."""
+        return task_loss(model(**batch), labels, regression)
+
+    def derived_artefacts(self) -> tuple[Derivation, ...]:
+        """Artefacts the training job derives from the artefact it saved for this body (default none)."""
+        return ()
+
     def site_modules(self) -> list[tuple[int, str, SiteModule]]:
-        return [(i, s, m) for i, layer in enumerate(self.layers) for s, m in layer.items()]
+        """Every ``(layer, site, module)`` in layer order, then site order. The casts restate what
+        ``__init__`` built (a ModuleList of ModuleDicts of ``make``'s SiteModules), which torch's
+        container types cannot carry."""
+        return [
+            (i, s, cast(SiteModule, m))
+            for i, layer in enumerate(self.layers)
+            for s, m in cast(nn.ModuleDict, layer).items()
+        ]
 
 
 @dataclass(frozen=True)

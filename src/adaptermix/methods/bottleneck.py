@@ -87,7 +87,7 @@ class Bottleneck(SiteModule):
         With a bf16 encoder and fp32 adapter weights (training) the hidden state is cast up and the
         result cast back; in a sweep's live model the weights are bf16 and both casts are no-ops.
         """
-        out = self.up(self.act(self.down(self.drop(h.to(self.down.weight.dtype)))))
+        out: torch.Tensor = self.up(self.act(self.down(self.drop(h.to(self.down.weight.dtype)))))
         return out.to(h.dtype)
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
@@ -111,9 +111,11 @@ class BlockBottleneck(Bottleneck):
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         x, residual = args[0], args[1]
-        d = module.dropout(module.dense(x))
-        norm = getattr(module, self.norm_name)
-        return norm(d + self.delta(norm(d + residual)) + residual)
+        dense, dropout = module.get_submodule("dense"), module.get_submodule("dropout")
+        norm = module.get_submodule(self.norm_name)
+        d: torch.Tensor = dropout(dense(x))
+        out: torch.Tensor = norm(d + self.delta(norm(d + residual)) + residual)
+        return out
 
 
 def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:

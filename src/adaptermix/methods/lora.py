@@ -36,7 +36,8 @@ class LoRA(SiteModule):
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         # Computed in the adapter's dtype (fp32 master weights over a bf16 encoder), added in the encoder's.
         x = self.drop(args[0]).to(self.lora_A.dtype)
-        return output + ((x @ self.lora_A.T @ self.lora_B.T) * self.scale).to(output.dtype)
+        delta: torch.Tensor = ((x @ self.lora_A.T @ self.lora_B.T) * self.scale).to(output.dtype)
+        return output + delta
 
 
 def build_lora(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:

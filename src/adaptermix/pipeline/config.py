@@ -34,6 +34,9 @@ from adaptermix.sweep.spec import check_name
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
 
 
+def _scopes(*scopes: Literal["adapter", "layer"]) -> list[Literal["adapter", "layer"]]:
+    return list(scopes)
+
 class DataDefaults(StrictModel):
     """Data settings applied to every domain (a domain entry may override any of them)."""
 
@@ -108,7 +111,7 @@ class PruningStage(StrictModel):
         "are pruned, beside the prune-every-layer variant (m unset); the layers chosen are stored per trial",
     )
     scopes: list[Literal["adapter", "layer"]] = Field(
-        default_factory=lambda: ["adapter"],
+        default_factory=lambda: _scopes("adapter"),
         min_length=1,
         description="Fig. 8a (single sparse adapters): 'adapter' keeps the top (1 - s) of all the adapter's "
         "parameters (the paper); 'layer' prunes every layer to s on its own (a labelled variant)",
@@ -171,7 +174,7 @@ class StudyConfig(StrictModel):
     @field_validator("domains")
     @classmethod
     def _unique_domains(cls, v: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
-        names = [d if isinstance(d, str) else d.get("name") for d in v]
+        names = [d if isinstance(d, str) else str(d.get("name")) for d in v]
         if not v:
             raise ValueError("at least one domain is required")
         if len(set(names)) != len(names):

@@ -53,8 +53,8 @@ def run_study(
     write_single_adapter_table(adapters, out / "single_adapters.md")
     pools = []
     for label in dict.fromkeys(a.method for a in adapters):
-        reps = {f"{a.domain}~r{a.replicate}": (a.domain, a.path) for a in trained if a.method == label and a.replicate}
-        pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}, reps))
+        replicas = {f"{a.domain}~r{a.replicate}": (a.domain, a.path) for a in trained if a.method == label and a.replicate}
+        pools.append(MethodPool(label, {a.domain: a.path for a in adapters if a.method == label}, replicas))
     # Method-major: each method's stages all run before the next method's, so a study stopped part-way
     # has whole methods (every figure of a method needs its sweep, greedy and pruning results).
     for mp in pools:

@@ -119,7 +119,7 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
         # layer; Fig. 8b: mixtures of sparse adapters with every layer pruned (m unset) and, when
         # fsd_layers is set, Alg. 4 proper (only the m most conflicting layers): each its own setting.
         single = [{"name": "sparse_fsd", "params": {"s": s, "scope": sc}} for sc in pr.scopes for s in pr.sparsities]
-        variants = [{}] + ([{"m": pr.fsd_layers}] if pr.fsd_layers is not None else [])
+        variants: list[dict[str, int]] = [{}] + ([{"m": pr.fsd_layers}] if pr.fsd_layers is not None else [])
         mixed = [{"name": "sparse_fsd", "params": {"s": s, **v}} for v in variants for s in pr.mix_sparsities]
         return [
             # the single sparse adapters are k = 1 only: enumerate them, whatever the study's generator

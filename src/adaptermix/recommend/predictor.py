@@ -124,7 +124,7 @@ class MixturePredictor:
     def _predict_all(self, x: np.ndarray) -> np.ndarray:
         """[fits, n]: row 0 the prediction, the other rows the ensemble (bootstrap refits or trees)."""
         xs = np.asarray(x, dtype=np.float64)[:, self.use]
-        if self._trees is not None:
+        if self._trees is not None and self._impute is not None:  # fit() sets both together
             xt = np.where(np.isnan(xs), self._impute, xs)
             per_tree = np.asarray([t.predict(xt) for t in self._trees.estimators_])
             return np.vstack([per_tree.mean(axis=0, keepdims=True), per_tree])

@@ -220,7 +220,7 @@ def _evolve(run: _Run, seed: int, prior: Sequence[Measured], mu: int = 3, lam: i
     parents: list[tuple[float, np.ndarray]] = [(run.result.single, start)]
     tries = 0
     while run.left > 0 and tries < 50 * run.budget:
-        children = []
+        children: list[np.ndarray] = []
         for _ in range(lam):
             tries += 1
             a = parents[int(rng.integers(len(parents)))][1]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.evaluations.registry import EVALUATION_KINDS, label_of, report_order
 from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F
@@ -196,7 +197,7 @@ def _pruning_part(md: MethodData, a: _Assets) -> str:
         label = SPARSE_LABELS[variant]
         body += a.figure(
             f"fig8a_sparsity_{m}_{variant}",
-            lambda curve=curve, label=label: F.sparsity_figure(curve, f"{m}: single sparse adapters, {label}"),
+            partial(F.sparsity_figure, curve, f"{m}: single sparse adapters, {label}"),
             f"Fig. 8a ({label}): single-adapter metric averaged over domains vs sparsity (0% = dense).",
         )
         body += a.table(T.sparsity_table(curve, m, variant))

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.axis import Axis
+from matplotlib.ticker import MaxNLocator
 
 from adaptermix.evaluations.registry import colour_of, label_of, report_order
 from adaptermix.report.plots import fsd_heatmap, plt
@@ -25,6 +27,13 @@ BAR_COLOR = "skyblue"  # the paper's sky-blue FSD bars
 MIX_COLOR = "tab:red"  # solid red: accuracy after mixing
 SINGLE_COLOR = "tab:blue"  # dashed blue: the standalone adapter
 Figure = plt.Figure
+
+
+def _integer_ticks(axis: Axis) -> None:
+    """Only integer ticks on ``axis`` (mixture sizes), keeping its default (Auto, a MaxN) locator."""
+    locator = axis.get_major_locator()
+    if isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
 
 
 def _grid(n: int, panel: tuple[float, float] = (3.2, 2.5), ncols: int = 4) -> tuple[Figure, list[Any]]:
@@ -128,7 +137,7 @@ def per_k_grid(
         ax.set_title(target, fontsize=10)
         ax.set_xlabel("k (mixed adapters)")
         ax.set_ylabel(metric)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
     return _finish(fig, f"{title} (line: mean, band: min–max over mixtures)")
 
@@ -246,7 +255,7 @@ def greedy_figure(
         ax.plot(ls, [getattr(g, field) for g in rows], color=color, ls=ls_, marker="o", ms=3, label=label)
     ax.set_xlabel("l (mixed adapters)")
     ax.set_ylabel("metric, mean over targets")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)
@@ -290,7 +299,7 @@ def sparse_mixing_figure(
         ax.plot(ks, [curve[k] for k in ks], color=color, ls=ls, marker="o", ms=3, label=name)
     ax.set_xlabel("k (mixed adapters)")
     ax.set_ylabel("metric, mean over targets")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)

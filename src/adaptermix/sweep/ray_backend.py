@@ -86,7 +86,7 @@ def ray_backend(
         owner: dict[Any, int] = {}
 
         def submit() -> None:
-            for a in sorted(load, key=load.get):
+            for a in sorted(load, key=load.__getitem__):
                 while queue and load[a] < in_flight_per_worker:
                     b = queue.pop(0)
                     ref = actors[a].run.remote(batches[b])

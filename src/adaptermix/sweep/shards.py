@@ -70,10 +70,10 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
             for name, digest in store.adapter_hashes().items():
                 if adapters.setdefault(name, digest) != digest:
                     raise StoreConflictError(f"stores hold results of different weights for adapter {name!r} ({src})")
-            rows = {name: store.rows(name) for name in TABLES}
+            read = {name: store.rows(name) for name in TABLES}
         for name in TABLES:
-            tables[name].extend(rows[name])
-        for row in rows["trials"]:
+            tables[name].extend(read[name])
+        for row in read["trials"]:
             prior = seen.setdefault(row["key"], row)
             if not _same_result(prior, row):
                 raise StoreConflictError(f"trial {row['key']} has different results in {src} and another store")

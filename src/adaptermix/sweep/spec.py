@@ -1,6 +1,6 @@
 """Sweep spec (YAML) -> frozen trials, each keyed by a hash of its canonical JSON.
 
-Pattern from the architecture guide ("Sweeps: expand, then run"): a :class:`SweepSpec` says *what* to
+Pattern from docs/architecture.md, "Sweeps: expand, then run": a :class:`SweepSpec` says *what* to
 compute; :func:`expand` turns it into a flat list of immutable :class:`Trial` values before anything runs;
 :func:`describe_expansion` reports the size from closed forms (no enumeration); the runner skips every
 trial whose key the results store already holds, so a rerun or a resume does no work twice, and

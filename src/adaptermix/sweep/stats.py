@@ -321,18 +321,18 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
     out.sort(key=lambda g: (g.setting, g.target, g.l))
     averages = []
     for setting, size in sorted({(g.setting, g.l) for g in out}):
-        group = [g for g in out if g.setting == setting and g.l == size]
+        members = [g for g in out if g.setting == setting and g.l == size]
         averages.append(
             GreedyRow(
                 setting,
-                group[0].evaluation,
+                members[0].evaluation,
                 ALL,
                 size,
-                *(
-                    _mean(getattr(g, f) for g in group)
-                    for f in ("greedy_min", "greedy_max", "upper", "lower")
-                ),
-                len(group),
+                _mean(g.greedy_min for g in members),
+                _mean(g.greedy_max for g in members),
+                _mean(g.upper for g in members),
+                _mean(g.lower for g in members),
+                len(members),
             )
         )
     return out + averages
@@ -341,6 +341,7 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
 def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]]) -> SweepStats:
     """Every statistics table from one consistent snapshot of the store's ``trials`` table (or from
     already-read ``trials`` rows, e.g. a selection of them)."""
+    raw: Sequence[Mapping[str, Any]]
     if isinstance(store, ResultsStore):
         raw = store.rows("trials")
     elif isinstance(store, Sequence) and not isinstance(store, str):

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adaptermix import __version__
+from adaptermix._version import __version__
 from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
 from adaptermix.evaluations.base import AdversarialExample  # lives with the evaluation outcomes; re-exported
 from adaptermix.io import OutputError, ensure_parent
@@ -230,16 +230,21 @@ class TrialResult:
 
 # -------------------------------------------------------------------------------------- SQL errors
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html), spelled out because the sqlite3 module
+# only exports them from Python 3.11 on (on 3.10 reading sqlite3.SQLITE_BUSY failed at import).
+SQLITE_PERM, SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR = 3, 5, 8, 10
+SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
+
 # Primary SQLite result code -> (error class for a writer, error class for a reader, what it means).
 _SQLITE_CODES: dict[int, tuple[type[AdapterMixError], type[AdapterMixError], str]] = {
-    sqlite3.SQLITE_NOTADB: (ArtefactError, ArtefactError, "not an SQLite database"),
-    sqlite3.SQLITE_CORRUPT: (ArtefactError, ArtefactError, "the database file is corrupted"),
-    sqlite3.SQLITE_FULL: (OutputError, OutputError, "disk full"),
-    sqlite3.SQLITE_READONLY: (OutputError, ArtefactError, "read-only location"),
-    sqlite3.SQLITE_CANTOPEN: (OutputError, ArtefactError, "cannot open the file"),
-    sqlite3.SQLITE_PERM: (OutputError, ArtefactError, "permission denied"),
-    sqlite3.SQLITE_IOERR: (OutputError, ArtefactError, "I/O error"),
-    sqlite3.SQLITE_BUSY: (
+    SQLITE_NOTADB: (ArtefactError, ArtefactError, "not an SQLite database"),
+    SQLITE_CORRUPT: (ArtefactError, ArtefactError, "the database file is corrupted"),
+    SQLITE_FULL: (OutputError, OutputError, "disk full"),
+    SQLITE_READONLY: (OutputError, ArtefactError, "read-only location"),
+    SQLITE_CANTOPEN: (OutputError, ArtefactError, "cannot open the file"),
+    SQLITE_PERM: (OutputError, ArtefactError, "permission denied"),
+    SQLITE_IOERR: (OutputError, ArtefactError, "I/O error"),
+    SQLITE_BUSY: (
         ResourceError,
         ResourceError,
         f"locked by another process for over {BUSY_TIMEOUT_S:.0f} s",

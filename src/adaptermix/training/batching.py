@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from adaptermix.backbone.loading import Tokenizer
 from adaptermix.data.schema import Example
 
 
@@ -36,15 +37,15 @@ class TokenizedSet:
         return TokenizedSet([self.input_ids[i] for i in idx], tt, self.labels[list(idx)], self.pad_id)
 
 
-def tokenize(tokenizer: object, examples: Sequence[Example], max_length: int, regression: bool) -> TokenizedSet:
+def tokenize(tokenizer: Tokenizer, examples: Sequence[Example], max_length: int, regression: bool) -> TokenizedSet:
     """Tokenise ``examples`` (single texts or pairs) once, truncated to ``max_length`` tokens."""
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair is not None else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)  # type: ignore[operator]
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
     dtype = torch.float32 if regression else torch.long
     labels = torch.tensor([e.label for e in examples], dtype=dtype)
     tt = enc.get("token_type_ids")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # type: ignore[attr-defined]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return TokenizedSet(list(enc["input_ids"]), list(tt) if tt is not None else None, labels, int(pad))
 
 
@@ -53,13 +54,14 @@ def collate(tset: TokenizedSet, idx: Sequence[int]) -> dict[str, torch.Tensor]:
     width = max(len(tset.input_ids[i]) for i in idx)
     ids = torch.full((len(idx), width), tset.pad_id, dtype=torch.long)
     mask = torch.zeros((len(idx), width), dtype=torch.long)
-    tt = torch.zeros((len(idx), width), dtype=torch.long) if tset.token_type_ids is not None else None
+    types = tset.token_type_ids
+    tt = torch.zeros((len(idx), width), dtype=torch.long) if types is not None else None
     for row, i in enumerate(idx):
         seq = tset.input_ids[i]
         ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
-        if tt is not None:
-            tt[row, : len(seq)] = torch.tensor(tset.token_type_ids[i], dtype=torch.long)  # type: ignore[index]
+        if tt is not None and types is not None:
+            tt[row, : len(seq)] = torch.tensor(types[i], dtype=torch.long)
     batch = {"input_ids": ids, "attention_mask": mask}
     if tt is not None:
         batch["token_type_ids"] = tt

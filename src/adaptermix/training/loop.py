@@ -5,7 +5,8 @@ linear decay, gradient clipping, validation each epoch (or every N steps) with b
 and optional early stopping, a progress bar with ETA and running loss. Deterministic for a seed on CPU.
 
 Methods that need more than "logits -> task loss" per step (AdaMix: two stochastic passes plus a
-consistency term) provide a ``training_loss`` hook on their body; the loop stays the same.
+consistency term) override :meth:`~adaptermix.methods.base.AdapterBody.training_loss`, a hook every body
+has (default: the task loss); the loop stays the same.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adaptermix.data.schema import TaskInfo
+from adaptermix.methods.losses import task_loss as task_loss  # re-exported: its historical home
 from adaptermix.model import AdapterModel
 from adaptermix.training.batching import TokenizedSet, num_train_batches, train_batches
 from adaptermix.training.config import TrainConfig
@@ -35,24 +36,15 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """Cross-entropy for classification, mean squared error for regression."""
-    labels = labels.to(logits.device)
-    if regression:
-        return F.mse_loss(logits.squeeze(-1), labels.float())
-    return F.cross_entropy(logits, labels)
-
-
 def step_loss(model: AdapterModel, batch: dict[str, torch.Tensor], labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """The loss of one step; a body may override it (``training_loss``), e.g. AdaMix's consistency term."""
-    custom = getattr(model.body, "training_loss", None)
-    if custom is not None:
-        return custom(model, batch, labels, regression)
-    return task_loss(model(**batch), labels, regression)
+    """The loss of one step: the body's ``training_loss`` hook (the task loss unless the method overrides
+    it, e.g. AdaMix's consistency term)."""
+    return model.body.training_loss(model, batch, labels, regression)
 
 
 def _param_groups(model: AdapterModel, weight_decay: float) -> list[dict[str, object]]:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for mod in (model.body, model.head):
         for name, p in mod.named_parameters():
             if not p.requires_grad:

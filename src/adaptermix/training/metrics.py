@@ -7,7 +7,8 @@ that need probabilities. Names follow the data pack's manifests (``f1_macro`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -20,10 +21,10 @@ MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 METRICS: Registry[MetricFn] = Registry("metric")
 
 
-def _safe_corr(fn: Callable[..., object], y: np.ndarray, p: np.ndarray) -> float:
+def _safe_corr(fn: Callable[[np.ndarray, np.ndarray], Sequence[Any]], y: np.ndarray, p: np.ndarray) -> float:
     if len(y) < 2 or np.std(y) == 0 or np.std(p) == 0:
         return 0.0
-    return float(fn(y, p)[0])  # type: ignore[index]
+    return float(fn(y, p)[0])
 
 
 def _f1(average: str) -> MetricFn:
@@ -61,6 +62,7 @@ def compute_metrics(
     ``outputs`` are logits [n, C] for classification (argmax taken) or predictions [n] / [n, 1] for
     regression.
     """
+    names: tuple[str, ...]
     if regression:
         preds = outputs.reshape(-1)
         names = REGRESSION_METRICS

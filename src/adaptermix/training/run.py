@@ -16,6 +16,7 @@ from adaptermix.artefact import (
     new_model,
     save_adapter,
     task_to_dict,
+    write_derived,
 )
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import dump_config, validate
@@ -99,10 +100,9 @@ def train_adapter(
             metrics=metrics,
         )
         path = save_adapter(write_to or cfg.output_dir, model.trainable_state(), meta, {"config.yaml": dump_config(cfg)})
-        # Extension point: a method with a deployable form of its artefact (AdaMix: the merged adapter).
-        export_merged = getattr(model.body, "export_merged", None)
-        if export_merged is not None:
-            export_merged(path)
+        # A method's derived artefacts (AdaMix: the merged adapter), written beside the one just saved.
+        for derivation in model.body.derived_artefacts():
+            write_derived(path, derivation)
     finally:
         model.detach_body()
     return TrainOutcome(path, metrics, info.metric)
