@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import warnings
 from collections import defaultdict
@@ -182,8 +183,8 @@ class SelectionRow:
 #: per domain a packed 1-bit mask and one float32 scalar: 1 + 32/P bits per parameter plus < 8 bits of
 #: padding (docs/masked-merging.md, "Storage"); every other rule keeps nothing per domain.
 MASKED_STORAGE: dict[str, tuple[float, str]] = {
-    "emr": (1.0, "1-bit mask + 1 float32 scale"),
-    "tall_mask": (1.0, "1-bit mask (+ a float32 1.0 kept for one format)"),
+    "emr": (1.0, "1 bit/param + 1 scalar"),  # the mask and the rescaler s_d
+    "tall_mask": (1.0, "1 bit/param + 1 scalar"),  # the mask, and a scalar 1.0 kept for one artefact format
 }
 STATIC_STORAGE = (0.0, "none (one shared adapter)")
 #: Rules left out of the "which rule?" comparison: the paper's pruning (Fig. 8 reports it).
@@ -409,8 +410,6 @@ def _pick_matches(tag: str, target: str, subset_json: str, size: int,
     sel = selections.get((tag, target))
     if sel is None or not sel.get("adapters"):
         return True
-    import json
-
     return sorted(json.loads(subset_json)) == sorted(list(sel["adapters"])[:size])
 
 
@@ -498,8 +497,9 @@ BASE_FIELDS = tuple(f for f in SETTING_FIELDS if f not in ("rule", "rule_params_
 
 
 def rule_label(rule: str, params_json: str) -> str:
-    """``rule`` plus its parameters as compact JSON when it has any (``ties{"density":0.2}``)."""
-    return rule if params_json in ("", "{}", None) else f"{rule}{params_json}"
+    """``rule`` plus its parameters as key-sorted JSON when it has any (``ties{"density": 0.2}``)."""
+    params = json.loads(params_json or "{}")
+    return f"{rule}{json.dumps(params, sort_keys=True)}" if params else rule
 
 
 def rule_storage(rule: str) -> tuple[float, str]:
