@@ -21,7 +21,16 @@ import numpy as np
 
 from adaptermix.evaluations.registry import label_of, report_order
 from adaptermix.io import atomic_write_text
-from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats, RuleRow, SelectionRow, SoupChoiceRow
+from adaptermix.sweep.stats import (
+    ALL,
+    CorrelationRow,
+    DropRow,
+    GreedyRow,
+    KStats,
+    RuleRow,
+    SelectionRow,
+    SoupChoiceRow,
+)
 from adaptermix.training.metrics import NEAR_BASELINE_PP, is_near
 
 PP = 100.0  # metric -> percentage points

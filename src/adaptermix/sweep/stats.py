@@ -541,7 +541,7 @@ def rule_comparison(rows: Sequence[Mapping[str, Any]], singles: Sequence[Mapping
             label[setting], r["evaluation"], rule_label(r["rule"], r["rule_params_json"]), r["target"], int(r["k"]),
             s, metric, (s - metric) * 100.0, 100.0 * metric / s if s else math.nan, bits, what, 1)
     out: list[RuleRow] = []
-    for setting, by_target in sorted(per.items(), key=lambda kv: str(kv[0])):
+    for _setting, by_target in sorted(per.items(), key=lambda kv: str(kv[0])):
         group = [by_target[t] for t in sorted(by_target)]
         first = group[0]
         avg = RuleRow(first.setting, first.evaluation, first.rule, ALL, None,
