@@ -1,61 +1,51 @@
 """Issue #18's table: every rule's all-domain mixture (k = N) against each domain's own adapter.
 
-    python scripts/rule_comparison.py runs/cpu-all-domain/pfeiffer/results.sqlite \
-        runs/cpu-study/pfeiffer/results.sqlite [--exclude mrpc,rte] [--json out.json]
+    python scripts/rule_comparison.py results/cpu-all-domain/pfeiffer/results.sqlite \
+        results/cpu-study/pfeiffer/results.sqlite [--exclude mrpc,rte] [--json out.json]
 
-Reads the k = N trials of the first store (one per target and rule) and the single adapters' clean metric
-(k = 1, rule average, untagged) of the second (the study's store: same test examples, caps and seed).
-Prints, per rule: the mean drop in points (single - mixture; positive = the mixture is worse), the worst
-target, the mean normalised metric (mixture / single, %), and the storage per domain (static rules: one
-shared adapter; masked rules: 1 bit per parameter + one scale per domain).
+A thin wrapper over :func:`adaptermix.sweep.stats.rule_comparison` (the ``rules`` table of ``adaptermix
+stats`` and the report's "Which rule?" section), kept to reproduce ``results/cpu-all-domain/rules-*.txt/.json``:
+the k = N trials come from the first store, the single adapters (k = 1, rule average, untagged, same
+evaluation/split/caps/seed) from the second (the study's store) where the first has none. Prints, per rule:
+the mean drop in points (single - mixture; positive = the mixture is worse), the mean normalised metric
+(mixture / single, %), the worst target and the storage per domain. Only clean trials are compared.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
 
+from adaptermix.sweep.stats import ALL, rule_comparison
 from adaptermix.sweep.store import ResultsStore
-
-MASKED = {"emr", "tall_mask"}
 
 
 def _rows(path: str) -> list[dict]:
     with ResultsStore(path, readonly=True) as s:
-        return [{**r, "trial": json.loads(r["trial_json"])} for r in s.rows()]
+        return [r for r in s.rows() if r["evaluation"] == "clean"]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("store")
     p.add_argument("singles")
     p.add_argument("--exclude", default="", help="targets left out (comma-separated), e.g. flagged ones")
     p.add_argument("--json")
     args = p.parse_args()
-    exclude = {t for t in args.exclude.split(",") if t}
-    single = {r["target"]: r["metric"] for r in _rows(args.singles)
-              if r["k"] == 1 and r["rule"] == "average" and r["tag"] == "" and r["evaluation"] == "clean"}
-    mixes = [r for r in _rows(args.store) if r["evaluation"] == "clean" and r["target"] not in exclude]
-    n = max(r["k"] for r in mixes)
-    by_rule: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-    for r in mixes:
-        if r["k"] == n and r["target"] in single:
-            label = r["rule"] + (json.dumps(r["trial"]["rule_params"], sort_keys=True) if r["trial"]["rule_params"] else "")
-            by_rule[label].append((r["target"], r["metric"], single[r["target"]]))
+    exclude = sorted(t for t in args.exclude.split(",") if t)
+    table = rule_comparison(_rows(args.store), _rows(args.singles), exclude=(), exclude_targets=exclude)
     rows = []
-    for label, vals in by_rule.items():
-        drops = [(s - m) * 100 for _, m, s in vals]
-        norm = [m / s * 100 for _, m, s in vals if s > 0]
-        worst = max(vals, key=lambda v: v[2] - v[1])
-        rows.append({"rule": label, "targets": len(vals), "mean_drop_points": round(sum(drops) / len(drops), 2),
-                     "worst": f"{worst[0]} {(worst[2] - worst[1]) * 100:.1f}",
-                     "normalised_pct": round(sum(norm) / len(norm), 1),
-                     "per_domain_storage": "1 bit/param + 1 scalar" if label.split("{")[0] in MASKED else "none (one shared adapter)"})
+    for avg in (r for r in table if r.target == ALL):
+        per = [r for r in table if r.setting == avg.setting and r.target != ALL]
+        worst = max(per, key=lambda r: r.drop_pts)
+        rows.append({"rule": avg.rule, "targets": avg.n, "mean_drop_points": round(avg.drop_pts, 2),
+                     "worst": f"{worst.target} {worst.drop_pts:.1f}", "normalised_pct": round(avg.pct_of_single, 1),
+                     "per_domain_storage": avg.storage})
     rows.sort(key=lambda r: r["mean_drop_points"])
-    print(f"k = {n} (all domains), {len(next(iter(by_rule.values())))} targets"
-          + (f", excluding {', '.join(sorted(exclude))}" if exclude else ""))
+    n = max(r.k or 0 for r in table)
+    print(f"k = {n} (all domains), {rows[0]['targets']} targets"
+          + (f", excluding {', '.join(exclude)}" if exclude else ""))
     print(f"{'rule':52s} {'mean drop (pts)':>15s} {'normalised %':>12s}  worst target (pts)")
     for r in rows:
         print(f"{r['rule']:52s} {r['mean_drop_points']:15.2f} {r['normalised_pct']:12.1f}  {r['worst']}")

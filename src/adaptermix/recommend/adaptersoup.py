@@ -137,40 +137,80 @@ def domain_centroids(embeddings: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
     return {n: e.mean(axis=0) for n, e in _check_embeddings(embeddings).items()}
 
 
-def select_by_clustering(embeddings: Mapping[str, np.ndarray], target: str, *, max_adapters: int = 5,
-                         min_share: float = 0.10, seed: int = 0, covariance_type: str = "diag") -> Selection:
-    """AdapterSoup's clustering rule: a seeded Gaussian mixture with one component per domain.
+@dataclass(frozen=True)
+class DomainMixture:
+    """AdapterSoup's Gaussian mixture over the domains' embeddings, one component per domain, each component
+    tied to the domain whose texts it holds most of (ties by domain name; an empty component to none)."""
 
-    The mixture is fitted on every domain's embeddings (the target's included: it is a training domain
-    here); each component belongs to the domain whose texts it holds most of. The others whose components
-    receive at least ``min_share`` of the target's texts are added by share, up to ``max_adapters``.
-    """
+    names: tuple[str, ...]  # sorted
+    gmm: Any  # a fitted sklearn GaussianMixture
+    component_domain: dict[int, int]  # component -> index into names
+
+    def shares(self, queries: np.ndarray) -> dict[str, float]:
+        """Domain name -> the share of ``queries`` ([n, d] embeddings) assigned to its components."""
+        q = np.asarray(queries, dtype=np.float64)
+        if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] != self.gmm.means_.shape[1] or not np.isfinite(q).all():
+            raise ConfigError(f"query embeddings have shape {q.shape}; expected finite [n>0, "
+                              f"{self.gmm.means_.shape[1]}]")
+        labels = self.gmm.predict(q)
+        out = {n: 0.0 for n in self.names}
+        for c, d in self.component_domain.items():
+            out[self.names[d]] += float((labels == c).mean())
+        return out
+
+
+def fit_domain_mixture(embeddings: Mapping[str, np.ndarray], *, seed: int = 0,
+                       covariance_type: str = "diag") -> DomainMixture:
+    """Fit AdapterSoup's mixture (one component per domain, seeded) on every domain's embeddings."""
     from sklearn.mixture import GaussianMixture
 
     emb = _check_embeddings(embeddings)
     names = sorted(emb)  # the fit does not depend on the mapping's order
-    _check_common(names, target, max_adapters)
-    if not 0.0 < min_share <= 1.0:
-        raise ConfigError(f"min_share must lie in (0, 1], got {min_share}")
     data = np.concatenate([emb[n] for n in names])
     if len(data) < len(names):
         raise ConfigError(f"{len(data)} texts cannot fit a mixture of {len(names)} components")
     owner = np.repeat(np.arange(len(names)), [len(emb[n]) for n in names])
     gmm = GaussianMixture(len(names), covariance_type=covariance_type, random_state=seed)
     try:
-        labels = gmm.fit_predict(data)
+        labels = gmm.fit_predict(data)  # consistent with gmm.predict(data) (sklearn's final E-step)
     except ValueError as exc:
         raise ConfigError(f"Gaussian mixture failed ({str(exc).splitlines()[0]})") from None
     # names are sorted, so argmax (first maximum) breaks count ties by domain name
     counts = np.zeros((len(names), len(names)), dtype=np.int64)  # [component, domain]
     np.add.at(counts, (labels, owner), 1)
     component_domain = {c: int(counts[c].argmax()) for c in range(len(names)) if counts[c].sum() > 0}
-    target_labels = labels[owner == names.index(target)]
-    scores = {n: 0.0 for n in names if n != target}
-    for c, d in component_domain.items():
-        if names[d] != target:
-            scores[names[d]] += float((target_labels == c).mean())
+    return DomainMixture(tuple(names), gmm, component_domain)
+
+
+def select_by_shares(shares: Mapping[str, float], target: str, *, max_adapters: int = 5,
+                     min_share: float = 0.10) -> Selection:
+    """AdapterSoup's clustering rule on precomputed shares (domain -> share of the target's texts)."""
+    names = list(shares)
+    _check_common(names, target, max_adapters)
+    if not 0.0 < min_share <= 1.0:
+        raise ConfigError(f"min_share must lie in (0, 1], got {min_share}")
+    scores = {n: float(shares[n]) for n in sorted(names) if n != target}
     return _select(target, scores, lambda s: s >= min_share, max_adapters, "clustering")
+
+
+def select_by_clustering(embeddings: Mapping[str, np.ndarray], target: str, *, max_adapters: int = 5,
+                         min_share: float = 0.10, seed: int = 0, covariance_type: str = "diag",
+                         queries: np.ndarray | None = None) -> Selection:
+    """AdapterSoup's clustering rule: a seeded Gaussian mixture with one component per domain.
+
+    The mixture is fitted on every domain's embeddings (the target's included: it is a training domain
+    here); each component belongs to the domain whose texts it holds most of. The others whose components
+    receive at least ``min_share`` of the target's texts — ``queries`` when given (e.g. the target's
+    validation texts), else the target's own rows of ``embeddings`` — are added by share, up to
+    ``max_adapters``.
+    """
+    emb = _check_embeddings(embeddings)
+    _check_common(sorted(emb), target, max_adapters)
+    if not 0.0 < min_share <= 1.0:
+        raise ConfigError(f"min_share must lie in (0, 1], got {min_share}")
+    mixture = fit_domain_mixture(emb, seed=seed, covariance_type=covariance_type)
+    shares = mixture.shares(emb[target] if queries is None else queries)
+    return select_by_shares(shares, target, max_adapters=max_adapters, min_share=min_share)
 
 
 def embed_domains(texts: Mapping[str, Sequence[str]], encode: Encode) -> dict[str, np.ndarray]:

@@ -176,13 +176,60 @@ def _greedy_part(md: MethodData, a: _Assets) -> str:
     rows = md.greedy()
     if not any(g.target == "*" for g in rows):
         return H.sub("Fig. 7: greedy mixing", H.not_run("Greedy FSD mixing (Alg. 1)"))
+    soup = F.has_soup(rows)
+    caption = (
+        "Fig. 7: greedy min-FSD and max-FSD mixtures of l adapters vs the best and worst evaluated "
+        "mixture of l adapters (empirical bounds), averaged over targets."
+    )
+    if soup:
+        caption += (
+            " Also AdapterSoup's selections (the first l adapters of its similarity and clustering "
+            "selections; each averaged over the targets whose selection reaches l) and random selection: "
+            "the mean over every evaluated mixture of l adapters that contains the target, the expected "
+            "metric of a uniformly random pick."
+        )
     fig = a.figure(
         f"fig7_greedy_{md.label}",
-        lambda: F.greedy_figure(rows, f"{md.label}: greedy FSD mixing"),
-        "Fig. 7: greedy min-FSD and max-FSD mixtures of l adapters vs the best and worst evaluated "
-        "mixture of l adapters (empirical bounds), averaged over targets.",
+        lambda: F.greedy_figure(rows, f"{md.label}: " + ("which adapters to mix" if soup else "greedy FSD mixing")),
+        caption,
     )
-    return H.sub("Fig. 7: greedy mixing vs empirical bounds", fig + a.table(T.greedy_table(rows, md.label)))
+    body = fig + a.table(T.greedy_table(rows, md.label))
+    wins = md.selection_wins()
+    if wins:
+        counts = T.selection_wins(wins)
+        body += H.paragraph(
+            "Which selection wins at equal l (targets × l ≥ 2, ties count for none): "
+            + ", ".join(f"{name} {n}" for name, n in counts.items())
+            + f" of {len(wins)}."
+        )
+        body += a.table(T.selection_table(wins, md.label))
+    if md.soup_choices():
+        body += a.table(T.soup_choice_table(md.soup_choices(), md.label))
+    title = "Fig. 7: greedy mixing vs empirical bounds" + (", AdapterSoup and random selection" if soup else "")
+    return H.sub(title, body)
+
+
+def _rules_part(md: MethodData, a: _Assets) -> str:
+    """"Which rule?": every merge rule's all-domain mixture against the single adapters (when the store holds
+    two rules or more at k = N; nothing otherwise)."""
+    rows = md.rules()
+    if not rows:
+        return ""
+    best = min((r for r in rows if r.target == "*"), key=lambda r: r.drop_pts)
+    fig = a.figure(
+        f"rules_drop_{md.label}",
+        lambda: F.rule_drop_figure(rows, f"{md.label}: the all-domain mixture, rule by rule"),
+        "Which rule? Mean drop of the all-domain mixture (k = N) from each target's single adapter, in "
+        "points, per merge rule (hatched: masked rules, 1 bit per parameter + a scale per domain).",
+    )
+    text = H.paragraph(
+        f"Best: {best.rule}, {best.drop_pts:.1f} points below the single adapters on average "
+        f"({best.pct_of_single:.1f} % of single) over {best.n} targets; per-domain storage: {best.storage}."
+    )
+    return H.sub(
+        "Which rule? The all-domain mixture per merge rule",
+        fig + text + a.table(T.rule_table(rows, md.label)) + a.table(T.rule_target_table(rows, md.label)),
+    )
 
 
 def _pruning_part(md: MethodData, a: _Assets) -> str:
@@ -233,7 +280,7 @@ def _adversarial_part(md: MethodData) -> str:
 
 def _method_section(md: MethodData, a: _Assets) -> str:
     body = '<p>The statements of the paper\'s findings for this method are in the <a href="#overview">overview</a>.</p>'
-    body += _sweep_part(md, a) + _fsd_part(md, a) + _greedy_part(md, a) + _pruning_part(md, a)
+    body += _sweep_part(md, a) + _rules_part(md, a) + _fsd_part(md, a) + _greedy_part(md, a) + _pruning_part(md, a)
     body += _adversarial_part(md)
     return H.section(f"method-{md.label}", f"Method: {md.label}", body)
 

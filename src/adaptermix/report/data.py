@@ -23,6 +23,9 @@ from adaptermix.sweep.stats import (
     DropRow,
     GreedyRow,
     KStats,
+    RuleRow,
+    SelectionRow,
+    SoupChoiceRow,
     SweepStats,
     _setting_labels,  # the labels compute_stats gives its settings (to select a setting's rows)
     compute_stats,
@@ -121,6 +124,19 @@ class MethodData:
     def greedy(self, evaluation: str = "clean", rule: str = "average") -> list[GreedyRow]:
         label = self.setting(evaluation, rule)
         return [g for g in self.stats.greedy if g.setting == label]
+
+    def selection_wins(self, evaluation: str = "clean", rule: str = "average") -> list[SelectionRow]:
+        """Per target and l: which selection (greedy, AdapterSoup, random) wins, for one setting."""
+        label = self.setting(evaluation, rule)
+        return [r for r in self.stats.selections if r.setting == label]
+
+    def rules(self, evaluation: str = "clean") -> list[RuleRow]:
+        """"Which rule?" rows of one evaluation (empty unless the store holds two rules or more at k = N)."""
+        return [r for r in self.stats.rules if r.evaluation == evaluation]
+
+    def soup_choices(self) -> list[SoupChoiceRow]:
+        """The selections AdapterSoup's generators recorded in the store."""
+        return list(self.stats.adaptersoup)
 
     @property
     def evaluations(self) -> list[str]:
@@ -263,7 +279,8 @@ def load_method(method_dir: Path, exclude_targets: Collection[str] = ()) -> Meth
         with ResultsStore(store_path, readonly=True) as store:
             # The pipeline has finished writing when the report is built, so these reads agree.
             raw = [r for r in store.rows("trials") if r["target"] not in exclude_targets]
-            stats = compute_stats(raw)
+            selections = {k: v for k, v in store.selections().items() if k[1] not in exclude_targets}
+            stats = compute_stats(raw, selections)
             provenance = store.rows("provenance")
             adversarial = adversarial_sample(store, {r["key"]: r for r in raw})
     rows = [r for r in raw if r["metric"] is not None]

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from adaptermix.evaluations.registry import colour_of, label_of, report_order
 from adaptermix.report.plots import fsd_heatmap, plt
 from adaptermix.report.tables import FSD_NAMES
-from adaptermix.sweep.stats import ALL, GreedyRow, KStats
+from adaptermix.sweep.stats import ALL, GreedyRow, KStats, RuleRow
 
 BAR_COLOR = "skyblue"  # the paper's sky-blue FSD bars
 MIX_COLOR = "tab:red"  # solid red: accuracy after mixing
@@ -241,7 +241,9 @@ def greedy_figure(
     greedy: Sequence[GreedyRow], title: str = "Greedy FSD mixing vs empirical bounds"
 ) -> Figure:
     """Fig. 7: greedy min-FSD / max-FSD mixtures and the empirical upper / lower bound per l, averaged
-    over targets (the ``target = "*"`` rows of the statistics)."""
+    over targets (the ``target = "*"`` rows of the statistics). When the store holds AdapterSoup's picks,
+    its two selections and random selection (the mean over every evaluated mixture of size l with the
+    target) are drawn too, each averaged over the targets that have it at l."""
     rows = sorted((g for g in greedy if g.target == ALL), key=lambda g: g.l)
     ls = [g.l for g in rows]
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
@@ -251,13 +253,51 @@ def greedy_figure(
         "greedy_max": ("greedy max-FSD", "tab:purple", "-"),
         "lower": ("empirical lower bound", "tab:red", "--"),
     }
+    if has_soup(rows):
+        styles.update(SOUP_STYLES)
     for field, (label, color, ls_) in styles.items():
-        ax.plot(ls, [getattr(g, field) for g in rows], color=color, ls=ls_, marker="o", ms=3, label=label)
+        ys = [getattr(g, field) for g in rows]
+        if all(math.isnan(y) for y in ys) and field in SOUP_STYLES:
+            continue
+        ax.plot(ls, ys, color=color, ls=ls_, marker="o", ms=3, label=label)
     ax.set_xlabel("l (mixed adapters)")
     ax.set_ylabel("metric, mean over targets")
     _integer_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+SOUP_STYLES = {
+    "soup_similarity": ("AdapterSoup similarity", "tab:orange", "-"),
+    "soup_cluster": ("AdapterSoup cluster", "tab:brown", "-"),
+    "random": ("random selection (expected)", "tab:gray", ":"),
+}
+
+
+def has_soup(greedy: Sequence[GreedyRow]) -> bool:
+    """Whether any row holds an AdapterSoup pick (then Fig. 7 adds AdapterSoup and random selection)."""
+    return any(not (math.isnan(g.soup_similarity) and math.isnan(g.soup_cluster)) for g in greedy)
+
+
+def rule_drop_figure(rules: Sequence[RuleRow], title: str = "Which rule? The all-domain mixture") -> Figure:
+    """Per rule, the mean drop of the all-domain mixture (k = N) from the single adapters in points (bars,
+    best first; masked rules with per-domain storage hatched), with the mixture as % of the single adapter."""
+    rows = sorted((r for r in rules if r.target == ALL), key=lambda r: r.drop_pts)
+    fig, ax = plt.subplots(figsize=(6.4, 0.34 * len(rows) + 1.4))
+    y = np.arange(len(rows))
+    for i, r in enumerate(rows):
+        masked = r.storage_bits_per_param > 0
+        ax.barh(i, r.drop_pts, color="tab:orange" if masked else BAR_COLOR, hatch="//" if masked else None,
+                edgecolor="black", lw=0.4)
+        ax.text(max(r.drop_pts, 0.0), i, f" {r.drop_pts:.1f} pts ({r.pct_of_single:.0f} %)", va="center", fontsize=7)
+    ax.set_yticks(y, [r.rule for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("mean drop from the single adapters (points; hatched: 1 bit/param per domain)")
+    ax.grid(alpha=0.3, axis="x")
     ax.set_title(title)
     fig.tight_layout()
     return fig

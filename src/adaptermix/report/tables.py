@@ -21,7 +21,16 @@ import numpy as np
 
 from adaptermix.evaluations.registry import label_of, report_order
 from adaptermix.io import atomic_write_text
-from adaptermix.sweep.stats import ALL, CorrelationRow, DropRow, GreedyRow, KStats
+from adaptermix.sweep.stats import (
+    ALL,
+    CorrelationRow,
+    DropRow,
+    GreedyRow,
+    KStats,
+    RuleRow,
+    SelectionRow,
+    SoupChoiceRow,
+)
 from adaptermix.training.metrics import NEAR_BASELINE_PP, is_near
 
 PP = 100.0  # metric -> percentage points
@@ -202,16 +211,104 @@ def per_k_table(per_k: Mapping[str, Sequence[KStats]], method: str = "") -> Tabl
 def greedy_table(greedy: Sequence[GreedyRow], method: str = "") -> Table:
     """Fig. 7's numbers: greedy min-FSD / max-FSD mixing vs the empirical bounds per l (average first)."""
     ordered = sorted(greedy, key=lambda g: (g.target != ALL, g.target, g.l))
+    soup = any(not (math.isnan(g.soup_similarity) and math.isnan(g.soup_cluster)) for g in greedy)
     rows = [
         ["average" if g.target == ALL else g.target, g.l, g.greedy_min, g.greedy_max, g.upper, g.lower, g.n]
+        + ([g.soup_similarity, g.soup_cluster] if soup else []) + [g.random, g.random_n]
         for g in ordered
     ]
+    columns = ["target", "l", "greedy min-FSD", "greedy max-FSD", "upper bound", "lower bound", "n"]
+    columns += (["AdapterSoup similarity", "AdapterSoup cluster"] if soup else []) + ["random", "random n"]
     return Table(
         f"greedy{_suffix(method)}",
-        "Greedy FSD mixing (Alg. 1) vs empirical bounds",
-        ["target", "l", "greedy min-FSD", "greedy max-FSD", "upper bound", "lower bound", "n"],
+        "Greedy FSD mixing (Alg. 1) vs empirical bounds" + (", AdapterSoup and random selection" if soup else ""),
+        columns,
         rows,
-        "n: evaluated subsets of size l (per target) or targets averaged (average rows).",
+        "n: evaluated subsets of size l (per target) or targets averaged (average rows). random: the mean "
+        "metric over the evaluated population mixtures of size l that contain the target (random n of "
+        "them), i.e. the expected metric of a uniformly random pick when every such mixture was evaluated.",
+    )
+
+
+def selection_table(rows: Sequence[SelectionRow], method: str = "") -> Table:
+    """Per target and l: which selection wins at equal l and by how much (points)."""
+    out = [
+        [r.target, r.l, r.greedy_min, r.soup_similarity, r.soup_cluster, r.random, r.best, r.margin * PP,
+         r.soup_similarity_vs_greedy * PP, r.soup_similarity_vs_random * PP]
+        for r in sorted(rows, key=lambda r: (r.target, r.l))
+    ]
+    return Table(
+        f"selection_wins{_suffix(method)}",
+        "Which selection wins at equal l (per target)",
+        ["target", "l", "greedy min-FSD", "AdapterSoup similarity", "AdapterSoup cluster", "random", "best",
+         "margin (pp)", "similarity − greedy (pp)", "similarity − random (pp)"],
+        out,
+        "margin: the winner's metric minus the runner-up's, in percentage points; l = 1 (the target alone) "
+        "is left out. Greedy max-FSD, the paper's adversarial control, is not a contender.",
+    )
+
+
+def selection_wins(rows: Sequence[SelectionRow]) -> dict[str, int]:
+    """Selection -> the (target, l) it wins outright (ties count for none)."""
+    out: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if not r.best.startswith("tie"):
+            out[r.best] += 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def soup_choice_table(rows: Sequence[SoupChoiceRow], method: str = "") -> Table:
+    """The adapters AdapterSoup's generators chose per target, in order, with their scores."""
+    grouped: dict[tuple[str, str], list[SoupChoiceRow]] = defaultdict(list)
+    for r in rows:
+        grouped[(r.target, r.generator)].append(r)
+    out = []
+    for (target, gen), picks in sorted(grouped.items()):
+        picks.sort(key=lambda r: r.rank)
+        chosen = ", ".join(f"{r.adapter} ({r.score:.2f})" for r in picks[1:]) or "none passed the threshold"
+        out.append([target, gen.removeprefix("adaptersoup_"), picks[0].score_kind, chosen,
+                    f"{picks[0].target_texts} ({picks[0].n_target_texts} texts)"])
+    return Table(
+        f"adaptersoup{_suffix(method)}",
+        "AdapterSoup's selections (recorded in the store)",
+        ["target", "rule", "score", "chosen after the target (score)", "target's texts"],
+        out,
+        "Candidates are represented by their training texts; the target by a sample of its validation split "
+        "(train where the dataset has none); the test split is never read.",
+    )
+
+
+def rule_table(rows: Sequence[RuleRow], method: str = "") -> Table:
+    """"Which rule?": per rule (best first), the all-domain mixture against the single adapters."""
+    avgs = [r for r in rows if r.target == ALL]
+    out = []
+    for a in avgs:
+        per = [r for r in rows if r.setting == a.setting and r.target != ALL]
+        worst = max(per, key=lambda r: r.drop_pts)
+        out.append([a.rule, a.evaluation, a.n, a.metric_single, a.metric_all, a.drop_pts, a.pct_of_single,
+                    f"{worst.target} ({worst.drop_pts:.1f})", a.storage_bits_per_param, a.storage])
+    return Table(
+        f"rules{_suffix(method)}",
+        "Which rule? The all-domain mixture (k = N) vs the single adapters (k = 1), mean over targets",
+        ["rule", "evaluation", "targets", "single", "all-domain", "drop (pp)", "% of single", "worst (pp)",
+         "extra bits/param per domain", "per-domain storage"],
+        out,
+        "drop: single − all-domain in percentage points (positive = the mixture is worse). Masked rules keep a "
+        "packed 1-bit mask and one float32 scalar per domain (1 + 32/P bits per parameter); static rules keep "
+        "one shared adapter. Per-target values: rules_per_target CSV.",
+        digits=3,
+    )
+
+
+def rule_target_table(rows: Sequence[RuleRow], method: str = "") -> Table:
+    """The "which rule?" numbers per rule and target."""
+    out = [[r.rule, r.evaluation, r.target, r.k, r.metric_single, r.metric_all, r.drop_pts, r.pct_of_single]
+           for r in rows if r.target != ALL]
+    return Table(
+        f"rules_per_target{_suffix(method)}",
+        "Which rule? Per target",
+        ["rule", "evaluation", "target", "k", "single", "all-domain", "drop (pp)", "% of single"],
+        out,
     )
 
 

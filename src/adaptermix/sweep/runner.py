@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -49,6 +50,8 @@ class SweepContext:
     live: LiveModel
     fsd: torch.Tensor
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)
+    #: texts -> [n, d] sentence embeddings for AdapterSoup's generators (None: the packaged MiniLM).
+    sentence_encode: Callable[[list[str]], Any] | None = None
     _spaces: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
@@ -186,10 +189,36 @@ class SweepSummary:
     store: Path
 
 
+def soup_cache_path(store_path: Path) -> Path:
+    """The embedding cache of AdapterSoup's generators: a side file beside the store."""
+    return store_path.with_name(f"{store_path.name}.adaptersoup-embeddings.safetensors")
+
+
+def soup_selections(ctx: SweepContext, store: ResultsStore) -> dict[str, dict[str, list[str]]]:
+    """AdapterSoup's selections for the spec's targets, computed once per sweep (texts, embeddings, one
+    mixture) and recorded in the store; generator -> target -> adapters in order. Empty when no
+    generator of the spec needs them."""
+    gens = ctx.spec.subsets.selection_generators
+    if not gens:
+        return {}
+    from adaptermix.sweep.soup import compute_selections, selection_names
+
+    names = sorted(ctx.pool.names)
+    targets = list(ctx.spec.targets) if ctx.spec.targets is not None else names
+    cache = soup_cache_path(store.path) if not store.readonly else None
+    chosen = compute_selections(ctx.spec.pool_dirs(), targets, gens, ctx.spec.subsets.adaptersoup,
+                                data_dir=ctx.spec.data, cache=cache, encode=ctx.sentence_encode)
+    store.record_selections({(g, t): s.to_dict() for g, per in chosen.items() for t, s in per.items()})
+    for g, per in chosen.items():
+        for t, s in per.items():
+            log.info("%s %s (%s texts): %s", g, t, s.target_texts, ", ".join(s.adapters))
+    return selection_names(chosen)
+
+
 def plan(ctx: SweepContext, store: ResultsStore, shard_spec: tuple[int, int] | None = None) -> tuple[list[Trial], int]:
     """The trials still to run (this shard, not finished) and how many of the shard were already done."""
     fsd_np = ctx.fsd.double().numpy()
-    trials = expand(ctx.spec, ctx.pool.names, fsd_np)
+    trials = expand(ctx.spec, ctx.pool.names, fsd_np, soup_selections(ctx, store))
     if shard_spec is not None:
         trials = shard(trials, *shard_spec)
     done = store.finished_keys()
@@ -213,10 +242,13 @@ def run_sweep(
     encoder: Encoder | None = None,
     progress: bool = True,
     backend: Backend | None = None,
+    sentence_encode: Callable[[list[str]], Any] | None = None,
 ) -> SweepSummary:
-    """Run (or resume) a sweep into the SQLite store at ``store_path``."""
+    """Run (or resume) a sweep into the SQLite store at ``store_path``. ``sentence_encode`` replaces the
+    packaged MiniLM for AdapterSoup's generators (texts -> [n, d] embeddings; tests pass a small one)."""
     started = time.perf_counter()
     ctx = SweepContext.prepare(spec, encoder)
+    ctx.sentence_encode = sentence_encode
     try:
         with ResultsStore(store_path) as store:
             store.check_adapters({n: a.weights_sha256() for n, a in zip(ctx.pool.names, ctx.pool.adapters,

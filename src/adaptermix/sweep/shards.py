@@ -54,12 +54,14 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
     fingerprints: set[str] = set()
     precisions: set[str] = set()
     adapters: dict[str, str] = {}
+    selections: dict[tuple[str, str], dict[str, Any]] = {}
     if dst_path.exists():
         with ResultsStore(dst_path, readonly=True) as existing:
             seen = {r["key"]: r for r in existing.rows("trials")}
             fingerprints = existing.fingerprints()
             precisions = existing.precisions()
             adapters = existing.adapter_hashes()
+            selections = existing.selections()
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for src in srcs:
         if dst_path.exists() and Path(src).resolve() == dst_path.resolve():
@@ -71,6 +73,9 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
                 if adapters.setdefault(name, digest) != digest:
                     raise StoreConflictError(f"stores hold results of different weights for adapter {name!r} ({src})")
             read = {name: store.rows(name) for name in TABLES}
+            for key, sel in store.selections().items():
+                if selections.setdefault(key, sel) != sel:
+                    raise StoreConflictError(f"stores hold different {key[0]} selections for {key[1]!r} ({src})")
         for name in TABLES:
             tables[name].extend(read[name])
         for row in read["trials"]:
@@ -87,4 +92,5 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
             for name, rows in tables.items():
                 out._insert_rows(conn, name, rows)
         out.check_adapters(adapters)  # the merged store keeps the weights its results belong to
+        out.record_selections(selections)  # and the selections its generators followed
         return out.count() - before

@@ -99,6 +99,19 @@ class RuleSpec(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class AdapterSoupSpec(StrictModel):
+    """The parameters of the ``adaptersoup_similarity`` / ``adaptersoup_cluster`` generators (the paper's
+    thresholds by default; see docs/adaptersoup.md). Not part of any trial key: a trial's subset is."""
+
+    max_adapters: PositiveInt = 5  # the target included
+    threshold: float = Field(0.15, ge=-1.0, le=1.0)  # similarity: cosine > threshold
+    min_share: float = Field(0.10, gt=0.0, le=1.0)  # clustering: share of the target's texts >= min_share
+    n_docs: PositiveInt = 300  # texts sampled per domain (training texts) and for the target (validation)
+    seed: int = 0  # the Gaussian mixture's random_state
+    sample_seed: int = 13  # the seeded text sample (as the dataset analyses and pool_texts draw it)
+    covariance_type: Literal["diag", "full", "tied", "spherical"] = "diag"
+
+
 class SubsetSpec(StrictModel):
     """Which subsets to evaluate: one generator name or a list of them (e.g. ``[all, greedy, greedy_max]``)."""
 
@@ -112,6 +125,8 @@ class SubsetSpec(StrictModel):
     budget: PositiveInt | None = None
     strategy: str = "model"
     min_k: PositiveInt = 1
+    # Generators adaptersoup_similarity / adaptersoup_cluster: their parameters.
+    adaptersoup: AdapterSoupSpec = AdapterSoupSpec()
 
     @field_validator("generator", mode="before")
     @classmethod
@@ -139,6 +154,11 @@ class SubsetSpec(StrictModel):
         if "adaptive" in self.generator and self.ks is not None:
             raise ValueError("subsets.ks does not apply to generator 'adaptive' (use subsets.min_k)")
         return self
+
+    @property
+    def selection_generators(self) -> tuple[str, ...]:
+        """The generators whose subsets follow a selection the runner computes first (AdapterSoup's)."""
+        return tuple(g for g in self.generator if SUBSET_GENERATORS.get(g).needs_selection)
 
     @property
     def adaptive(self) -> bool:
@@ -366,6 +386,8 @@ class ExpansionSummary:
     generators: tuple[str, ...]
 
     adaptive_budget: int | None = None  # generator "adaptive": up to this many mixtures per target on top
+    #: AdapterSoup's generators: their counts are upper bounds (a selection may hold fewer adapters).
+    at_most: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         per_k = ", ".join(f"k={k}: {n}" for k, n in self.subsets_per_k.items())
@@ -374,6 +396,9 @@ class ExpansionSummary:
             f"subsets ({'+'.join(self.generators)}) x {self.rules} rules x {self.evaluations} evaluations; "
             f"subsets per target by k: {per_k}"
         )
+        if self.at_most:
+            text += (f"; at most: {', '.join(self.at_most)} yield one subset per adapter of a selection, "
+                     "fewer when fewer adapters pass the threshold")
         if self.adaptive_budget is not None:
             text += (f"; plus an adaptive search of up to {self.adaptive_budget} mixtures per target "
                      f"(x {self.evaluations} evaluations), some possibly among the planned ones")
@@ -389,9 +414,11 @@ def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionS
     if too_big:
         raise ConfigError(f"k={too_big[0]} is larger than the pool ({len(pool_names)} adapters)")
     per_k: dict[int, int] = {}
+    cap = spec.subsets.adaptersoup.max_adapters
     for gen in spec.subsets.generator:
+        selection = SUBSET_GENERATORS.get(gen).needs_selection
         for k, n in count_subsets_by_k(gen, len(pool_names), spec.subsets.per_k).items():
-            if ks is None or k in ks:
+            if (ks is None or k in ks) and not (selection and k > cap):
                 per_k[k] = per_k.get(k, 0) + n
     per_target = sum(per_k.values()) * len(spec.rules) * len(spec.evaluations)
     return ExpansionSummary(
@@ -402,14 +429,17 @@ def describe_expansion(spec: SweepSpec, pool_names: Sequence[str]) -> ExpansionS
         evaluations=len(spec.evaluations),
         generators=spec.subsets.generator,
         adaptive_budget=spec.subsets.budget if spec.subsets.adaptive else None,
+        at_most=spec.subsets.selection_generators,
     )
 
 
-def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | None = None) -> list[Trial]:
+def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | None = None,
+           selections: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> list[Trial]:
     """Every trial of the spec, ordered target -> evaluation -> rule -> generator -> k.
 
     ``pool_names`` is the pool in the order of ``fsd_matrix``'s rows (needed only by the greedy
-    generators). Trials carry ``spec.precision`` when it is resolved (fp32/bf16); an unresolved spec
+    generators). ``selections`` (generator -> target -> the chosen adapters in order, target first) is
+    what AdapterSoup's generators follow (:mod:`adaptermix.sweep.soup` computes it). Trials carry ``spec.precision`` when it is resolved (fp32/bf16); an unresolved spec
     (None/auto) expands to fp32 trials — the runner resolves it first. Subsets are generated over the pool sorted by name, so the trials (and ``sample``'s
     draws) do not depend on the order the pool was listed in.
     """
@@ -425,7 +455,12 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
         fsd = check_fsd_matrix(fsd_matrix, len(names), "greedy")[np.ix_(order, order)]
     trials: dict[str, Trial] = {}
     for target in _targets(spec, names):
-        request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd)
+        chosen = {
+            gen: _selection_indices(gen, target, names, selections)
+            for gen in spec.subsets.selection_generators
+        }
+        request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd,
+                                chosen)
         tagged = [
             (SUBSET_GENERATORS.get(gen).tag, subset)
             for gen in spec.subsets.generator
@@ -438,6 +473,19 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
                     trial = spec.trial(target, tuple(names[i] for i in subset), rule, evaluation, tag)
                     trials.setdefault(trial.key, trial)
     return list(trials.values())
+
+
+def _selection_indices(gen: str, target: str, names: Sequence[str],
+                       selections: Mapping[str, Mapping[str, Sequence[str]]] | None) -> tuple[int, ...]:
+    """A recorded selection (names, in order) as indices into the sorted pool ``names``."""
+    chosen = (selections or {}).get(gen, {}).get(target)
+    if chosen is None:
+        raise ConfigError(f"subset generator {gen!r} needs AdapterSoup's selection for {target!r} "
+                          "(computed by the sweep runner from the pool's texts)")
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ConfigError(f"selection of {gen!r} for {target!r} names {unknown[0]!r}, not in the pool")
+    return tuple(names.index(n) for n in chosen)
 
 
 # ------------------------------------------------------------------------------------------ sharding

@@ -22,7 +22,28 @@ Tables (each a list of plain dataclass rows):
   removes each target's mean from both variables first and tests with N - T - 1 degrees of freedom.
 - ``greedy``: per setting, target and size l, the greedy-min-FSD and greedy-max-FSD mixtures' metric
   against the empirical upper and lower bound (max / min over every evaluated subset of size l), plus
-  ``target = "*"`` rows averaging over targets (Fig. 7).
+  ``target = "*"`` rows averaging over targets (Fig. 7). Extended (issue #18) with AdapterSoup's two
+  selections (tags ``adaptersoup_similarity`` / ``adaptersoup_cluster``, the prefix of length l of the
+  recorded selection) and **random selection**: the mean metric over every evaluated population mixture
+  of size l that contains the target (``random_n`` of them) — the expected metric of a uniformly random
+  pick when the ``all`` generator evaluated every such mixture, an estimate of it under ``sample``. On
+  ``*`` rows each series is averaged over the targets that have it at l.
+
+Optional tables (in :meth:`SweepStats.tables`, and written as CSV, only when the store has what they
+compare):
+
+- ``selections`` (:class:`SelectionRow`): per setting, target and l >= 2, which selection — greedy
+  min-FSD, AdapterSoup similarity, AdapterSoup cluster or random — has the best metric, and by how much
+  it beats the runner-up (greedy max-FSD, the paper's adversarial control, is not a contender).
+- ``rules`` (:class:`RuleRow`, "which rule?"): per merge rule, the metric of the all-domain mixture
+  (k = N, the largest k stored for the target) per target and averaged (``*``), against the single adapter
+  (k = 1, rule ``average``, untagged, same evaluation/split/caps/seed): drop in points and the mixture as a
+  % of the single adapter, with the extra storage per domain (0 bits per parameter for a static rule,
+  1 bit + a scale for the masked ``emr`` / ``tall_mask``). Present when the store holds two rules or more
+  at k = N (``sparse_fsd``, the paper's pruning, is Fig. 8's and left out).
+- ``adaptersoup`` (:class:`SoupChoiceRow`): the selections AdapterSoup's generators followed, as recorded
+  in the store: per generator and target, each chosen adapter in order with its score (cosine or share)
+  and the text source of the target's side (validation, or train when the dataset has no validation split).
 
 A *setting* is everything that is not the mixture (evaluation and its parameters, rule and its parameters,
 split, example cap, seed, max length). ``per_k``, ``drops`` and ``correlations`` use the population trials
@@ -34,11 +55,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +140,83 @@ class GreedyRow:
     upper: float
     lower: float
     n: int
+    soup_similarity: float = math.nan  # AdapterSoup, centroid similarity: the selection's first l adapters
+    soup_cluster: float = math.nan  # AdapterSoup, clustering
+    random: float = math.nan  # mean over the evaluated population mixtures of size l with the target
+    random_n: int = 0  # how many (per target; on * rows: summed over targets)
+
+
+#: Trial tag -> the GreedyRow field of its pick.
+PICK_FIELDS = {
+    "greedy_min": "greedy_min",
+    "greedy_max": "greedy_max",
+    "adaptersoup_similarity": "soup_similarity",
+    "adaptersoup_cluster": "soup_cluster",
+}
+#: The selections compared at equal l (``selections`` table), with their display names.
+CONTENDERS = {
+    "greedy_min": "greedy min-FSD",
+    "soup_similarity": "AdapterSoup similarity",
+    "soup_cluster": "AdapterSoup cluster",
+    "random": "random",
+}
+
+
+@dataclass(frozen=True)
+class SelectionRow:
+    setting: str
+    evaluation: str
+    target: str
+    l: int  # noqa: E741
+    greedy_min: float
+    soup_similarity: float
+    soup_cluster: float
+    random: float
+    best: str  # the winning selection ("tie: a, b" when several share the best metric)
+    margin: float  # best - runner-up, in the metric's units (x 100 = points)
+    soup_similarity_vs_greedy: float  # soup_similarity - greedy_min
+    soup_similarity_vs_random: float  # soup_similarity - random
+
+
+#: Extra storage per domain of a rule's all-domain mixture, beside the one shared adapter every rule keeps:
+#: (bits per parameter, what). The masked rules of adaptermix.merging.masked_rules / adaptermix.masked keep
+#: per domain a packed 1-bit mask and one float32 scalar: 1 + 32/P bits per parameter plus < 8 bits of
+#: padding (docs/masked-merging.md, "Storage"); every other rule keeps nothing per domain.
+MASKED_STORAGE: dict[str, tuple[float, str]] = {
+    "emr": (1.0, "1 bit/param + 1 scalar"),  # the mask and the rescaler s_d
+    "tall_mask": (1.0, "1 bit/param + 1 scalar"),  # the mask, and a scalar 1.0 kept for one artefact format
+}
+STATIC_STORAGE = (0.0, "none (one shared adapter)")
+#: Rules left out of the "which rule?" comparison: the paper's pruning (Fig. 8 reports it).
+RULES_NOT_COMPARED = ("sparse_fsd",)
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    setting: str  # the rule's setting label (evaluation/rule/split ...)
+    evaluation: str
+    rule: str  # name, plus its parameters as JSON when it has any
+    target: str
+    k: int | None  # N: the all-domain mixture's size (None on * rows)
+    metric_single: float  # the target's own adapter (k = 1)
+    metric_all: float  # the all-domain mixture (k = N)
+    drop_pts: float  # (single - all) x 100: percentage points, positive = the mixture is worse
+    pct_of_single: float  # all / single x 100
+    storage_bits_per_param: float  # extra per domain, beside the shared adapter
+    storage: str
+    n: int  # 1, or the targets averaged (* rows)
+
+
+@dataclass(frozen=True)
+class SoupChoiceRow:
+    generator: str
+    target: str
+    rank: int  # 1 = the target itself, then the chosen others in order
+    adapter: str
+    score: float  # cosine (similarity) or share (cluster); NaN for the target
+    score_kind: str
+    target_texts: str  # "validation" | "train"
+    n_target_texts: int
 
 
 @dataclass(frozen=True)
@@ -126,14 +225,25 @@ class SweepStats:
     drops: list[DropRow]
     correlations: list[CorrelationRow]
     greedy: list[GreedyRow]
+    selections: list[SelectionRow] = field(default_factory=list)
+    rules: list[RuleRow] = field(default_factory=list)
+    adaptersoup: list[SoupChoiceRow] = field(default_factory=list)
 
     def tables(self) -> dict[str, list[Any]]:
-        return {
+        """The four paper tables, then the optional ones that have rows (see the module)."""
+        out: dict[str, list[Any]] = {
             "per_k": self.per_k,
             "drops": self.drops,
             "correlations": self.correlations,
             "greedy": self.greedy,
         }
+        for name in OPTIONAL_TABLES:
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        return out
+
+
+OPTIONAL_TABLES = ("selections", "rules", "adaptersoup")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -293,18 +403,34 @@ def _correlations(
     return out
 
 
-def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], str]) -> list[GreedyRow]:
+def _pick_matches(tag: str, target: str, subset_json: str, size: int,
+                  selections: Mapping[tuple[str, str], Mapping[str, Any]]) -> bool:
+    """Whether a tagged trial is the pick its generator's recorded selection names at this size (True
+    when nothing is recorded: older stores, greedy)."""
+    sel = selections.get((tag, target))
+    if sel is None or not sel.get("adapters"):
+        return True
+    return sorted(json.loads(subset_json)) == sorted(list(sel["adapters"])[:size])
+
+
+def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], str],
+            selections: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> list[GreedyRow]:
     # Distinct subsets per (setting, target, size): a greedy pick is usually also an `all` trial.
     evaluated: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
+    population: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
     picks: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
     for r in rows:
         group = (r["_setting"], r["target"], r["k"])
         evaluated[group][r["subset_json"]] = r["metric"]
-        if r["tag"] in ("greedy_min", "greedy_max"):
-            picks[group][r["tag"]] = r["metric"]
+        if r["tag"] == "":
+            population[group][r["subset_json"]] = r["metric"]
+        elif r["tag"] in PICK_FIELDS and _pick_matches(r["tag"], r["target"], r["subset_json"], r["k"],
+                                                       selections or {}):
+            picks[group][PICK_FIELDS[r["tag"]]] = r["metric"]
     out = []
     for (setting, target, size), pick in sorted(picks.items(), key=lambda kv: str(kv[0])):
         vals = list(evaluated[(setting, target, size)].values())
+        pop = list(population[(setting, target, size)].values())
         out.append(
             GreedyRow(
                 label[setting],
@@ -316,6 +442,10 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
                 max(vals),
                 min(vals),
                 len(vals),
+                pick.get("soup_similarity", math.nan),
+                pick.get("soup_cluster", math.nan),
+                float(np.mean(pop)) if pop else math.nan,
+                len(pop),
             )
         )
     out.sort(key=lambda g: (g.setting, g.target, g.l))
@@ -333,27 +463,140 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
                 _mean(g.upper for g in members),
                 _mean(g.lower for g in members),
                 len(members),
+                _mean(g.soup_similarity for g in members),
+                _mean(g.soup_cluster for g in members),
+                _mean(g.random for g in members),
+                sum(g.random_n for g in members),
             )
         )
     return out + averages
 
 
-def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]]) -> SweepStats:
+def _selection_rows(greedy: Sequence[GreedyRow]) -> list[SelectionRow]:
+    """Per target and l >= 2 with an AdapterSoup pick and at least one other contender: the winner and its
+    margin over the runner-up."""
+    out = []
+    for g in greedy:
+        if g.target == ALL or g.l < 2 or (math.isnan(g.soup_similarity) and math.isnan(g.soup_cluster)):
+            continue
+        vals = {name: getattr(g, name) for name in CONTENDERS if not math.isnan(getattr(g, name))}
+        if len(vals) < 2:
+            continue
+        ranked = sorted(vals.values(), reverse=True)
+        top = [CONTENDERS[n] for n, v in vals.items() if v == ranked[0]]
+        best = top[0] if len(top) == 1 else "tie: " + ", ".join(top)
+        out.append(SelectionRow(g.setting, g.evaluation, g.target, g.l, g.greedy_min, g.soup_similarity,
+                                g.soup_cluster, g.random, best, ranked[0] - ranked[1],
+                                g.soup_similarity - g.greedy_min, g.soup_similarity - g.random))
+    return out
+
+
+# ------------------------------------------------------------------------------------ which rule?
+
+#: The setting fields that are not the rule: a rule's all-domain mixture is compared with the single
+#: adapter measured under the same ones.
+BASE_FIELDS = tuple(f for f in SETTING_FIELDS if f not in ("rule", "rule_params_json"))
+
+
+def rule_label(rule: str, params_json: str) -> str:
+    """``rule`` plus its parameters as key-sorted JSON when it has any (``ties{"density": 0.2}``)."""
+    params = json.loads(params_json or "{}")
+    return f"{rule}{json.dumps(params, sort_keys=True)}" if params else rule
+
+
+def rule_storage(rule: str) -> tuple[float, str]:
+    """(extra bits per parameter per domain, what) of a rule's all-domain mixture."""
+    return MASKED_STORAGE.get(rule, STATIC_STORAGE)
+
+
+def rule_comparison(rows: Sequence[Mapping[str, Any]], singles: Sequence[Mapping[str, Any]] = (), *,
+                    exclude: Sequence[str] = RULES_NOT_COMPARED,
+                    exclude_targets: Sequence[str] = ()) -> list[RuleRow]:
+    """"Which rule?": every rule's all-domain mixture (k = N) per target and averaged, against the single
+    adapter. Rows are store rows of untagged trials with a metric; ``singles`` (e.g. another store's rows,
+    the study's) supplies k = 1 rule-``average`` metrics the rows lack (same evaluation/split/caps/seed).
+    N is the largest k stored for the target under that evaluation setting; a rule without a k = N trial
+    for a target, or a target without a single adapter, is left out of that rule's rows."""
+    def base(r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(r[f] for f in BASE_FIELDS)
+
+    pop = [r for r in rows if r["tag"] == "" and r["metric"] is not None and r["target"] not in exclude_targets]
+    single: dict[tuple[Any, ...], float] = {}
+    for r in [*singles, *pop]:  # the store's own singles win
+        if r["k"] == 1 and r["rule"] == "average" and r["tag"] == "" and r["metric"] is not None:
+            single[(base(r), r["target"])] = float(r["metric"])
+    n_of: dict[tuple[Any, ...], int] = defaultdict(int)
+    for r in pop:
+        key = (base(r), r["target"])
+        n_of[key] = max(n_of[key], int(r["k"]))
+    compared = [r for r in pop if r["rule"] not in exclude and r["k"] > 1 and r["k"] == n_of[(base(r), r["target"])]]
+    label = _setting_labels([{**r, "_setting": None} for r in compared])
+    per: dict[tuple[Any, ...], dict[str, RuleRow]] = defaultdict(dict)
+    for r in compared:
+        s = single.get((base(r), r["target"]))
+        if s is None:
+            continue
+        setting = tuple(r[f] for f in SETTING_FIELDS)
+        bits, what = rule_storage(r["rule"])
+        metric = float(r["metric"])
+        per[setting][r["target"]] = RuleRow(
+            label[setting], r["evaluation"], rule_label(r["rule"], r["rule_params_json"]), r["target"], int(r["k"]),
+            s, metric, (s - metric) * 100.0, 100.0 * metric / s if s else math.nan, bits, what, 1)
+    out: list[RuleRow] = []
+    for _setting, by_target in sorted(per.items(), key=lambda kv: str(kv[0])):
+        group = [by_target[t] for t in sorted(by_target)]
+        first = group[0]
+        avg = RuleRow(first.setting, first.evaluation, first.rule, ALL, None,
+                      _mean(g.metric_single for g in group), _mean(g.metric_all for g in group),
+                      _mean(g.drop_pts for g in group), _mean(g.pct_of_single for g in group),
+                      first.storage_bits_per_param, first.storage, len(group))
+        out += [avg, *group]
+    averages = {r.setting: r.drop_pts for r in out if r.target == ALL}
+    return sorted(out, key=lambda r: (r.evaluation, averages[r.setting], r.setting, r.target != ALL, r.target))
+
+
+def _rules_table(rows: Sequence[Mapping[str, Any]]) -> list[RuleRow]:
+    """:func:`rule_comparison` when the store holds two rules or more at k = N (a comparison), else []."""
+    table = rule_comparison(rows)
+    return table if len({r.rule for r in table}) >= 2 else []
+
+
+def soup_choices(selections: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[SoupChoiceRow]:
+    """The recorded AdapterSoup selections as rows: per generator and target, each adapter in order."""
+    out = []
+    for (gen, target), sel in sorted(selections.items()):
+        if not gen.startswith("adaptersoup"):
+            continue
+        scores = sel.get("scores") or {}
+        for rank, name in enumerate(sel.get("adapters") or (), 1):
+            out.append(SoupChoiceRow(gen, target, rank, str(name), _nan(scores.get(name)),
+                                     str(sel.get("score", "")), str(sel.get("target_texts", "")),
+                                     int(sel.get("n_target_texts") or 0)))
+    return out
+
+
+def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]],
+                  selections: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> SweepStats:
     """Every statistics table from one consistent snapshot of the store's ``trials`` table (or from
-    already-read ``trials`` rows, e.g. a selection of them)."""
+    already-read ``trials`` rows, e.g. a selection of them), and the store's recorded selections
+    (``selections``, :meth:`ResultsStore.selections`, read from the store unless rows are given)."""
     raw: Sequence[Mapping[str, Any]]
     if isinstance(store, ResultsStore):
         raw = store.rows("trials")
+        selections = store.selections() if selections is None else selections
     elif isinstance(store, Sequence) and not isinstance(store, str):
         raw = list(store)
     else:
         with ResultsStore(store, readonly=True) as reader:
             raw = reader.rows("trials")
+            selections = reader.selections() if selections is None else selections
     rows = [{**r, "_setting": tuple(r[f] for f in SETTING_FIELDS)} for r in raw if r["metric"] is not None]
     label = _setting_labels(rows)
     pop = [r for r in rows if r["tag"] == ""]
     per_k = _per_k(pop, label)
-    return SweepStats(per_k, _drops(per_k), _correlations(pop, label), _greedy(rows, label))
+    greedy = _greedy(rows, label, selections)
+    return SweepStats(per_k, _drops(per_k), _correlations(pop, label), greedy, _selection_rows(greedy),
+                      _rules_table(rows), soup_choices(selections or {}))
 
 
 # -------------------------------------------------------------------------------------------- output
@@ -371,11 +614,13 @@ def _columns(table: Sequence[Any], cls: type) -> list[str]:
     return [f.name for f in fields(cls)] if not table else list(asdict(table[0]))
 
 
-_ROW_TYPES = {"per_k": KStats, "drops": DropRow, "correlations": CorrelationRow, "greedy": GreedyRow}
+_ROW_TYPES = {"per_k": KStats, "drops": DropRow, "correlations": CorrelationRow, "greedy": GreedyRow,
+              "selections": SelectionRow, "rules": RuleRow, "adaptersoup": SoupChoiceRow}
 
 
 def write_stats_csv(stats: SweepStats, out_dir: str | Path) -> list[Path]:
-    """One CSV per table (``per_k.csv``, ``drops.csv``, ``correlations.csv``, ``greedy.csv``), atomically."""
+    """One CSV per table (``per_k.csv``, ``drops.csv``, ``correlations.csv``, ``greedy.csv``, and the optional
+    ``selections.csv`` / ``rules.csv`` / ``adaptersoup.csv`` when the store has them), atomically."""
     paths = []
     for name, table in stats.tables().items():
         buf = io.StringIO()
@@ -412,7 +657,16 @@ _TITLES = {
         "(on the * row the mean absolute drop, which counts a gain as a loss)"
     ),
     "correlations": "Correlation between FSD and the metric (Sections 5.3-5.4)",
-    "greedy": "Greedy FSD mixing vs empirical bounds (Fig. 7)",
+    "greedy": (
+        "Greedy FSD mixing vs empirical bounds (Fig. 7), with AdapterSoup's selections and random selection "
+        "(random: mean over the evaluated population mixtures of size l with the target, random_n of them)"
+    ),
+    "selections": "Which selection wins at equal l (per target; margin: best - runner-up)",
+    "rules": (
+        "Which rule? The all-domain mixture (k = N) vs the single adapter (k = 1): drop_pts = (single - all) "
+        "x 100, pct_of_single = all / single x 100; storage: extra bits per parameter per domain"
+    ),
+    "adaptersoup": "AdapterSoup's selections as recorded in the store (score: cosine or share)",
 }
 
 

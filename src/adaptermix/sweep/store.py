@@ -35,6 +35,10 @@ from adaptermix.sweep.spec import Trial, canonical_json
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
+#: ``meta`` keys ``selection:<generator>:<target>`` hold the JSON of a selection a generator followed
+#: (AdapterSoup's, :class:`adaptermix.sweep.soup.SoupSelection`). Rows of the key-value ``meta`` table, so
+#: the schema (version 1) is unchanged and stores written before selections existed load as they are.
+SELECTION_PREFIX = "selection:"
 
 #: Column name -> SQLite type of the ``trials`` table, in table order (also drives the Parquet schema).
 TRIAL_COLUMNS: dict[str, str] = {
@@ -514,6 +518,30 @@ class ResultsStore:
         if rows:
             with self._transaction("record the pool's adapters") as conn:
                 conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows)
+
+    def record_selections(self, selections: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        """Store (generator, target) -> selection JSON; a newer run's selection replaces an older one."""
+        rows = [(f"{SELECTION_PREFIX}{gen}:{target}", canonical_json(_plain(dict(sel))))
+                for (gen, target), sel in sorted(selections.items())]
+        if rows:
+            with self._transaction("record the generators' selections") as conn:
+                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+
+    def selections(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(generator, target) -> the recorded selection JSON (empty for stores without any)."""
+        with self._errors("read"):
+            rows = self._conn.execute("SELECT key, value FROM meta WHERE key LIKE ? ORDER BY key",
+                                      (f"{SELECTION_PREFIX}%",)).fetchall()
+        out = {}
+        for key, value in rows:
+            gen, _, target = key[len(SELECTION_PREFIX):].partition(":")
+            try:
+                data = json.loads(value)
+            except ValueError:
+                continue  # an unreadable entry is skipped, never fatal for a reader
+            if isinstance(data, dict):
+                out[(gen, target)] = data
+        return out
 
     def fingerprints(self) -> set[str]:
         """Model fingerprints of every recorded run."""

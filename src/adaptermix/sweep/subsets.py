@@ -10,6 +10,9 @@ big it is before anything runs (:func:`count_subsets`).
 - ``sample``: per k, ``min(M, C(N-1, k-1))`` distinct subsets drawn uniformly without replacement, seeded.
   k = 1 and k = N have exactly one subset each, so they are always included.
 - ``greedy`` / ``greedy_max``: Alg. 1 (Greedy Adapter Mixing) order, one subset per size l = 1..N.
+- ``adaptersoup_similarity`` / ``adaptersoup_cluster``: AdapterSoup's selection for the target
+  (:mod:`adaptermix.sweep.soup`), target first, then one subset per prefix length l = 1..L of the selection
+  (L <= ``subsets.adaptersoup.max_adapters``); the full selection is AdapterSoup's own mixture.
 - ``adaptive``: nothing planned ahead; the runner searches each target's subsets with
   :func:`adaptermix.recommend.search.search` within ``budget`` evaluations (``dynamic``: the subsets depend
   on what was measured). Its trials are ordinary population trials (empty tag), so an exhaustive sweep of
@@ -18,11 +21,12 @@ big it is before anything runs (:func:`count_subsets`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +45,8 @@ class SubsetRequest:
     per_k: int | None = None
     seed: int = 0
     fsd: np.ndarray | None = None
+    #: generator -> its selection for this target (pool indices in order, the target first): AdapterSoup's.
+    selections: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class SubsetGenerator:
     count_by_k: Callable[[int, int | None], dict[int, int]]
     description: str
     dynamic: bool = False
+    #: Follows a selection the runner computes before expanding (SubsetRequest.selections[name]).
+    needs_selection: bool = False
 
 
 SUBSET_GENERATORS: Registry[SubsetGenerator] = Registry("subset generator")
@@ -251,6 +259,36 @@ SUBSET_GENERATORS.register(
         "Alg. 1 maximising FSD: target + the l-1 adapters with the largest row-mean FSD",
     ),
 )
+
+
+# -------------------------------------------------------------------------------------- adaptersoup
+
+
+def _adaptersoup(req: SubsetRequest, name: str) -> list[Subset]:
+    """The target alone, then each prefix of AdapterSoup's selection (in selection order): subsets nested
+    in l, so Fig. 7 compares them with greedy and random mixtures of equal size."""
+    _check_request(req)
+    chosen = req.selections.get(name)
+    if chosen is None:
+        raise ConfigError(f"subset generator {name!r} needs AdapterSoup's selection (computed by the runner)")
+    if not chosen or chosen[0] != req.target or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"selection of {name!r} must start with the target and not repeat an adapter")
+    if any(not 0 <= i < req.n_pool for i in chosen):
+        raise ConfigError(f"selection of {name!r} names an adapter outside a pool of {req.n_pool}")
+    return [_with_target(req.target, chosen[1:size]) for size in range(1, len(chosen) + 1)]
+
+
+for _name, _tag, _what in (
+    ("adaptersoup_similarity", "adaptersoup_similarity",
+     "AdapterSoup by centroid similarity: target + the l-1 most similar domains with cosine > threshold"),
+    ("adaptersoup_cluster", "adaptersoup_cluster",
+     "AdapterSoup by clustering: target + the l-1 domains whose clusters take >= min_share of its texts"),
+):
+    SUBSET_GENERATORS.register(
+        _name,
+        SubsetGenerator(_name, _tag, False, False, functools.partial(_adaptersoup, name=_name), _count_greedy,
+                        _what, needs_selection=True),
+    )
 
 
 SUBSET_GENERATORS.register(
