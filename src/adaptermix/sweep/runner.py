@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,11 @@ class SweepContext:
     #: texts -> [n, d] sentence embeddings for AdapterSoup's generators (None: the packaged MiniLM).
     sentence_encode: Callable[[list[str]], Any] | None = None
     _spaces: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    #: Mixtures that do not depend on the target, by (space, subset, rule, params): the same k = N mixture
+    #: of a static rule is computed once per sweep, not once per target (least recently used dropped
+    #: beyond ``merge_cache_bytes``).
+    _merged: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
+    merge_cache_bytes: int = 256 * 2**20
 
     @classmethod
     def prepare(
@@ -121,6 +127,34 @@ class SweepContext:
             self._spaces["tv"] = task_vectors(self.pool)
         return self._spaces["tv"]
 
+    def mixture(self, trial: Trial) -> torch.Tensor:
+        """The flat mixture of ``trial``'s subset under its rule, from the cache when the same mixture was
+        computed for another target. Exact: a rule that does not give the target's view (``needs_target``)
+        is a pure function of the subset, rule, parameters and space (DARE-like randomness is seeded by
+        adapter name), so the cached vector is the one a recomputation would give."""
+        names = self.pool.names
+        idx = [names.index(n) for n in trial.subset]
+        rows, base = self.merge_rows(trial.merge_space)
+
+        def compute() -> torch.Tensor:
+            return merge_flat(trial.rule, rows, idx, layout=self.pool.stacked.layout, keys=names, fsd=self.fsd,
+                              target=trial.target, base=base, **dict(trial.rule_params))
+
+        if MERGE_RULES.get(trial.rule).needs_target or self.merge_cache_bytes <= 0:
+            return compute()
+        key = canonical_json([trial.merge_space, sorted(trial.subset), trial.rule, dict(trial.rule_params)])
+        cached = self._merged.get(key)
+        if cached is not None:
+            self._merged.move_to_end(key)
+            return cached
+        vector = compute()
+        self._merged[key] = vector
+        size = sum(v.numel() * v.element_size() for v in self._merged.values())
+        while size > self.merge_cache_bytes and len(self._merged) > 1:
+            _, dropped = self._merged.popitem(last=False)
+            size -= dropped.numel() * dropped.element_size()
+        return vector
+
     def close(self) -> None:
         self.live.close()
 
@@ -144,9 +178,7 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     idx = [names.index(n) for n in first.subset]
     tpos = names.index(first.target)
     started = time.perf_counter()
-    rows, base = ctx.merge_rows(first.merge_space)
-    vector = merge_flat(first.rule, rows, idx, layout=ctx.pool.stacked.layout, keys=names,
-                        fsd=ctx.fsd, target=first.target, base=base, **dict(first.rule_params))
+    vector = ctx.mixture(first)
     stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
     # Alg. 4 chooses adapters and layers: record which, per trial (metrics_json "mixed_adapters" and
     # "pruned_groups"), so a reader can see what the FSD guidance did.
