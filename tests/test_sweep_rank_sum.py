@@ -170,3 +170,18 @@ def test_sweeps_refuse_rank_growing_rules_on_non_lora_pools(enc, tmp_path):
     with pytest.raises(ConfigError, match="merge rule 'cat' merges LoRA adapters, but these have no") as err:
         SweepContext.prepare(SweepSpec(pool=tuple(dirs), rules=[{"name": "cat"}]), enc)
     assert "\n" not in str(err.value)
+
+
+def test_a_bf16_live_buffer_takes_padded_mixtures_rounded_once(pool, enc):
+    p = load_pool(pool)
+    live = LiveModel.build(enc, p.adapters[0], p.stacked.layout, dtype=torch.bfloat16, rank_slots=3)
+    try:
+        vec = p.flat[1]
+        live.write(torch.ones(live.layout.size))  # a full-rank mixture first: the next write leaves no residue
+        live.write(vec, p.stacked.layout)
+        want = pad_lora_rank(vec, p.stacked.layout, live.layout).to(torch.bfloat16)
+        assert live.buffer.dtype == torch.bfloat16 and torch.equal(live.buffer, want)
+        with pytest.raises(Exception, match="pass its layout"):
+            live.write(vec)
+    finally:
+        live.close()

@@ -1,7 +1,9 @@
 """The sweep runner: expand a spec, skip finished trials, evaluate every mixture, stream into the store.
 
 Load the encoder once; pre-stack the pool so a subset's mixture is an index-select plus a reduction;
-write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`);
+write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`; a spec
+with a rank-growing LoRA rule, ``cat`` or ``knots``, gets a live LoRA of rank N r and every mixture is
+written zero-padded into it, which is exact);
 tokenise each target's evaluation set once; evaluate with length-bucketed dynamic padding under
 ``torch.inference_mode``. Trials that share (target, subset, rule) share one mixture: it is computed and
 written once and every evaluation (the trial's registered kind: clean, FGSM, TextFooler ...) runs on it. Results are committed to the
