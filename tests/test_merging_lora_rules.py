@@ -309,7 +309,8 @@ def test_mix_writes_a_rank_sum_lora_with_the_pools_scale(rule: str, tmp_path) ->
     model_from_adapter(mixed, enc).detach_body()  # loads as an ordinary LoRA of the larger rank
 
 
-def test_sweeps_refuse_rank_growing_rules_in_one_line(tmp_path) -> None:
+def test_sweeps_take_rank_growing_rules_and_refuse_lora_rules_on_task_vectors(tmp_path) -> None:
+    """cat / knots run in sweeps (a live LoRA of rank N r; exactness in tests/test_sweep_rank_sum.py)."""
     from adaptermix.sweep.runner import SweepContext
     from adaptermix.sweep.spec import SweepSpec
     from helpers import make_adapter
@@ -317,10 +318,10 @@ def test_sweeps_refuse_rank_growing_rules_in_one_line(tmp_path) -> None:
 
     enc = tiny_encoder("bert")
     dirs = [str(make_adapter(tmp_path / n, enc, method="lora", seed=i)) for i, n in enumerate(["a", "b"])]
-    spec = SweepSpec(pool=tuple(dirs), rules=[{"name": "cat"}])
-    with pytest.raises(ConfigError, match="merge rule 'cat' changes the LoRA rank .* not in sweeps") as err:
-        SweepContext.prepare(spec, enc)
-    assert "\n" not in str(err.value)
+    spec = SweepSpec(pool=tuple(dirs), rules=[{"name": "cat"}, {"name": "knots"}])
+    ctx = SweepContext.prepare(spec, enc)
+    assert ctx.live.buffer.numel() == MERGE_RULES.get("cat").output_layout(ctx.pool.stacked.layout, 2).size
+    ctx.close()
     spec = SweepSpec(pool=tuple(dirs), rules=[{"name": "svd"}], merge_space="tv")
     with pytest.raises(ConfigError, match="merge rule 'svd' merges LoRA updates B A .* use merge_space raw"):
         SweepContext.prepare(spec, enc)

@@ -114,3 +114,42 @@ def summed_rank_layout(layout: ParamLayout, k: int) -> ParamLayout:
         else:
             shapes.append(shape)
     return ParamLayout(layout.names, tuple(shapes))
+
+
+def _rank_dim(name: str) -> int | None:
+    """The rank dimension of a LoRA factor (``lora_A`` [r, in]: 0, ``lora_B`` [out, r]: 1), else None."""
+    return {"lora_A": 0, "lora_B": 1}.get(name.rsplit(".", 1)[-1])
+
+
+def rank_padding_index(src: ParamLayout, dst: ParamLayout) -> Tensor:
+    """Where each entry of a ``src`` vector goes in a ``dst`` vector of larger (or equal) LoRA rank: [src.size].
+
+    Both layouts hold the same tensors; a ``lora_A`` [r, in] fills the first r rows of ``dst``'s [R, in],
+    a ``lora_B`` [out, r] the first r columns of [out, R]; other tensors keep their shapes. Writing a
+    vector there over zeros is exact: the zero rows of A and zero columns of B add nothing to B A.
+    """
+    if src.names != dst.names:
+        raise ConfigError("cannot pad a LoRA into another layout: the tensor names differ")
+    parts: list[Tensor] = []
+    for name, s_shape, d_shape, start in zip(src.names, src.shapes, dst.shapes, dst.offsets, strict=False):
+        dim = _rank_dim(name)
+        fixed = [i for i in range(len(s_shape)) if i != dim]
+        if len(s_shape) != len(d_shape) or [s_shape[i] for i in fixed] != [d_shape[i] for i in fixed] or (
+            dim is not None and s_shape[dim] > d_shape[dim]
+        ):
+            raise ConfigError(f"cannot pad tensor {name!r} of shape {list(s_shape)} into {list(d_shape)}")
+        grid = torch.arange(int(torch.Size(d_shape).numel()), dtype=torch.long).view(d_shape)
+        if dim is not None:
+            grid = grid.narrow(dim, 0, s_shape[dim])
+        parts.append(grid.reshape(-1) + start)
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
+def pad_lora_rank(vector: Tensor, src: ParamLayout, dst: ParamLayout) -> Tensor:
+    """``vector`` (in ``src``) zero-padded to the larger LoRA rank of ``dst`` (see :func:`rank_padding_index`);
+    the LoRA it holds has the same update B A. Run under ``dst``'s rank, keep alpha / r as ``src``'s."""
+    if vector.shape != (src.size,):
+        raise ValueError(f"vector of shape {tuple(vector.shape)} does not match layout size {src.size}")
+    out = vector.new_zeros(dst.size)
+    out.index_copy_(0, rank_padding_index(src, dst), vector)
+    return out

@@ -51,11 +51,14 @@ class StoreEvaluator:
         rule = RuleSpec(name=c.rule, params=dict(c.rule_params))
         return [self.spec.trial(c.target, c.subset, rule, e) for e in self.spec.evaluations]
 
-    def sign_change(self, c: Candidate) -> float:
-        """Fraction of the target's weights whose sign the candidate's mixture flips (no evaluation)."""
+    def sign_change(self, c: Candidate) -> float | None:
+        """Fraction of the target's weights whose sign the candidate's mixture flips (no evaluation); None
+        for a rank-growing rule (``cat``, ``knots``), whose factors have no counterpart in the target's."""
         from adaptermix.diagnostics import subset_stats
-        from adaptermix.merging.base import merge_flat
+        from adaptermix.merging.base import MERGE_RULES, merge_flat
 
+        if MERGE_RULES.get(c.rule).rank_sum:
+            return None
         pool = self.ctx.pool
         names = pool.names
         idx = [names.index(n) for n in c.subset]

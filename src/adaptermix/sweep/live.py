@@ -8,6 +8,12 @@ modules. Nothing here allocates per trial.
 Precision: the buffer is stored in the encoder's format (bf16 over a bf16 encoder), so the adapter runs in
 the encoder's format with no per-call casts; mixtures are computed in fp32/fp64 by the merging rules and
 rounded once, when written (:meth:`LiveModel.write`). Heads stay fp32.
+
+Rank-growing mixtures (LoRA rules ``cat`` and ``knots``: rank k r for k adapters) fit a live model built
+with ``rank_slots`` = N (the pool size): its LoRA has rank N r and alpha (alpha / r) N r, so the scale
+alpha / r is the pool's, and every vector written in a smaller-rank layout is zero-padded (the first k r
+rows of A / columns of B, zeros after; zero rows and columns add nothing to B A, so the update is exact).
+Without ``rank_slots`` nothing changes: one ``copy_`` per mixture.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import torch
 from adaptermix.artefact import Adapter, check_base, new_model
 from adaptermix.backbone.loading import Encoder
 from adaptermix.deltas import AdapterDelta, ParamLayout
-from adaptermix.errors import ArtefactError
+from adaptermix.errors import ArtefactError, ConfigError
+from adaptermix.merging.lora import rank_padding_index, summed_rank_layout
 from adaptermix.model import AdapterModel, Head
 
 
@@ -31,13 +38,28 @@ class LiveModel:
     buffer: torch.Tensor
     layout: ParamLayout
     heads: dict[str, Head] = field(default_factory=dict)
+    #: source layout -> where its entries go in :attr:`buffer` (a smaller-rank LoRA written zero-padded)
+    _padding: dict[ParamLayout, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
-        cls, encoder: Encoder, template: Adapter, layout: ParamLayout, dtype: torch.dtype | None = None
+        cls, encoder: Encoder, template: Adapter, layout: ParamLayout, dtype: torch.dtype | None = None,
+        rank_slots: int = 1,
     ) -> LiveModel:
-        """The live model on ``encoder``; the body's buffer is in ``dtype`` (default: the encoder's)."""
-        model = new_model(encoder, template.meta.method_config, template.meta.head_config, template.meta.task_info)
+        """The live model on ``encoder``; the body's buffer is in ``dtype`` (default: the encoder's).
+
+        ``rank_slots`` > 1 (LoRA only): room for rank ``rank_slots`` * r, at the template's alpha / r; the
+        buffer then has the layout ``summed_rank_layout(layout, rank_slots)`` and vectors of ``layout``
+        (or any rank up to that) are written zero-padded (:meth:`write` with their layout)."""
+        method = template.meta.method_config
+        if rank_slots > 1:
+            if method.name != "lora":
+                raise ConfigError(f"only a LoRA live model can hold a larger rank (the pool's method is "
+                                  f"{method.name!r})")
+            rank = method.rank * rank_slots
+            method = method.model_copy(update={"rank": rank, "alpha": method.alpha / method.rank * rank})
+            layout = summed_rank_layout(layout, rank_slots)
+        model = new_model(encoder, method, template.meta.head_config, template.meta.task_info)
         params = dict(model.body.named_parameters())
         if set(params) != set(layout.names):
             model.detach_body()
@@ -64,9 +86,23 @@ class LiveModel:
         live.use_head(adapter.name, adapter)
         return live
 
-    def write(self, vector: torch.Tensor) -> None:
-        """Put a mixture (a [P] vector in the pool's layout) into the model, in place (cast to the buffer's dtype)."""
-        self.buffer.copy_(vector)
+    def write(self, vector: torch.Tensor, layout: ParamLayout | None = None) -> None:
+        """Put a mixture into the model, in place (cast to the buffer's dtype). ``vector`` is in ``layout``
+        (default: the live model's own): a LoRA of smaller rank than the live one is zero-padded to it."""
+        if layout is None or layout == self.layout:
+            if vector.numel() != self.buffer.numel():
+                raise ArtefactError(f"a mixture of {vector.numel()} parameters does not fit the live model's "
+                                    f"{self.buffer.numel()}: pass its layout")
+            self.buffer.copy_(vector)
+            return
+        if vector.numel() != layout.size:
+            raise ArtefactError(f"a mixture of {vector.numel()} parameters does not match its layout's {layout.size}")
+        index = self._padding.get(layout)
+        if index is None:
+            index = rank_padding_index(layout, self.layout).to(self.buffer.device)
+            self._padding[layout] = index
+        self.buffer.zero_()
+        self.buffer.index_copy_(0, index, vector.to(device=self.buffer.device, dtype=self.buffer.dtype))
 
     def use_head(self, target: str, adapter: Adapter) -> None:
         """Switch to ``target``'s own head (built once per target)."""

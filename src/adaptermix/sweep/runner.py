@@ -1,7 +1,9 @@
 """The sweep runner: expand a spec, skip finished trials, evaluate every mixture, stream into the store.
 
 Load the encoder once; pre-stack the pool so a subset's mixture is an index-select plus a reduction;
-write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`);
+write each mixture into one live adapter slot in place (:class:`~adaptermix.sweep.live.LiveModel`; a spec
+with a rank-growing LoRA rule, ``cat`` or ``knots``, gets a live LoRA of rank N r and every mixture is
+written zero-padded into it, which is exact);
 tokenise each target's evaluation set once; evaluate with length-bucketed dynamic padding under
 ``torch.inference_mode``. Trials that share (target, subset, rule) share one mixture: it is computed and
 written once and every evaluation (the trial's registered kind: clean, FGSM, TextFooler ...) runs on it. Results are committed to the
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +28,7 @@ from tqdm.auto import tqdm
 from adaptermix.artefact import check_base
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.data.schema import Example
-from adaptermix.diagnostics import subset_stats
+from adaptermix.diagnostics import SubsetStats, mean_pairwise, subset_stats
 from adaptermix.errors import ConfigError
 from adaptermix.evaluations.adapter import eval_rows, tokenized_eval_set
 from adaptermix.evaluations.base import EvalSet
@@ -73,9 +76,6 @@ class SweepContext:
             if merge_rule.needs_base and spec.merge_space != "tv":
                 raise ConfigError(f"rule {rule.name!r} is defined on task vectors: set merge_space: tv "
                                   f"(the spec has merge_space: {spec.merge_space})")
-            if merge_rule.rank_sum:  # the live model holds the pool's rank; a mixture of rank sum(r_i) does not fit
-                raise ConfigError(f"merge rule {rule.name!r} changes the LoRA rank (rank = sum of the mixed ranks): "
-                                  "it is available through `adaptermix mix` and the Python API, not in sweeps")
             if merge_rule.needs_lora and spec.merge_space != "raw":
                 raise ConfigError(f"merge rule {rule.name!r} merges LoRA updates B A of the raw factors: "
                                   "use merge_space raw")
@@ -87,6 +87,9 @@ class SweepContext:
         for rule in spec.rules:
             if MERGE_RULES.get(rule.name).needs_lora:
                 lora_view(pool.stacked.layout, rule.name)  # a non-LoRA pool: one line before the encoder loads
+            if MERGE_RULES.get(rule.name).rank_sum and not pool.is_lora:
+                raise ConfigError(f"merge rule {rule.name!r} writes a LoRA of rank sum(r_i): the pool's method is "
+                                  f"{pool.method.get('name')!r}, not lora")
         encoder = encoder or load_encoder(pool.adapters[0].meta.base_model["name"], precision=spec.precision)
         if spec.precision in ("fp32", "bf16") and spec.precision != encoder.precision:
             raise ConfigError(f"the sweep asks for precision {spec.precision} but the encoder given is "
@@ -95,7 +98,10 @@ class SweepContext:
         spec = spec.model_copy(update={"precision": encoder.precision})
         for adapter in pool.adapters:
             check_base(adapter, encoder)
-        live = LiveModel.build(encoder, pool.adapters[0], pool.stacked.layout)
+        # A rank-growing rule (cat, knots: rank k r) in the spec: the live LoRA gets rank N r at the pool's
+        # alpha / r and every mixture is written zero-padded into it (exact, see sweep.live); else the pool's.
+        slots = len(pool.names) if any(MERGE_RULES.get(r.name).rank_sum for r in spec.rules) else 1
+        live = LiveModel.build(encoder, pool.adapters[0], pool.stacked.layout, rank_slots=slots)
         # float64, as merge() uses, so greedy selection is identical on near-ties
         fsd = pool.fsd(spec.fsd_space).values
         ctx = cls(spec, pool, encoder, live, fsd)
@@ -171,6 +177,22 @@ def group_trials(trials: Iterable[Trial]) -> list[list[Trial]]:
     return list(groups.values())
 
 
+def mixture_stats(
+    ctx: SweepContext, idx: Sequence[int], tpos: int, vector: torch.Tensor, rank_sum: bool
+) -> SubsetStats:
+    """The trial's sign statistics of ``vector`` against the target. A rank-growing mixture (``cat``,
+    ``knots``: rank k r) has no parameter-by-parameter counterpart in the target's rank-r factors, so its
+    sign change and zeroed fraction are not defined (NaN, stored as null); its mean pairwise FSD is."""
+    if not rank_sum:
+        return subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
+    nan = float("nan")
+    return SubsetStats(len(idx), mean_pairwise(ctx.fsd, idx), nan, nan, ctx.spec.fsd_space)
+
+
+def _defined(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
 def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResult]:
     """Mix once, write the mixture into the live model, run every evaluation of the group."""
     first = group[0]
@@ -178,8 +200,10 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
     idx = [names.index(n) for n in first.subset]
     tpos = names.index(first.target)
     started = time.perf_counter()
+    layout = ctx.pool.stacked.layout
     vector = ctx.mixture(first)
-    stats = subset_stats(ctx.pool.flat, ctx.fsd, idx, tpos, mixture=vector, space=ctx.spec.fsd_space)
+    rule = MERGE_RULES.get(first.rule)
+    stats = mixture_stats(ctx, idx, tpos, vector, rule.rank_sum)
     # Alg. 4 chooses adapters and layers: record which, per trial (metrics_json "mixed_adapters" and
     # "pruned_groups"), so a reader can see what the FSD guidance did.
     chosen = (
@@ -187,7 +211,7 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
         if first.rule == "sparse_fsd"
         else {}
     )
-    ctx.live.write(vector)
+    ctx.live.write(vector, rule.output_layout(layout, len(idx)))
     ctx.live.use_head(first.target, ctx.pool.adapters[tpos])
     es = ctx.eval_set(first.target)
     mix_seconds = time.perf_counter() - started
@@ -201,9 +225,9 @@ def evaluate_group(ctx: SweepContext, group: Sequence[Trial]) -> list[TrialResul
             trial=trial,
             metric_name=es.info.metric,
             metric=outcome.metric,
-            metrics={**outcome.metrics, "target_sign_zeroed": stats.zeroed, **chosen},
+            metrics={**outcome.metrics, "target_sign_zeroed": _defined(stats.zeroed), **chosen},
             mean_pairwise_fsd=stats.mean_pairwise_fsd if first.k > 1 else None,
-            target_sign_change=stats.flipped,
+            target_sign_change=_defined(stats.flipped),
             fsd_space=stats.space,
             n_examples=len(es.examples),
             seconds=seconds,
