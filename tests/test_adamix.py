@@ -536,3 +536,35 @@ def test_experiment_clears_stale_claims_of_dead_workers(tmp_path: Path) -> None:
     run_experiment(cfg, executor_factory=fake_adamix_executor)
     assert runs[0].result_path(tmp_path).is_file() and not stale.exists()
     assert live.exists() and not runs[1].result_path(tmp_path).exists()
+
+
+def test_experiment_run_reuses_an_adapter_trained_with_the_same_key(tmp_path: Path, monkeypatch) -> None:
+    """A run killed after training (before its result was written) reuses its adapter on the rerun: the
+    training is resumed by the study pipeline's training key, the result is the same."""
+    from adaptermix.adamix import runner
+    from adaptermix.adamix.experiment import Run
+    from adaptermix.data.config import DataConfig
+    from adaptermix.data.schema import SPLITS
+    from adaptermix.training.config import TrainRunConfig
+
+    enc = tiny_encoder("bert")
+    cfg = experiment_cfg(tmp_path, model={"max_length": 32}, inference={"modes": ["fixed"]})
+    run_cfg = TrainRunConfig.model_validate(
+        {
+            "model": {"max_length": 32},
+            "data": {"name": "toy_sentiment", "data_dir": str(PACK)},
+            "method": {"name": "adamix", "bottleneck_size": 8, "adamix": {"num_experts": 2}},
+            "train": {"epochs": 1, "batch_size": 8, "progress": False, "seed": 1},
+            "output_dir": str(tmp_path / "adapters" / "adamix" / "toy_sentiment" / "seed1"),
+            "eval_splits": ["test"],
+        }
+    )
+    task = load_task(DataConfig(name="toy_sentiment", data_dir=str(PACK)), splits=SPLITS)
+    assets = runner.Assets(enc, {"toy_sentiment": task}, {})
+    run = Run("adamix", "toy_sentiment", 1, run_cfg, ("fixed",))
+    first = runner.execute_run(run, assets, cfg)
+    assert first["train_seconds"] is not None
+    monkeypatch.setattr(runner, "train_adapter", lambda *a, **k: pytest.fail("trained again"))
+    again = runner.execute_run(run, assets, cfg)
+    assert again["train_seconds"] is None
+    assert again["test"] == first["test"] and again["modes"] == first["modes"]

@@ -35,7 +35,10 @@ def test_the_adamix_cycle_is_gone() -> None:
     methods.adamix -> training.loop: a method never reaches artefact IO or the training loop."""
     graph = import_graph()
     for method_module in [m for m in graph if m.startswith("adaptermix.methods")]:
-        for higher in ("adaptermix.adamix.merge", "adaptermix.artefact", "adaptermix.training.loop"):
+        for higher in (
+            "adaptermix.adamix.merge", "adaptermix.artefact", "adaptermix.training.loop",
+            "adaptermix.mixture", "adaptermix.adamix.inference", "adaptermix.adamix.experiment",
+        ):
             chain = path_between(graph, method_module, higher)
             assert chain is None, " -> ".join(chain or [])
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from adaptermix.data.schema import TaskInfo
 from adaptermix.errors import AdapterMixError, ArtefactError, IncompatibleAdaptersError
 from adaptermix.io import atomic_dir
 from adaptermix.methods import METHODS, MethodConfig
-from adaptermix.methods.base import Derivation
 from adaptermix.model import AdapterModel, Head, HeadConfig
 
 WEIGHTS = "adapter.safetensors"
@@ -219,33 +218,6 @@ def load_adapter(path: str | Path) -> Adapter:
         )
     meta = meta_from_json(raw, p)
     return Adapter(meta, load_weights(p), p)
-
-
-def derived_path(src: str | Path, derivation: Derivation) -> Path:
-    """Where the artefact ``derivation`` derives from ``src`` is written: the sibling ``<src><suffix>``."""
-    p = Path(src)
-    return p.with_name(p.name + derivation.suffix)
-
-
-def derive_adapter(adapter: Adapter, derivation: Derivation) -> Adapter:
-    """``derivation`` applied to ``adapter`` (a method's derived artefact, e.g. AdaMix's merged adapter):
-    tensors, method config and provenance replaced, the rest of the metadata carried over, stamped now."""
-    cfg = adapter.meta.method_config
-    method = derivation.method(cfg)
-    provenance = derivation.provenance(cfg, adapter.meta.provenance, str(adapter.path) if adapter.path else None)
-    meta = replace(adapter.meta, method=method.model_dump(mode="json"), provenance=provenance, created_at=utc_stamp())
-    return Adapter(meta, derivation.tensors(adapter.tensors), None)
-
-
-def write_derived(src: str | Path, derivation: Derivation, out: str | Path | None = None) -> Path:
-    """Read the artefact ``src``, write what ``derivation`` derives from it to ``out`` (default
-    :func:`derived_path`), atomically; the source's ``config.yaml`` is kept as ``source_config.yaml``."""
-    derived = derive_adapter(load_adapter(src), derivation)
-    extra = {}
-    config = Path(src) / "config.yaml"
-    if config.is_file():
-        extra["source_config.yaml"] = config.read_text(encoding="utf-8")
-    return save_adapter(derived_path(src, derivation) if out is None else out, derived.tensors, derived.meta, extra)
 
 
 def load_weights(p: Path, what: str = "adapter") -> dict[str, torch.Tensor]:

@@ -9,6 +9,8 @@ produce a config that would not load from a file.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,3 +111,17 @@ def load_config(model: type[M], path: str | Path | None, overrides: list[str] | 
 def dump_config(cfg: BaseModel) -> str:
     """The fully resolved config as YAML (saved beside every output)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> str:
+    """A stable hash of what a config computes (``output_dir`` and progress flags excluded).
+
+    Values equal to their defaults are left out, so adding a new option with a default that keeps the old
+    behaviour does not invalidate artefacts trained before it existed.
+    """
+    data = cfg.model_dump(mode="json", exclude_defaults=True)
+    for key in ignore:
+        data.pop(key, None)
+    if isinstance(data.get("train"), dict):
+        data["train"].pop("progress", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

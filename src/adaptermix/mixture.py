@@ -1,28 +1,45 @@
-"""Mixtures and sparse versions of adapter artefacts: library functions behind ``mix`` and ``prune``.
+"""Artefact transforms: an adapter artefact in, a new one out (library functions behind ``mix``,
+``prune``, ``adamix merge`` and the training job's derived artefacts).
 
-A mixture is an ordinary adapter artefact — the mixed body with the target domain's own head (or the
-average head when all label sets are identical) — whose ``adapter.json`` records its provenance: which
-adapters, which rule, which parameters, which space.
+- :func:`mix_pool`: several adapters mixed by a merge rule. A mixture is an ordinary adapter artefact —
+  the mixed body with the target domain's own head (or the average head when all label sets are
+  identical) — whose ``adapter.json`` records its provenance: which adapters, which rule, which
+  parameters, which space.
+- :func:`prune_adapter`: one adapter's body magnitude-pruned.
+- :func:`derive_adapter` / :func:`write_derived`: a method's :class:`~adaptermix.methods.base.Derivation`
+  applied to one adapter (AdaMix's expert merging: :func:`merge_experts`, :func:`merge_experts_artefact`).
+
+Every transform stamps its metadata the one way, :func:`derived_meta`: the source's metadata copied, the
+method config and provenance replaced, ``created_at`` now; metrics are dropped (a mixture or a pruned
+adapter has not been evaluated) except for a derivation, whose result computes what its source computed
+(AdaMix's unmerged body evaluates in MERGED mode, i.e. as the merged adapter).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from adaptermix.artefact import Adapter, AdapterMeta, utc_stamp
+from adaptermix.artefact import Adapter, AdapterMeta, load_adapter, save_adapter, utc_stamp
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
 from adaptermix.merging import MERGE_RULES, SELECTING_RULES, merge, mix_heads, rule_selection
+from adaptermix.methods.adamix.merging import MERGE_EXPERTS
+from adaptermix.methods.base import Derivation
 from adaptermix.pool import AdapterPool
 from adaptermix.pruning import magnitude_prune
 
 
-def _meta_for(base: Adapter, provenance: dict[str, Any], method: dict[str, Any] | None = None) -> AdapterMeta:
+def derived_meta(
+    base: Adapter, provenance: dict[str, Any], method: dict[str, Any] | None = None, keep_metrics: bool = False
+) -> AdapterMeta:
+    """The metadata of an artefact made from ``base``: ``base``'s copied, ``method`` (if given) and
+    ``provenance`` replaced, ``created_at`` now, metrics dropped unless ``keep_metrics``."""
     meta = copy.deepcopy(base.meta)
-    return replace(meta, method=method or meta.method, metrics={}, provenance=provenance,
-                   created_at=utc_stamp())
+    return replace(meta, method=method or meta.method, metrics=meta.metrics if keep_metrics else {},
+                   provenance=provenance, created_at=utc_stamp())
 
 
 def mix_pool(
@@ -112,7 +129,7 @@ def mix_pool(
         "candidates": [_ref(pool, i) for i in range(len(pool.names))],
     }
     tensors = {**body.to_state_dict(), **head}
-    return Adapter(_meta_for(tgt, provenance, method), tensors)
+    return Adapter(derived_meta(tgt, provenance, method), tensors)
 
 
 def _summed_rank(method: dict[str, Any], k: int) -> None:
@@ -133,4 +150,47 @@ def prune_adapter(adapter: Adapter, sparsity: float, scope: str = "global") -> A
     provenance = {"kind": "pruned", "sparsity": sparsity, "scope": scope,
                   "source": str(adapter.path) if adapter.path else adapter.name,
                   "source_provenance": adapter.meta.provenance}
-    return Adapter(_meta_for(adapter, provenance), {**body.to_state_dict(), **adapter.head})
+    return Adapter(derived_meta(adapter, provenance), {**body.to_state_dict(), **adapter.head})
+
+
+def derived_path(src: str | Path, derivation: Derivation) -> Path:
+    """Where the artefact ``derivation`` derives from ``src`` is written: the sibling ``<src><suffix>``."""
+    p = Path(src)
+    return p.with_name(p.name + derivation.suffix)
+
+
+def derive_adapter(adapter: Adapter, derivation: Derivation) -> Adapter:
+    """``derivation`` applied to ``adapter`` (a method's derived artefact, e.g. AdaMix's merged adapter):
+    tensors, method config and provenance replaced, the rest of the metadata (metrics included) carried
+    over, stamped now."""
+    cfg = adapter.meta.method_config
+    method = derivation.method(cfg).model_dump(mode="json")
+    provenance = derivation.provenance(cfg, adapter.meta.provenance, str(adapter.path) if adapter.path else None)
+    return Adapter(derived_meta(adapter, provenance, method, keep_metrics=True), derivation.tensors(adapter.tensors))
+
+
+def write_derived(src: str | Path, derivation: Derivation, out: str | Path | None = None) -> Path:
+    """Read the artefact ``src``, write what ``derivation`` derives from it to ``out`` (default
+    :func:`derived_path`), atomically; the source's ``config.yaml`` is kept as ``source_config.yaml``."""
+    derived = derive_adapter(load_adapter(src), derivation)
+    extra = {}
+    config = Path(src) / "config.yaml"
+    if config.is_file():
+        extra["source_config.yaml"] = config.read_text(encoding="utf-8")
+    return save_adapter(derived_path(src, derivation) if out is None else out, derived.tensors, derived.meta, extra)
+
+
+def merge_experts(adapter: Adapter) -> Adapter:
+    """AdaMix Eq. 6: the merged (ordinary houlsby/pfeiffer) adapter of an unmerged AdaMix adapter."""
+    return derive_adapter(adapter, MERGE_EXPERTS)
+
+
+def merge_experts_artefact(src: str | Path, out: str | Path | None = None) -> Path:
+    """Read the unmerged AdaMix artefact ``src``, write its merged adapter to ``out`` (default
+    :func:`merged_path`), atomically."""
+    return write_derived(src, MERGE_EXPERTS, out)
+
+
+def merged_path(artefact_dir: str | Path) -> Path:
+    """Where the training job writes the merged adapter of an AdaMix ``artefact_dir``: ``<dir>-merged``."""
+    return derived_path(artefact_dir, MERGE_EXPERTS)

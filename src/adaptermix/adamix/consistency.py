@@ -1,6 +1,6 @@
-"""The consistency term of AdaMix (Eq. 5); defined with the other training losses in
-:mod:`adaptermix.methods.losses` (the method's ``training_loss`` uses it), re-exported here."""
+"""Old import path of AdaMix's consistency term (Eq. 5), kept for users' code: a thin re-export of
+:mod:`adaptermix.methods.adamix.consistency`."""
 
-from adaptermix.methods.losses import consistency_loss, symmetric_kl
+from adaptermix.methods.adamix.consistency import consistency_loss, symmetric_kl
 
 __all__ = ["consistency_loss", "symmetric_kl"]

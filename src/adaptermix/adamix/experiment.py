@@ -11,9 +11,13 @@ a hash of everything that determines it; a rerun skips runs whose result exists 
 changed config re-runs exactly the affected runs). The Markdown tables are rewritten after every run from
 the result files only.
 
-Parallel: ``workers=N`` starts N processes that walk the same pending list and take each run through a
-claim file (:mod:`adaptermix.claims`), each with 1/N of the torch threads. Two invocations on the same
-folder cooperate the same way. On the 2-core CPU here, two one-thread workers make 1.13-1.16x the
+The grid runs on the package's one job engine (:mod:`adaptermix.jobs`, as a study's trainings do): a
+run is a job whose key is :attr:`Run.key` and whose record is its result file (:func:`run_grid`).
+Parallel: ``workers=N`` starts N processes (:func:`adaptermix.jobs.run_workers`) that walk the same
+pending list and take each run through a claim file, each with 1/N of the torch threads. Two invocations
+on the same folder cooperate the same way. A run's training is itself resumable by the study pipeline's
+config-hash logic (:mod:`adaptermix.training.resume`): an adapter already trained with the same key (a run
+killed while evaluating its inference modes) is reused, not trained again. On the 2-core CPU here, two one-thread workers make 1.13-1.16x the
 training steps per second of one two-thread process (``bench/bench_workers.py``): a MiniLM step at
 batch 32 does not use two threads fully.
 """
@@ -23,9 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from adaptermix import jobs
 from adaptermix.adamix.report import ResultRow, render_tables
-from adaptermix.claims import claimed, is_stale
 from adaptermix.config import StrictModel
 from adaptermix.data.config import DataConfig
-from adaptermix.errors import AdapterMixError, ConfigError
+from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_json, atomic_write_text
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
@@ -314,48 +315,44 @@ def run_experiment(
 
 def clear_stale_claims(root: Path) -> list[Path]:
     """Remove the claims of runs whose process died (killed with SIGKILL, say); returns them."""
-    stale = [p for p in sorted(root.glob("results/*/*/*.claim")) if is_stale(p)]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
+    return jobs.clear_stale_claims(root.glob("results/*/*/*.claim"))
+
+
+def run_grid(cfg: ExperimentConfig, execute: Callable[[Run], dict[str, Any]]) -> jobs.JobGrid[Run, dict[str, Any]]:
+    """The experiment as a grid of the job engine: a run is done when its result file carries its key;
+    its claim sits beside that file; its result is recorded (atomically) with the key added."""
+    root = Path(cfg.output_dir)
+
+    def record(run: Run, result: dict[str, Any]) -> None:
+        result["key"] = run.key
+        atomic_write_json(run.result_path(root), result)
+
+    return jobs.JobGrid(lambda run: is_done(run, root), lambda run: run.claim_path(root), execute, record)
 
 
 def work_through(
     cfg: ExperimentConfig, pending: list[Run], execute: Callable[[Run], dict[str, Any]], name: str = ""
 ) -> int:
     """Run each of ``pending`` that no other process has finished or claimed; returns how many ran here."""
-    root = Path(cfg.output_dir)
-    done_here = 0
     prefix = f"{name} " if name else ""
-    for i, run in enumerate(pending, 1):
-        if is_done(run, root):  # finished meanwhile by another worker
-            continue
-        with claimed(run.claim_path(root)) as mine:
-            if not mine or is_done(run, root):
-                continue
-            t0 = time.perf_counter()
-            result = execute(run)
-            result["key"] = run.key
-            atomic_write_json(run.result_path(root), result)
-        done_here += 1
+
+    def report(i: int, run: Run, result: dict[str, Any], seconds: float) -> None:
         print(
             f"{prefix}[{i}/{len(pending)}] {run.variant} {run.task} seed {run.seed}: "
-            f"{result['metric']}={result['test'][result['metric']]:.4f} ({time.perf_counter() - t0:.0f} s)",
+            f"{result['metric']}={result['test'][result['metric']]:.4f} ({seconds:.0f} s)",
             flush=True,
         )
         write_tables(cfg)
-    return done_here
+
+    return jobs.work_through(pending, run_grid(cfg, execute), on_done=report)
 
 
 def _worker_main(
     cfg_json: dict[str, Any], full: bool, threads: int, name: str, factory: ExecutorFactory
 ) -> None:
     """Entry point of a spawned worker: its own threads, encoder and data; the same pending list."""
-    import torch
-
     with exit_on_sigterm():  # terminate() from the parent still releases this worker's claim
-        os.environ["ADAPTERMIX_THREADS"] = str(threads)
-        torch.set_num_threads(threads)
+        jobs.enter_worker(threads)
         cfg = ExperimentConfig.model_validate(cfg_json)
         root = Path(cfg.output_dir)
         pending = [r for r in plan_runs(cfg, full) if not is_done(r, root)]
@@ -363,31 +360,9 @@ def _worker_main(
 
 
 def _run_workers(cfg: ExperimentConfig, full: bool, workers: int, factory: ExecutorFactory) -> None:
-    import torch
-
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = jobs.worker_threads(workers)
     print(f"adamix experiment: {workers} workers x {threads} thread(s)", flush=True)
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    procs = [
-        ctx.Process(
-            target=_worker_main,
-            args=(cfg.model_dump(mode="json"), full, threads, f"w{i + 1}", factory),
-            name=f"adamix-w{i + 1}",
-        )
-        for i in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:  # Ctrl-C reached the workers too (same process group); make sure they are gone
-            p.terminate()
-            p.join()
-        raise
-    failed = [p.name for p in procs if p.exitcode != 0]
-    if failed:
-        raise AdapterMixError(
-            f"{', '.join(failed)} failed (see the messages above); finished runs are kept, rerun to resume"
-        )
+    cfg_json = cfg.model_dump(mode="json")
+    jobs.run_workers(
+        _worker_main, [(cfg_json, full, threads, f"w{i + 1}", factory) for i in range(workers)], "adamix"
+    )

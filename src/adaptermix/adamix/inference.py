@@ -4,6 +4,9 @@ MERGED (averaged experts, what the merged artefact computes), RANDOM (one random
 training), FIXED (the first expert of every projection) and ENSEMBLE (Eq. 7: the mean of the softmax over
 ``routes`` random routes per example; for regression, the mean prediction). The ensemble's outputs are
 the log of the averaged probabilities, so every metric that takes logits (argmax) works unchanged.
+
+The modes and the ensemble are the method's (:mod:`adaptermix.methods.adamix.inference`); this module
+runs a model over a data set under them, which needs the training package and artefact loading.
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from adaptermix.artefact import load_adapter
 from adaptermix.backbone.loading import Encoder
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskInfo
 from adaptermix.errors import ArtefactError
-from adaptermix.methods.adamix import AdaMixBody, AdaMixInference
+from adaptermix.methods.adamix import AdaMixBody, AdaMixInference, ensemble_outputs
 from adaptermix.model import AdapterModel
 from adaptermix.training.batching import TokenizedSet
 from adaptermix.training.evaluate import metrics_from_outputs, predict
 from adaptermix.training.run import prepared_eval
+
+__all__ = ["adamix_body", "ensemble_outputs", "eval_adamix", "evaluate_mode", "predict_mode"]
 
 
 def adamix_body(model: AdapterModel) -> AdaMixBody:
@@ -30,14 +34,6 @@ def adamix_body(model: AdapterModel) -> AdaMixBody:
     if not isinstance(model.body, AdaMixBody):
         raise ArtefactError("inference modes need an unmerged 'adamix' adapter (a merged one has no experts)")
     return model.body
-
-
-def ensemble_outputs(outputs: list[np.ndarray], regression: bool) -> np.ndarray:
-    """Eq. 7: log of the mean softmax over the members (classification) or the mean prediction."""
-    stacked = torch.from_numpy(np.stack(outputs))
-    if regression:
-        return stacked.mean(0).numpy()
-    return torch.log(torch.softmax(stacked, dim=-1).mean(0)).numpy()
 
 
 def predict_mode(

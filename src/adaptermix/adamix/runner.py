@@ -1,7 +1,8 @@
 """Execute one run of the AdaMix experiment, and estimate what a run costs.
 
 A run is the ordinary training job (:func:`adaptermix.training.run.train_adapter`, which for AdaMix also
-writes the merged adapter), followed for the inference variant by evaluations of the unmerged checkpoint
+writes the merged adapter; skipped when the adapter is already there with the same training key),
+followed for the inference variant by evaluations of the unmerged checkpoint
 under the other inference modes. The encoder and every task's (capped) data are loaded once.
 """
 
@@ -12,18 +13,20 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptermix.adamix.inference import evaluate_mode
-from adaptermix.adamix.merge import merge_expert_tensors, merged_path
-from adaptermix.artefact import load_adapter, model_from_adapter
+from adaptermix.artefact import META, load_adapter, model_from_adapter
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import SPLITS, TaskData
-from adaptermix.methods.adamix import AdaMixInference
+from adaptermix.methods.adamix import AdaMixInference, merge_expert_tensors
+from adaptermix.mixture import merged_path
 from adaptermix.training.batching import tokenize
-from adaptermix.training.run import train_adapter
+from adaptermix.training.resume import reusable_metrics, training_key
+from adaptermix.training.run import TrainOutcome, train_adapter
 
 if TYPE_CHECKING:
     from adaptermix.adamix.experiment import ExperimentConfig, Run
@@ -86,10 +89,22 @@ def _count(tensors: dict[str, Any]) -> int:
 
 
 def execute_run(run: Run, assets: Assets, cfg: ExperimentConfig) -> dict[str, Any]:
-    """Train, evaluate (and for the inference variant, evaluate each mode); return the result record."""
+    """Train, evaluate (and for the inference variant, evaluate each mode); return the result record.
+
+    The training is resumable by the config-hash logic of a study's trainings
+    (:mod:`adaptermix.training.resume`): an adapter already at the run's folder with the same training key
+    (and, for AdaMix, its merged sibling) is reused, e.g. after a kill while the modes were evaluated."""
+    key = training_key(run.cfg)
+    path = Path(run.cfg.output_dir)
+    derived_ok = run.cfg.method.name != "adamix" or (merged_path(path) / META).is_file()
+    reused = reusable_metrics(path, key)
     t0 = time.perf_counter()
-    out = train_adapter(run.cfg, encoder=assets.encoder, task=assets.tasks[run.task])
-    train_s = time.perf_counter() - t0
+    if reused is not None and derived_ok:
+        out = TrainOutcome(path, reused)
+        train_s = None
+    else:
+        out = train_adapter(run.cfg, encoder=assets.encoder, task=assets.tasks[run.task], config_hash=key)
+        train_s = round(time.perf_counter() - t0, 1)
     adapter = load_adapter(out.path)
     info = adapter.meta.task_info
     training = adapter.meta.training or {}
@@ -110,7 +125,7 @@ def execute_run(run: Run, assets: Assets, cfg: ExperimentConfig) -> dict[str, An
         "params_trained": _count(adapter.tensors),
         "params_inference": _count(merge_expert_tensors(adapter.tensors) if is_adamix else adapter.tensors),
         "method": run.cfg.method.model_dump(mode="json"),
-        "train_seconds": round(train_s, 1),
+        "train_seconds": train_s,  # None: the adapter was reused, not trained by this run
         "adapter": str(out.path) if cfg.keep_adapters else None,
     }
     if run.modes:

@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     stamp = output_stamp("train", cfg.model_dump(mode="json", exclude={"output_dir"}))
     outputs = [cfg.output_dir]
     if cfg.method.name == "adamix":  # training also writes the merged adapter beside the unmerged one
-        from adaptermix.adamix.merge import merged_path
+        from adaptermix.mixture import merged_path
 
         outputs.append(str(merged_path(cfg.output_dir)))
     for path in outputs:

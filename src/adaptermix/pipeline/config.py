@@ -6,8 +6,6 @@ threads), as in mergekit. Per-domain training overrides express the paper's per-
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,6 +18,7 @@ from pydantic import (
 )
 
 from adaptermix.config import StrictModel
+from adaptermix.config import config_hash as config_hash  # re-exported: its old home
 from adaptermix.data.config import DataConfig
 from adaptermix.evaluations.config import (
     LEGACY_KEYS,
@@ -227,20 +226,6 @@ class StudyConfig(StrictModel):
                                                                  or run.data.sample_seed) + shift})
         train = run.train.model_copy(update={"seed": run.train.seed + shift})
         return run.model_copy(update={"data": data, "train": train})
-
-
-def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> str:
-    """A stable hash of what a config computes (``output_dir`` and progress flags excluded).
-
-    Values equal to their defaults are left out, so adding a new option with a default that keeps the old
-    behaviour does not invalidate artefacts trained before it existed.
-    """
-    data = cfg.model_dump(mode="json", exclude_defaults=True)
-    for key in ignore:
-        data.pop(key, None)
-    if isinstance(data.get("train"), dict):
-        data["train"].pop("progress", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 class StudySuite(StrictModel):

@@ -1,12 +1,15 @@
 """Stage 1 of a study: train one adapter per (method, domain), skipping artefacts that already match.
 
 An artefact is reused when its ``adapter.json`` records the same key (the config's hash and the data's
-contents, :func:`training_key`); a changed config or changed data retrains it. Each adapter is written atomically, so a kill loses at most the adapter in training.
+contents, :func:`adaptermix.training.resume.training_key`); a changed config or changed data retrains it.
+Each adapter is written atomically, so a kill loses at most the adapter in training. Jobs run on the
+package's job engine (:mod:`adaptermix.jobs`, as the AdaMix experiment does): each is claimed
+(``<artefact dir>.claim``) while it trains, so two processes of one study never train the same adapter,
+and one waits for an adapter another is training instead of training it again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,14 +17,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from adaptermix.artefact import META, load_adapter
+from adaptermix.artefact import load_adapter
 from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.data.fingerprint import data_fingerprint
 from adaptermix.errors import ArtefactError
 from adaptermix.io import atomic_write_text
-from adaptermix.pipeline.config import StudyConfig, config_hash
+from adaptermix.jobs import JobGrid, work_through
+from adaptermix.pipeline.config import StudyConfig
 from adaptermix.training.config import TrainRunConfig
 from adaptermix.training.metrics import is_near
+from adaptermix.training.resume import reusable_metrics as _matching
+from adaptermix.training.resume import training_key as training_key  # re-exported: its old home
 from adaptermix.training.run import train_adapter
 
 log = logging.getLogger(__name__)
@@ -73,30 +78,6 @@ def adapter_dir(cfg: StudyConfig, method_label: str, domain: str, replicate: int
 REPLICATES = "replicates"
 
 
-def _matching(path: Path, want_hash: str) -> dict[str, dict[str, float]] | None:
-    if not (path / META).is_file():
-        return None
-    try:
-        adapter = load_adapter(path)
-    except ArtefactError:
-        return None
-    if (adapter.meta.training or {}).get("config_hash") != want_hash:
-        return None
-    return adapter.meta.metrics
-
-
-def training_key(run: TrainRunConfig) -> str:
-    """What a finished adapter must match to be reused: the config's hash, its data's contents
-    (:func:`adaptermix.data.fingerprint.data_fingerprint`) and the resolved encoder precision, so an adapter
-    trained on another data pack (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) or in another number
-    format (``precision: auto`` differs between machines) is retrained, not silently reused."""
-    from adaptermix.device import precision_name, resolve_device, resolve_precision
-
-    dtype = resolve_precision(run.model.precision, resolve_device())
-    payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{precision_name(dtype)}"
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str, int], TrainedAdapter]]:
     """Every (method, domain) job in order, then the noise-floor replicates (if configured), and the finished
     ones (artefact present, same config hash), keyed by :attr:`TrainJob.key`."""
@@ -119,23 +100,44 @@ def plan_training(cfg: StudyConfig) -> tuple[list[TrainJob], dict[tuple[str, str
     return jobs, done
 
 
-def local_trainer(model_name: str, encoder: Encoder | None = None, progress: bool = True) -> Trainer:
-    """Train jobs one after another in this process, loading the encoder once (on first need)."""
+def claim_path(job: TrainJob) -> Path:
+    """A training job's claim: ``<artefact dir>.claim``, beside the folder the adapter is written to."""
+    return job.path.with_name(job.path.name + ".claim")
 
-    def trainer(jobs: list[TrainJob], done: Callable[[TrainJob, dict[str, dict[str, float]]], None]) -> None:
-        nonlocal encoder
-        bar = tqdm(jobs, desc="train adapters", unit="adapter", disable=not progress)
-        for job in bar:
+
+def local_trainer(model_name: str, encoder: Encoder | None = None, progress: bool = True) -> Trainer:
+    """Train jobs one after another in this process, loading the encoder once (on first need).
+
+    The jobs go through the job engine: an adapter that another process of the same study (a second
+    `reproduce`) trained meanwhile is reused, and one it is training now is waited for, not trained twice.
+    """
+
+    def trainer(pending: list[TrainJob], done: Callable[[TrainJob, dict[str, dict[str, float]]], None]) -> None:
+        bar = tqdm(total=len(pending), desc="train adapters", unit="adapter", disable=not progress)
+        reported: set[tuple[str, str, int]] = set()
+
+        def execute(job: TrainJob) -> dict[str, dict[str, float]]:
+            nonlocal encoder
             bar.set_postfix_str(f"{job.label}/{job.domain}")
-            # another process of the same study (a second `reproduce`, a Ray worker) may have trained it
-            # meanwhile: reuse it rather than train it again
+            encoder = encoder or load_encoder(model_name, precision=job.run.model.precision)
+            return train_adapter(job.run, encoder=encoder, config_hash=job.config_hash).metrics
+
+        def record(job: TrainJob, metrics: dict[str, dict[str, float]]) -> None:
+            done(job, metrics)  # the artefact itself was written atomically by train_adapter
+            reported.add(job.key)
+            bar.update()
+
+        def is_done(job: TrainJob) -> bool:
+            return _matching(job.path, job.config_hash) is not None
+
+        try:
+            work_through(pending, JobGrid(is_done, claim_path, execute, record), wait_for_others=True)
+        finally:
+            bar.close()
+        for job in (j for j in pending if j.key not in reported):  # trained meanwhile by another process
             ready = _matching(job.path, job.config_hash)
             if ready is not None:
                 done(job, ready)
-                continue
-            encoder = encoder or load_encoder(model_name, precision=job.run.model.precision)
-            result = train_adapter(job.run, encoder=encoder, config_hash=job.config_hash)
-            done(job, result.metrics)
 
     return trainer
 

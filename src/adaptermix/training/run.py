@@ -16,7 +16,6 @@ from adaptermix.artefact import (
     new_model,
     save_adapter,
     task_to_dict,
-    write_derived,
 )
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.config import dump_config, validate
@@ -24,6 +23,7 @@ from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskData, TaskInfo
 from adaptermix.errors import DataError
+from adaptermix.mixture import write_derived
 from adaptermix.model import AdapterModel
 from adaptermix.training.batching import TokenizedSet, tokenize
 from adaptermix.training.config import TrainRunConfig

@@ -1,13 +1,13 @@
-"""AdaMix (Wang et al. 2022): a mixture of M bottleneck adapters per site, trained by stochastic routing.
+"""The AdaMix body (Wang et al. 2022): a mixture of M bottleneck adapters per site, trained by stochastic routing.
 
 Each site (after the attention and feed-forward output projections for the Houlsby placement, after the
 feed-forward one only for Pfeiffer) holds M copies of the down-projection and M of the up-projection,
 stacked on a leading expert axis. State-dict names follow the project convention with that extra axis:
 ``layers.{i}.{site}.down.weight`` is ``[Md, bottleneck, hidden]``, ``up.weight`` ``[Mu, hidden, bottleneck]``
 (``Md`` / ``Mu`` = 1 for the shared projection). A body with its experts averaged (Eq. 6) is therefore an
-ordinary bottleneck adapter after dropping that axis: :data:`MERGE_EXPERTS` says how (pure functions,
-the body's :meth:`~AdaMixBody.derived_artefacts`), :mod:`adaptermix.adamix.merge` reads and writes the
-artefacts.
+ordinary bottleneck adapter after dropping that axis: :data:`~adaptermix.methods.adamix.merging.MERGE_EXPERTS`
+says how (pure functions, the body's :meth:`~AdaMixBody.derived_artefacts`);
+:func:`adaptermix.mixture.merge_experts` applies them to artefacts.
 
 Routing (Sec. 3): in train mode every forward of the encoder draws, for every layer and site, one down and
 one up expert uniformly at random from a generator the body owns; the whole batch goes through them, so
@@ -34,8 +34,7 @@ Deviations and choices, all following the official code (microsoft/AdaMix, ``exp
 from __future__ import annotations
 
 import contextlib
-import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, cast
 
 import torch
@@ -43,7 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
-from adaptermix.errors import ArtefactError
+from adaptermix.methods.adamix.consistency import consistency_loss
+from adaptermix.methods.adamix.inference import AdaMixInference
+from adaptermix.methods.adamix.merging import MERGE_EXPERTS
 from adaptermix.methods.base import (
     ACTIVATIONS,
     AdapterBody,
@@ -54,19 +55,10 @@ from adaptermix.methods.base import (
     seeded_generator,
 )
 from adaptermix.methods.config import AdaMixOptions, MethodConfig
-from adaptermix.methods.losses import consistency_loss, task_loss
+from adaptermix.methods.losses import task_loss
 
 PLACEMENT_SITES: dict[str, tuple[str, ...]] = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",)}
 """Sites adapted by each placement; the merged adapter is an artefact of the method of the same name."""
-
-
-class AdaMixInference(enum.Enum):
-    """How an unmerged AdaMix body routes in eval mode (the paper's Table 3)."""
-
-    MERGED = "merged"  # average the experts' weights (Eq. 6): AdaMix proper
-    RANDOM = "random"  # a random route per forward, as in training (AdaMix-RandomRouting)
-    FIXED = "fixed"  # every input through the first expert of each projection (AdaMix-FixedRouting)
-    ENSEMBLE = "ensemble"  # mean of softmax over T random routes (Eq. 7); one forward = one RANDOM route
 
 
 class ExpertLinear(nn.Module):
@@ -239,42 +231,8 @@ class AdaMixBody(AdapterBody):
 
     def derived_artefacts(self) -> tuple[Derivation, ...]:
         """The merged (Eq. 6) adapter, written by the training job beside the unmerged artefact it saved
-        (``<dir>-merged``, see :func:`adaptermix.adamix.merge.merged_path`)."""
+        (``<dir>-merged``, see :func:`adaptermix.mixture.merged_path`)."""
         return (MERGE_EXPERTS,)
-
-
-# -- merging (Eq. 6) as pure functions: adaptermix.adamix.merge applies them to artefacts -------------
-MERGED_SUFFIX = "-merged"
-
-
-def merge_expert_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Eq. 6 on a state dict: body tensors lose their leading expert axis by averaging; heads are copied."""
-    return {k: (v if k.startswith("head.") else v.mean(0)) for k, v in tensors.items()}
-
-
-def merged_method_config(cfg: MethodConfig) -> MethodConfig:
-    """The plain bottleneck config equivalent to an AdaMix config after merging."""
-    if cfg.name != "adamix":
-        raise ArtefactError(
-            f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge"
-        )
-    # preset is dropped: a preset naming "adamix" would otherwise override the new name when reloaded.
-    return cfg.model_copy(update={"name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions()})
-
-
-def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], source: str | None) -> dict[str, Any]:
-    """What a merged adapter records about where it came from."""
-    return {
-        "kind": "adamix_merged",
-        "rule": "mean of the experts of every projection (Wang et al. 2022, Eq. 6)",
-        "source": source,
-        "source_provenance": source_provenance,
-        "adamix": cfg.adamix.model_dump(mode="json"),
-    }
-
-
-# Metrics carry over: an unmerged body evaluates in MERGED mode by default, i.e. as the merged adapter.
-MERGE_EXPERTS = Derivation(MERGED_SUFFIX, merge_expert_tensors, merged_method_config, merged_provenance)
 
 
 def build_adamix(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdaMixBody:
