@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from adaptermix.backbone.loading import Encoder
+from adaptermix.errors import ConfigError
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.io import atomic_write_json
+from adaptermix.methods.config import MethodConfig
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pool import fsd_summary, load_pool
 from adaptermix.report.plots import fsd_heatmap, save_figure
 from adaptermix.sweep.runner import Backend, run_sweep
-from adaptermix.sweep.spec import SweepSpec
+from adaptermix.sweep.spec import RuleSpec, SweepSpec
+from adaptermix.sweep.stats import ALL_DOMAIN
 
 
 @dataclass
@@ -95,6 +98,84 @@ def _subsets(sw: Any) -> dict[str, Any]:
     return {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
 
 
+def method_config(cfg: StudyConfig, label: str) -> MethodConfig:
+    """The method of the study whose directory label is ``label``."""
+    for method in cfg.methods:
+        if cfg.method_label(method) == label:
+            return method
+    raise ConfigError(f"no method of the study has the label {label!r}")
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """How a study's rule comparison runs for one method: the rules in the comparison's merge space, the
+    LoRA-update rules (on the raw factors), and a note per rule skipped for this method."""
+
+    rules: tuple[RuleSpec, ...]
+    lora_rules: tuple[RuleSpec, ...]
+    skipped: tuple[str, ...]
+
+
+def rule_plan(cfg: StudyConfig, method: MethodConfig) -> RulePlan:
+    """Split ``rule_comparison.rules`` for ``method`` by what each rule needs (the merging registry's flags);
+    a one-line ConfigError for a rule no sweep can run (unknown, a task-vector rule outside ``merge_space:
+    tv``, a rank-changing LoRA rule). Checked for every method before training starts."""
+    from adaptermix.merging import MERGE_RULES  # here: loading a study config stays torch-free
+
+    rc = cfg.rule_comparison
+    if rc is None:
+        return RulePlan((), (), ())
+    rules: list[RuleSpec] = []
+    lora: list[RuleSpec] = []
+    skipped: list[str] = []
+    for rule in rc.rules:
+        merge_rule = MERGE_RULES.get(rule.name)
+        if merge_rule.rank_sum:
+            raise ConfigError(f"rule_comparison: merge rule {rule.name!r} changes the LoRA rank (rank = sum of the "
+                              "mixed ranks) and cannot run in a sweep")
+        if merge_rule.needs_base and rc.merge_space != "tv":
+            raise ConfigError(f"rule_comparison: rule {rule.name!r} is defined on task vectors: set "
+                              f"rule_comparison.merge_space: tv (it is {rc.merge_space})")
+        if not merge_rule.needs_lora:
+            rules.append(rule)
+        elif method.name == "lora":
+            lora.append(rule)
+        else:
+            skipped.append(f"rule {rule.name!r} merges LoRA updates B A: skipped for method {method.name!r}")
+    return RulePlan(tuple(rules), tuple(lora), tuple(skipped))
+
+
+def rule_comparison_specs(cfg: StudyConfig, mp: MethodPool) -> list[SweepSpec]:
+    """The all-domain mixtures (k = N, tag ``all_domain``) of the rule comparison for one method: the
+    rules in ``rule_comparison.merge_space``, and the LoRA-update rules (LoRA only) on the raw factors."""
+    rc = cfg.rule_comparison
+    if rc is None:
+        return []
+    plan = rule_plan(cfg, method_config(cfg, mp.label))
+    subsets = {"generator": "all", "ks": [len(mp.dirs)], "tag": ALL_DOMAIN, "seed": cfg.sweep.seed}
+    specs = []
+    for rules, space in ((plan.rules, rc.merge_space), (plan.lora_rules, "raw")):
+        if rules:
+            specs.append(method_spec(cfg, mp, rules=[r.model_dump() for r in rules], subsets=subsets,
+                                     evaluations=list(rc.evaluations), merge_space=space))
+    return specs
+
+
+def _selection_subsets(cfg: StudyConfig) -> dict[str, Any] | None:
+    """The greedy stage's subsets: Alg. 1's greedy min/max (``greedy: true``) and the ``selection`` section's
+    generators (AdapterSoup's), with AdapterSoup's parameters when given; None when there are none. Without a
+    ``selection`` section the spec is that of before the section existed."""
+    gens = ["greedy", "greedy_max"] if cfg.greedy else []
+    if cfg.selection is not None:
+        gens += [g for g in cfg.selection.generators if g not in gens]
+    if not gens:
+        return None
+    subsets: dict[str, Any] = {"generator": gens, "seed": cfg.sweep.seed}
+    if cfg.selection is not None:
+        subsets["adaptersoup"] = cfg.selection.adaptersoup.model_dump()
+    return subsets
+
+
 def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
     """The sweep specs of one stage for one method (possibly none)."""
     sw = cfg.sweep
@@ -107,10 +188,11 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
             if sw.textfooler_per_k is not None:
                 own_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
             specs.append(method_spec(cfg, mp, evaluations=own, subsets=own_subsets, rules=[{"name": "average"}]))
-        return specs
+        return specs + rule_comparison_specs(cfg, mp)
     if stage == "greedy":
+        chosen = _selection_subsets(cfg)
         return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],
-                      subsets={"generator": ["greedy", "greedy_max"], "seed": sw.seed})] if cfg.greedy else []
+                            subsets=chosen)] if chosen is not None else []
     if stage == "pruning":
         pr = cfg.pruning
         if not pr.enabled:
@@ -135,6 +217,9 @@ def run_sweep_stage(
 ) -> int:
     """Run every spec of ``stage`` for one method into its store; returns the number of trials run."""
     ran = 0
+    if stage == "sweep" and cfg.rule_comparison is not None:
+        for note in rule_plan(cfg, method_config(cfg, mp.label)).skipped:
+            log(f"[{mp.label}] rule comparison: {note}")
     for spec in sweep_specs(cfg, mp, stage):
         summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
         log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
