@@ -19,7 +19,7 @@ from adaptermix.errors import AdapterMixError, ConfigError
 from adaptermix.io import output_stamp
 from adaptermix.methods.config import MethodConfig
 from adaptermix.pipeline.config import StudyConfig
-from adaptermix.pipeline.stages import MethodPool, rule_comparison_specs, rule_plan, sweep_specs
+from adaptermix.pipeline.stages import MethodPool, added_specs, rule_comparison_specs, rule_plan, sweep_specs
 from adaptermix.sweep.spec import expand
 from adaptermix.sweep.stats import ALL_DOMAIN
 from adaptermix.sweep.store import ResultsStore
@@ -31,8 +31,9 @@ from tiny import tiny_encoder
 SOUP = ("adaptersoup_similarity", "adaptersoup_cluster")
 
 # Pinned before the sections existed (commit 43e4bbc): each shipped study's output stamp, and a hash of the
-# sorted trial keys of its sweep, greedy and pruning stages (population and greedy trials; an FSD matrix and a
-# pool of the study's domains made up below), per method.
+# sorted trial keys of its sweep, greedy and pruning stages' specs (sweep_specs: without the sections' own,
+# added_specs; an FSD matrix and a pool of the study's domains made up below), per method (see also
+# tests/test_evaluation_plugins.py, CONFIG_KEYS).
 PINNED = {
     "demo": ("a4ca5e993afa212c", {"pfeiffer": ("7e04db351ee2", "15453ed1c162", "8f5f05637b2d")}),
     "cpu-study": ("612ba7d703558397", dict.fromkeys(("houlsby", "pfeiffer", "lora"),
@@ -51,13 +52,12 @@ def _stage_keys(cfg: StudyConfig, label: str, stage: str) -> str:
     n = len(names)
     fsd = np.add.outer(np.arange(n), np.arange(n)) % 7 / 7.0
     np.fill_diagonal(fsd, 0)
-    chosen = {g: {t: [t] for t in names} for g in SOUP}  # made-up selections: only the tags below are kept
     keys = []
     for spec in sweep_specs(cfg, MethodPool(label, {d: Path("/x") / d for d in names}), stage):
         spec = spec.model_copy(update={"precision": "fp32"})
         if spec.subsets.generator == ("all",) and spec.subsets.ks is None and n > 8:
             continue  # the paper's 53,248 mixtures per method: not enumerated here
-        keys += [t.key for t in expand(spec, names, fsd, chosen) if t.tag in ("", "greedy_min", "greedy_max")]
+        keys += [t.key for t in expand(spec, names, fsd)]
     return hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:12]
 
 
@@ -86,9 +86,11 @@ def test_cpu_study_turns_on_adaptersoup_and_the_rule_comparison() -> None:
     for method in cfg.methods:
         assert rule_plan(cfg, method).skipped == ()  # every rule runs for every method
         mp = MethodPool(cfg.method_label(method), {d: Path("/x") / d for d in domains})
-        (greedy,) = sweep_specs(cfg, mp, "greedy")
-        assert greedy.subsets.generator == ("greedy", "greedy_max", *SOUP)
-        (rc,) = rule_comparison_specs(cfg, mp)
+        (greedy,) = sweep_specs(cfg, mp, "greedy")  # Alg. 1's spec as before, AdapterSoup's beside it
+        assert greedy.subsets.generator == ("greedy", "greedy_max")
+        assert [s.subsets.generator for s in added_specs(cfg, mp, "greedy")] == [SOUP]
+        (rc,) = added_specs(cfg, mp, "sweep")
+        assert rc == rule_comparison_specs(cfg, mp)[0]
         assert rc.subsets.ks == (13,) and rc.subsets.tag == ALL_DOMAIN and rc.merge_space == "tv"
         trials = expand(rc.model_copy(update={"precision": "fp32"}), domains)
         assert len(trials) == 13 * 16 and {t.k for t in trials} == {13} and {t.tag for t in trials} == {ALL_DOMAIN}

@@ -161,23 +161,30 @@ def rule_comparison_specs(cfg: StudyConfig, mp: MethodPool) -> list[SweepSpec]:
     return specs
 
 
-def _selection_subsets(cfg: StudyConfig) -> dict[str, Any] | None:
-    """The greedy stage's subsets: Alg. 1's greedy min/max (``greedy: true``) and the ``selection`` section's
-    generators (AdapterSoup's), with AdapterSoup's parameters when given; None when there are none. Without a
-    ``selection`` section the spec is that of before the section existed."""
-    gens = ["greedy", "greedy_max"] if cfg.greedy else []
-    if cfg.selection is not None:
-        gens += [g for g in cfg.selection.generators if g not in gens]
-    if not gens:
-        return None
-    subsets: dict[str, Any] = {"generator": gens, "seed": cfg.sweep.seed}
-    if cfg.selection is not None:
-        subsets["adaptersoup"] = cfg.selection.adaptersoup.model_dump()
-    return subsets
+def selection_specs(cfg: StudyConfig, mp: MethodPool) -> list[SweepSpec]:
+    """The ``selection`` section's mixtures for one method (greedy stage, beside Alg. 1's): each generator's
+    prefixes (AdapterSoup's selections), rule ``average``, ``clean``, as greedy's. A spec of its own, so the
+    greedy spec (and a store's record of it) is that of before the section existed."""
+    if cfg.selection is None:
+        return []
+    subsets = {"generator": cfg.selection.generators, "seed": cfg.sweep.seed,
+               "adaptersoup": cfg.selection.adaptersoup.model_dump()}
+    return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}], subsets=subsets)]
+
+
+def added_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
+    """The specs the additive sections (``rule_comparison`` in the sweep stage, ``selection`` in the greedy
+    stage) add to a stage, run after :func:`sweep_specs`'s."""
+    if stage == "sweep":
+        return rule_comparison_specs(cfg, mp)
+    if stage == "greedy":
+        return selection_specs(cfg, mp)
+    return []
 
 
 def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
-    """The sweep specs of one stage for one method (possibly none)."""
+    """The sweep specs of one stage for one method (possibly none), without the additive sections'
+    (:func:`added_specs`): the same for a study with or without them."""
     sw = cfg.sweep
     subsets = _subsets(sw)
     if stage == "sweep":
@@ -188,11 +195,10 @@ def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]
             if sw.textfooler_per_k is not None:
                 own_subsets.update(generator="sample", per_k=sw.textfooler_per_k)
             specs.append(method_spec(cfg, mp, evaluations=own, subsets=own_subsets, rules=[{"name": "average"}]))
-        return specs + rule_comparison_specs(cfg, mp)
+        return specs
     if stage == "greedy":
-        chosen = _selection_subsets(cfg)
         return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}],
-                            subsets=chosen)] if chosen is not None else []
+                      subsets={"generator": ["greedy", "greedy_max"], "seed": sw.seed})] if cfg.greedy else []
     if stage == "pruning":
         pr = cfg.pruning
         if not pr.enabled:
@@ -220,7 +226,7 @@ def run_sweep_stage(
     if stage == "sweep" and cfg.rule_comparison is not None:
         for note in rule_plan(cfg, method_config(cfg, mp.label)).skipped:
             log(f"[{mp.label}] rule comparison: {note}")
-    for spec in sweep_specs(cfg, mp, stage):
+    for spec in [*sweep_specs(cfg, mp, stage), *added_specs(cfg, mp, stage)]:
         summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
         log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
         ran += summary.ran
