@@ -219,3 +219,22 @@ def test_study_runs_adaptersoup_and_the_rule_comparison_only_once(study, capsys,
     again = capsys.readouterr().out
     assert all(line.split(": ", 2)[-1].startswith("0 trials run")
                for line in again.splitlines() if "trials run" in line), again
+
+
+def test_subsets_tag_marks_population_trials_apart() -> None:
+    from adaptermix.sweep.spec import SweepSpec
+
+    pool = {n: n for n in ("a", "b", "c")}
+    spec = validate(SweepSpec, {"pool": pool, "subsets": {"generator": "all", "ks": [3], "tag": ALL_DOMAIN}})
+    trials = expand(spec, list(pool))
+    assert [(t.target, t.k, t.tag) for t in trials] == [(n, 3, ALL_DOMAIN) for n in pool]
+    plain = validate(SweepSpec, {"pool": pool, "subsets": {"generator": "all", "ks": [3]}})
+    assert {t.key for t in expand(plain, list(pool))}.isdisjoint(t.key for t in trials)
+    assert "tag" not in plain.model_dump()["subsets"], "a spec without a tag dumps as before (provenance)"
+    again = validate(SweepSpec, spec.model_dump(mode="json"))
+    assert again.subsets == spec.subsets and [t.key for t in expand(again, list(pool))] == [t.key for t in trials]
+    for bad, msg in (({"generator": ["greedy"], "tag": "x"}, "not 'greedy'"),
+                     ({"generator": "adaptive", "budget": 2, "tag": "x"}, "not 'adaptive'"),
+                     ({"tag": "a/b"}, "subsets.tag 'a/b'")):
+        with pytest.raises(Exception, match=msg):
+            validate(SweepSpec, {"pool": pool, "subsets": bad})
