@@ -238,3 +238,20 @@ def test_subsets_tag_marks_population_trials_apart() -> None:
                      ({"tag": "a/b"}, "subsets.tag 'a/b'")):
         with pytest.raises(Exception, match=msg):
             validate(SweepSpec, {"pool": pool, "subsets": bad})
+
+
+def test_rule_comparison_reads_all_domain_trials_and_prefers_them() -> None:
+    from adaptermix.sweep.stats import rule_comparison
+
+    def row(target: str, k: int, rule: str, metric: float, tag: str = "") -> dict:
+        return {"target": target, "k": k, "rule": rule, "rule_params_json": "{}", "metric": metric, "tag": tag,
+                "evaluation": "clean", "eval_params_json": "{}", "split": "test", "max_eval_examples": 8,
+                "seed": 0, "max_length": 32, "subset_json": "[]"}
+
+    rows = [row("A", 1, "average", 0.9), row("A", 2, "average", 0.5), row("A", 3, "average", 0.4),
+            row("A", 3, "average", 0.45, ALL_DOMAIN), row("A", 3, "emr", 0.85, ALL_DOMAIN),
+            row("A", 1, "average", 0.1, "greedy_min"), row("A", 3, "ties", 0.2, "greedy_min")]
+    out = {(r.rule, r.target): r for r in rule_comparison(rows)}
+    assert set(out) == {("emr", "*"), ("emr", "A"), ("average", "*"), ("average", "A")}  # greedy's never
+    assert out[("average", "A")].metric_all == 0.45 and out[("average", "A")].metric_single == 0.9
+    assert out[("emr", "A")].k == 3

@@ -20,6 +20,7 @@ from adaptermix.backbone.loading import Encoder
 from adaptermix.errors import ConfigError
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.io import atomic_write_json
+from adaptermix.merging import MERGE_RULES
 from adaptermix.methods.config import MethodConfig
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pool import fsd_summary, load_pool
@@ -120,8 +121,6 @@ def rule_plan(cfg: StudyConfig, method: MethodConfig) -> RulePlan:
     """Split ``rule_comparison.rules`` for ``method`` by what each rule needs (the merging registry's flags);
     a one-line ConfigError for a rule no sweep can run (unknown, a task-vector rule outside ``merge_space:
     tv``, a rank-changing LoRA rule). Checked for every method before training starts."""
-    from adaptermix.merging import MERGE_RULES  # here: loading a study config stays torch-free
-
     rc = cfg.rule_comparison
     if rc is None:
         return RulePlan((), (), ())
