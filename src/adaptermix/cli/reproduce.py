@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     studies = load_studies(args.config, [*args.overrides, *precision_override(args)])
     stamps = []
     for cfg in studies:  # every study's folder is checked before any work starts
-        stamp = output_stamp("reproduce", cfg.model_dump(mode="json", exclude={"output_dir"}))
+        stamp = output_stamp("reproduce", cfg.stamp_inputs())  # additive sections left out
         saved = Path(cfg.output_dir) / "config.yaml"  # a study resumed from before stamps existed
         same = saved.is_file() and saved.read_text(encoding="utf-8") == dump_config(cfg)
         check_output(cfg.output_dir, stamp=stamp, overwrite=args.overwrite, same=same)

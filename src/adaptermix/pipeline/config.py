@@ -29,7 +29,8 @@ from adaptermix.evaluations.config import (
 )
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
-from adaptermix.sweep.spec import check_name
+from adaptermix.sweep.spec import AdapterSoupSpec, RuleSpec, check_name
+from adaptermix.sweep.subsets import SUBSET_GENERATORS
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
 
 
@@ -95,6 +96,76 @@ class SweepStage(EvaluationsModel):
     def textfooler(self) -> dict[str, Any]:
         """TextFooler's parameters as given (the old ``sweep.textfooler`` field, kept for readers of it)."""
         return dict(self.evaluation_params.get("textfooler", {}))
+
+
+def selection_generators() -> list[str]:
+    """The registered generators that follow a selection computed from the pool's texts (AdapterSoup's
+    ``adaptersoup_similarity`` / ``adaptersoup_cluster``): the default of ``selection.generators``."""
+    return [g for g in SUBSET_GENERATORS.names() if SUBSET_GENERATORS.get(g).needs_selection]
+
+
+class SelectionStage(StrictModel):
+    """Adapter selections run beside greedy mixing in the greedy stage (Fig. 7): AdapterSoup's by default.
+
+    Like Alg. 1's picks, each selection's prefixes of size l = 1..L are evaluated (rule ``average``,
+    ``clean``), tagged by generator, so Fig. 7 compares them with greedy min/max FSD, random selection and
+    the empirical bounds. Off unless the study has a ``selection:`` section (``selection: {}`` runs both of
+    AdapterSoup's generators with the paper's thresholds).
+    """
+
+    generators: list[str] = Field(
+        default_factory=selection_generators, min_length=1,
+        description="tagged subset generators (adaptermix.sweep.subsets); default: AdapterSoup's two",
+    )
+    adaptersoup: AdapterSoupSpec = Field(
+        default_factory=AdapterSoupSpec, description="the AdapterSoup generators' parameters (docs/adaptersoup.md)"
+    )
+
+    @field_validator("generators")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        valid = [g for g in SUBSET_GENERATORS.names()
+                 if SUBSET_GENERATORS.get(g).tag and not SUBSET_GENERATORS.get(g).dynamic]
+        for g in v:
+            if g not in valid:
+                raise ValueError(f"selection.generators: {g!r} is not a selection generator; valid: {', '.join(valid)}")
+        if len(set(v)) != len(v):
+            raise ValueError("selection.generators: a generator is listed twice")
+        return v
+
+
+class RuleComparisonStage(StrictModel):
+    """"Which rule?": every rule's all-domain mixture (k = N, each target's head) per target, in the sweep stage.
+
+    Its trials are tagged ``all_domain`` (kept apart from the sweep's population) and compared with the
+    sweep's single adapters (k = 1, rule ``average``) of the same evaluation, split, caps and seed. Rules
+    defined on task vectors (``needs_base``) need ``merge_space: tv``; rules that merge LoRA updates B A
+    (``needs_lora``) run for LoRA methods only, on the raw factors (LoRA's B starts at zero, so B A is the
+    update already), and are skipped, with a note, for the others. Off unless the study has the section.
+    """
+
+    rules: list[RuleSpec] = Field(min_length=1, description="merge rules (with parameters) to compare")
+    merge_space: Literal["raw", "tv"] = Field(
+        "tv", description="what the rules merge: task vectors (weights minus the shared init) or raw weights"
+    )
+    evaluations: list[str] = Field(
+        default_factory=lambda: ["clean"], min_length=1,
+        description="evaluation kinds, among sweep.evaluations (their parameters are the sweep's)",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> RuleComparisonStage:
+        if len({json.dumps(r.model_dump(), sort_keys=True) for r in self.rules}) != len(self.rules):
+            raise ValueError("rule_comparison.rules: a rule is listed twice")
+        if len(set(self.evaluations)) != len(self.evaluations):
+            raise ValueError("rule_comparison.evaluations: an evaluation is listed twice")
+        return self
+
+
+#: Study sections that only add trials to the method stores (nothing already computed depends on them): left
+#: out of a dump while unset, so a config without them dumps (config.yaml, the output stamp) as before they
+#: existed, and left out of the output stamp always, so turning one on resumes a study that already ran.
+ADDITIVE_SECTIONS = ("selection", "rule_comparison")
 
 
 class PruningStage(StrictModel):
@@ -169,6 +240,22 @@ class StudyConfig(StrictModel):
     noise_floor: NoiseFloorStage | None = Field(
         None, description="train replicate adapters per domain for the FSD noise floor (Fig. 4); off by default"
     )
+    selection: SelectionStage | None = Field(
+        None, description="AdapterSoup's selections beside greedy mixing (Fig. 7); off by default"
+    )
+    rule_comparison: RuleComparisonStage | None = Field(
+        None, description="every rule's all-domain mixture vs the single adapters ('Which rule?'); off by default"
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The additive sections (:data:`ADDITIVE_SECTIONS`) only when set: the dump of a study without them
+        is that of before they existed (its config.yaml and output stamp unchanged)."""
+        data: dict[str, Any] = handler(self)
+        for key in ADDITIVE_SECTIONS:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @field_validator("domains")
     @classmethod
@@ -191,6 +278,23 @@ class StudyConfig(StrictModel):
                 raise ValueError(f"noise_floor.methods: {unknown[0]!r} is not a method of the study "
                                  f"(known: {', '.join(sorted(known))})")
         return self
+
+    @model_validator(mode="after")
+    def _comparable(self) -> StudyConfig:
+        rc = self.rule_comparison
+        if rc is not None:
+            if not self.sweep.enabled:
+                raise ValueError("rule_comparison compares with the sweep's single adapters: it needs sweep.enabled")
+            missing = [e for e in rc.evaluations if e not in self.sweep.evaluations]
+            if missing:
+                raise ValueError(f"rule_comparison.evaluations: {missing[0]!r} is not among sweep.evaluations "
+                                 "(the single adapters it is compared with)")
+        return self
+
+    def stamp_inputs(self) -> dict[str, Any]:
+        """What ``adaptermix reproduce``'s output stamp hashes: the dump without ``output_dir`` and without the
+        additive sections (:data:`ADDITIVE_SECTIONS`), which add trials but change none already written."""
+        return self.model_dump(mode="json", exclude={"output_dir", *ADDITIVE_SECTIONS})
 
     def domain_names(self) -> list[str]:
         return [d if isinstance(d, str) else str(d["name"]) for d in self.domains]

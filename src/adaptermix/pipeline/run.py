@@ -1,7 +1,8 @@
 """``run_study``: the stages of a study in order, each resumable and skipped when already done.
 
-train -> fsd -> sweep (clean, FGSM, TextFooler) -> greedy (Alg. 1) -> pruning (Alg. 2 / 4, Fig. 8)
--> analysis (dataset similarity, LDA topics) -> report (figures, tables, statements, HTML).
+train -> fsd -> sweep (clean, FGSM, TextFooler; the rule comparison's all-domain mixtures) -> greedy (Alg. 1,
+AdapterSoup's selections) -> pruning (Alg. 2 / 4, Fig. 8) -> analysis (dataset similarity, LDA topics) ->
+report (figures, tables, statements, HTML).
 Killing the pipeline and starting it again continues where it stopped: finished adapters are reused,
 finished trials are skipped, and outputs are written atomically.
 """
@@ -16,7 +17,13 @@ from adaptermix.config import dump_config
 from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig
-from adaptermix.pipeline.stages import MethodPool, run_sweep_stage, set_aside_stale_store, write_fsd
+from adaptermix.pipeline.stages import (
+    MethodPool,
+    rule_plan,
+    run_sweep_stage,
+    set_aside_stale_store,
+    write_fsd,
+)
 from adaptermix.pipeline.train_stage import Trainer, train_all, write_single_adapter_table
 from adaptermix.sweep.runner import Backend
 
@@ -40,6 +47,8 @@ def run_study(
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage {unknown[0]!r}; valid: {', '.join(STAGES)}")
+    for method in cfg.methods:  # a rule no sweep can run: one line now, not after the training
+        rule_plan(cfg, method)
     out = Path(cfg.output_dir)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     progress = cfg.train.progress

@@ -17,13 +17,17 @@ from typing import Any
 import numpy as np
 
 from adaptermix.backbone.loading import Encoder
+from adaptermix.errors import ConfigError
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.io import atomic_write_json
+from adaptermix.merging import MERGE_RULES
+from adaptermix.methods.config import MethodConfig
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pool import fsd_summary, load_pool
 from adaptermix.report.plots import fsd_heatmap, save_figure
 from adaptermix.sweep.runner import Backend, run_sweep
-from adaptermix.sweep.spec import SweepSpec
+from adaptermix.sweep.spec import RuleSpec, SweepSpec
+from adaptermix.sweep.stats import ALL_DOMAIN
 
 
 @dataclass
@@ -95,8 +99,91 @@ def _subsets(sw: Any) -> dict[str, Any]:
     return {"generator": sw.generator, "per_k": sw.per_k, "seed": sw.seed}
 
 
+def method_config(cfg: StudyConfig, label: str) -> MethodConfig:
+    """The method of the study whose directory label is ``label``."""
+    for method in cfg.methods:
+        if cfg.method_label(method) == label:
+            return method
+    raise ConfigError(f"no method of the study has the label {label!r}")
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """How a study's rule comparison runs for one method: the rules in the comparison's merge space, the
+    LoRA-update rules (on the raw factors), and a note per rule skipped for this method."""
+
+    rules: tuple[RuleSpec, ...]
+    lora_rules: tuple[RuleSpec, ...]
+    skipped: tuple[str, ...]
+
+
+def rule_plan(cfg: StudyConfig, method: MethodConfig) -> RulePlan:
+    """Split ``rule_comparison.rules`` for ``method`` by what each rule needs (the merging registry's flags);
+    a one-line ConfigError for a rule no sweep can run (unknown, a task-vector rule outside ``merge_space:
+    tv``, a rank-changing LoRA rule). Checked for every method before training starts."""
+    rc = cfg.rule_comparison
+    if rc is None:
+        return RulePlan((), (), ())
+    rules: list[RuleSpec] = []
+    lora: list[RuleSpec] = []
+    skipped: list[str] = []
+    for rule in rc.rules:
+        merge_rule = MERGE_RULES.get(rule.name)
+        if merge_rule.rank_sum:
+            raise ConfigError(f"rule_comparison: merge rule {rule.name!r} changes the LoRA rank (rank = sum of the "
+                              "mixed ranks) and cannot run in a sweep")
+        if merge_rule.needs_base and rc.merge_space != "tv":
+            raise ConfigError(f"rule_comparison: rule {rule.name!r} is defined on task vectors: set "
+                              f"rule_comparison.merge_space: tv (it is {rc.merge_space})")
+        if not merge_rule.needs_lora:
+            rules.append(rule)
+        elif method.name == "lora":
+            lora.append(rule)
+        else:
+            skipped.append(f"rule {rule.name!r} merges LoRA updates B A: skipped for method {method.name!r}")
+    return RulePlan(tuple(rules), tuple(lora), tuple(skipped))
+
+
+def rule_comparison_specs(cfg: StudyConfig, mp: MethodPool) -> list[SweepSpec]:
+    """The all-domain mixtures (k = N, tag ``all_domain``) of the rule comparison for one method: the
+    rules in ``rule_comparison.merge_space``, and the LoRA-update rules (LoRA only) on the raw factors."""
+    rc = cfg.rule_comparison
+    if rc is None:
+        return []
+    plan = rule_plan(cfg, method_config(cfg, mp.label))
+    subsets = {"generator": "all", "ks": [len(mp.dirs)], "tag": ALL_DOMAIN, "seed": cfg.sweep.seed}
+    specs = []
+    for rules, space in ((plan.rules, rc.merge_space), (plan.lora_rules, "raw")):
+        if rules:
+            specs.append(method_spec(cfg, mp, rules=[r.model_dump() for r in rules], subsets=subsets,
+                                     evaluations=list(rc.evaluations), merge_space=space))
+    return specs
+
+
+def selection_specs(cfg: StudyConfig, mp: MethodPool) -> list[SweepSpec]:
+    """The ``selection`` section's mixtures for one method (greedy stage, beside Alg. 1's): each generator's
+    prefixes (AdapterSoup's selections), rule ``average``, ``clean``, as greedy's. A spec of its own, so the
+    greedy spec (and a store's record of it) is that of before the section existed."""
+    if cfg.selection is None:
+        return []
+    subsets = {"generator": cfg.selection.generators, "seed": cfg.sweep.seed,
+               "adaptersoup": cfg.selection.adaptersoup.model_dump()}
+    return [method_spec(cfg, mp, evaluations=["clean"], rules=[{"name": "average"}], subsets=subsets)]
+
+
+def added_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
+    """The specs the additive sections (``rule_comparison`` in the sweep stage, ``selection`` in the greedy
+    stage) add to a stage, run after :func:`sweep_specs`'s."""
+    if stage == "sweep":
+        return rule_comparison_specs(cfg, mp)
+    if stage == "greedy":
+        return selection_specs(cfg, mp)
+    return []
+
+
 def sweep_specs(cfg: StudyConfig, mp: MethodPool, stage: str) -> list[SweepSpec]:
-    """The sweep specs of one stage for one method (possibly none)."""
+    """The sweep specs of one stage for one method (possibly none), without the additive sections'
+    (:func:`added_specs`): the same for a study with or without them."""
     sw = cfg.sweep
     subsets = _subsets(sw)
     if stage == "sweep":
@@ -135,7 +222,10 @@ def run_sweep_stage(
 ) -> int:
     """Run every spec of ``stage`` for one method into its store; returns the number of trials run."""
     ran = 0
-    for spec in sweep_specs(cfg, mp, stage):
+    if stage == "sweep" and cfg.rule_comparison is not None:
+        for note in rule_plan(cfg, method_config(cfg, mp.label)).skipped:
+            log(f"[{mp.label}] rule comparison: {note}")
+    for spec in [*sweep_specs(cfg, mp, stage), *added_specs(cfg, mp, stage)]:
         summary = run_sweep(spec, mp.store(cfg), encoder=encoder, progress=progress, backend=backend)
         log(f"[{mp.label}] {stage}: {summary.ran} trials run, {summary.skipped} already done")
         ran += summary.ran

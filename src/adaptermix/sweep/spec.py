@@ -127,6 +127,10 @@ class SubsetSpec(StrictModel):
     min_k: PositiveInt = 1
     # Generators adaptersoup_similarity / adaptersoup_cluster: their parameters.
     adaptersoup: AdapterSoupSpec = AdapterSoupSpec()
+    # A tag for every trial of the population generators (all / sample), e.g. "all_domain" for a study's rule
+    # comparison: trials evaluated for another purpose, which statistics keep apart from the population (None:
+    # the generators' own tags, "" for the population). Part of every trial key, as any tag.
+    tag: str | None = None
 
     @field_validator("generator", mode="before")
     @classmethod
@@ -153,7 +157,21 @@ class SubsetSpec(StrictModel):
             raise ValueError("generator 'adaptive' needs subsets.budget (evaluations per target)")
         if "adaptive" in self.generator and self.ks is not None:
             raise ValueError("subsets.ks does not apply to generator 'adaptive' (use subsets.min_k)")
+        if self.tag is not None:
+            if not _NAME_RE.match(self.tag):
+                raise ValueError(f"subsets.tag {self.tag!r}: use letters, digits, '_', '-', '.', '+'")
+            tagged = [g.name for g in gens if g.tag or g.dynamic]
+            if tagged:
+                raise ValueError(f"subsets.tag applies to the population generators (all, sample), not {tagged[0]!r}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``tag`` key when unset: a spec's dump (a run's provenance) is that of before the field."""
+        data: dict[str, Any] = handler(self)
+        if data.get("tag", "") is None:
+            data.pop("tag")
+        return data
 
     @property
     def selection_generators(self) -> tuple[str, ...]:
@@ -462,7 +480,7 @@ def expand(spec: SweepSpec, pool_names: Sequence[str], fsd_matrix: np.ndarray | 
         request = SubsetRequest(len(names), names.index(target), spec.subsets.per_k, spec.subsets.seed, fsd,
                                 chosen)
         tagged = [
-            (SUBSET_GENERATORS.get(gen).tag, subset)
+            (SUBSET_GENERATORS.get(gen).tag if spec.subsets.tag is None else spec.subsets.tag, subset)
             for gen in spec.subsets.generator
             for subset in generate_subsets(gen, request)
             if spec.subsets.ks is None or len(subset) in spec.subsets.ks

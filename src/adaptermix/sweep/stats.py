@@ -493,6 +493,10 @@ def _selection_rows(greedy: Sequence[GreedyRow]) -> list[SelectionRow]:
 
 # ------------------------------------------------------------------------------------ which rule?
 
+#: The tag of the all-domain mixtures a study's rule comparison evaluates (``subsets.tag``): kept apart from
+#: the population (Fig. 3, Table 1, ...), read by :func:`rule_comparison` beside untagged k = N trials.
+ALL_DOMAIN = "all_domain"
+
 #: The setting fields that are not the rule: a rule's all-domain mixture is compared with the single
 #: adapter measured under the same ones.
 BASE_FIELDS = tuple(f for f in SETTING_FIELDS if f not in ("rule", "rule_params_json"))
@@ -513,14 +517,19 @@ def rule_comparison(rows: Sequence[Mapping[str, Any]], singles: Sequence[Mapping
                     exclude: Sequence[str] = RULES_NOT_COMPARED,
                     exclude_targets: Sequence[str] = ()) -> list[RuleRow]:
     """"Which rule?": every rule's all-domain mixture (k = N) per target and averaged, against the single
-    adapter. Rows are store rows of untagged trials with a metric; ``singles`` (e.g. another store's rows,
-    the study's) supplies k = 1 rule-``average`` metrics the rows lack (same evaluation/split/caps/seed).
-    N is the largest k stored for the target under that evaluation setting; a rule without a k = N trial
-    for a target, or a target without a single adapter, is left out of that rule's rows."""
+    adapter. Rows are store rows of untagged trials, or tagged :data:`ALL_DOMAIN` (a study's rule comparison),
+    with a metric; ``singles`` (e.g. another store's rows, the study's) supplies k = 1 rule-``average``
+    metrics the rows lack (same evaluation/split/caps/seed). N is the largest k stored for the target under
+    that evaluation setting; a rule without a k = N trial for a target, or a target without a single adapter,
+    is left out of that rule's rows. Where a rule has both an untagged and an ``all_domain`` trial at k = N
+    (e.g. ``average`` in the study's sweep, raw, and in its rule comparison, in task-vector space), the
+    comparison's trial is shown."""
     def base(r: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(r[f] for f in BASE_FIELDS)
 
-    pop = [r for r in rows if r["tag"] == "" and r["metric"] is not None and r["target"] not in exclude_targets]
+    pop = [r for r in rows if r["tag"] in ("", ALL_DOMAIN) and r["metric"] is not None
+           and r["target"] not in exclude_targets]
+    pop.sort(key=lambda r: r["tag"] == ALL_DOMAIN)  # stable: the comparison's own trials come last and win
     single: dict[tuple[Any, ...], float] = {}
     for r in [*singles, *pop]:  # the store's own singles win
         if r["k"] == 1 and r["rule"] == "average" and r["tag"] == "" and r["metric"] is not None:
