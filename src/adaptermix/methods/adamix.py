@@ -53,11 +53,8 @@ from adaptermix.methods.base import (
     register_method,
     seeded_generator,
 )
-from adaptermix.methods.config import AdaMixOptions, MethodConfig
+from adaptermix.methods.config import PLACEMENT_SITES, AdaMixConfig, AdaMixOptions, MethodConfig
 from adaptermix.methods.losses import consistency_loss, task_loss
-
-PLACEMENT_SITES: dict[str, tuple[str, ...]] = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",)}
-"""Sites adapted by each placement; the merged adapter is an artefact of the method of the same name."""
 
 
 class AdaMixInference(enum.Enum):
@@ -104,7 +101,7 @@ class AdaMixSite(SiteModule):
         hidden: int,
         size: int,
         opts: AdaMixOptions,
-        cfg: MethodConfig,
+        cfg: AdaMixConfig,
         routing: Routing,
     ) -> None:
         super().__init__()
@@ -138,9 +135,9 @@ class AdaMixSite(SiteModule):
 class AdaMixBody(AdapterBody):
     """An AdaMix adapter: per-site experts, a routing generator, the consistency loss and merge export."""
 
-    def __init__(self, cfg: MethodConfig, hidden: int, num_layers: int) -> None:
+    def __init__(self, cfg: AdaMixConfig, hidden: int, num_layers: int) -> None:
         opts = cfg.adamix
-        sites = PLACEMENT_SITES[opts.placement]
+        sites = cfg.sites
         size = cfg.bottleneck_for(hidden)
         routing = Routing()
         gen = seeded_generator(cfg.init_seed)
@@ -254,12 +251,15 @@ def merge_expert_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch
 
 def merged_method_config(cfg: MethodConfig) -> MethodConfig:
     """The plain bottleneck config equivalent to an AdaMix config after merging."""
-    if cfg.name != "adamix":
+    if not isinstance(cfg, AdaMixConfig):
         raise ArtefactError(
             f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge"
         )
     # preset is dropped: a preset naming "adamix" would otherwise override the new name when reloaded.
-    return cfg.model_copy(update={"name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions()})
+    merged: MethodConfig = MethodConfig.model_validate(
+        {**cfg.model_dump(), "name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions().model_dump()}
+    )
+    return merged
 
 
 def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], source: str | None) -> dict[str, Any]:
@@ -269,7 +269,7 @@ def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], sour
         "rule": "mean of the experts of every projection (Wang et al. 2022, Eq. 6)",
         "source": source,
         "source_provenance": source_provenance,
-        "adamix": cfg.adamix.model_dump(mode="json"),
+        "adamix": (cfg.adamix if isinstance(cfg, AdaMixConfig) else AdaMixOptions()).model_dump(mode="json"),
     }
 
 
@@ -277,7 +277,9 @@ def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], sour
 MERGE_EXPERTS = Derivation(MERGED_SUFFIX, merge_expert_tensors, merged_method_config, merged_provenance)
 
 
-def build_adamix(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdaMixBody:
+def build_adamix(
+    method: Method[AdaMixConfig], cfg: AdaMixConfig, hidden: int, num_layers: int, _intermediate: int | None = None
+) -> AdaMixBody:
     return AdaMixBody(cfg, hidden, num_layers)
 
 
@@ -289,5 +291,6 @@ register_method(
         PLACEMENT_SITES["houlsby"],
         "Wang et al. 2022: mixture of bottleneck adapters, stochastic routing, merged by averaging",
         build_adamix,
+        AdaMixConfig,
     )
 )
