@@ -22,6 +22,7 @@ from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import SPLITS, TaskData
 from adaptermix.methods.adamix import AdaMixInference
+from adaptermix.methods.config import AdaMixConfig
 from adaptermix.training.batching import tokenize
 from adaptermix.training.run import train_adapter
 
@@ -74,7 +75,7 @@ def estimate_seconds(run: Run, assets: Assets, train_tokens_per_s: float, routes
     """Rough wall time of ``run``: tokens trained (x2 passes with consistency) and evaluated, over throughput."""
     tok = assets.tokens[run.task]
     method = run.cfg.method
-    passes = 2 if method.name == "adamix" and method.adamix.consistency_weight > 0 else 1
+    passes = 2 if isinstance(method, AdaMixConfig) and method.adamix.consistency_weight > 0 else 1
     epochs = run.cfg.train.epochs
     extra_test = sum(routes if m == "ensemble" else 1 for m in run.modes)
     evaluated = tok["validation"] * math.ceil(epochs) + tok["test"] * (1 + extra_test)

@@ -137,7 +137,8 @@ class Method(Generic[C]):
         if isinstance(cfg, self.config):
             return cfg
         if cfg.name == self.name:  # e.g. built by a caller that did not go through validation
-            return self.config.model_validate(cfg.model_dump())
+            validated: C = self.config.model_validate(cfg.model_dump())
+            return validated
         raise ConfigError(f"method {self.name!r} cannot build a body from a {cfg.name!r} config")
 
 

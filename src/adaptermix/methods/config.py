@@ -271,7 +271,7 @@ class MethodConfig(StrictModel, metaclass=_DispatchOnName):
         return dict(self._inert)
 
     @classmethod
-    def model_validate(  # type: ignore[override]  # the base returns the subclass for ``name``
+    def model_validate(
         cls, obj: Any, *, strict: bool | None = None, from_attributes: bool | None = None,
         context: Any | None = None, **kwargs: Any,
     ) -> Any:
