@@ -246,13 +246,12 @@ class MethodConfig(StrictModel, metaclass=_DispatchOnName):
     # -- what the rest of the tool asks of a method -------------------------------------------------
     def shape_signature(self) -> dict[str, Any]:
         """The method's name and the fields that must agree for two adapters to be mixable."""
-        dumped = self.model_dump(mode="json")
         sig: dict[str, Any] = {"name": self.name}
         for key in self.SHAPE_FIELDS:
-            value: Any = dumped
+            value: Any = self
             for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            sig[key] = value
+                value = getattr(value, part)
+            sig[key] = list(value) if isinstance(value, tuple) else value
         return sig
 
     @property
