@@ -367,3 +367,24 @@ def test_check_mixable_names_the_difference() -> None:
     with pytest.raises(IncompatibleAdaptersError) as err:
         check_mixable(["a", "b"], pool, [{"method": "houlsby"}, {"method": "lora"}])
     assert str(err.value) == "adapters 'a' and 'b' have different method: 'houlsby' vs 'lora'"
+
+
+def test_merge_steps_declare_their_parameters_and_get_only_those(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's parameters are its keyword-only arguments; a new one is an edit of that step alone."""
+    from adaptermix.merging import steps
+
+    assert steps.step_parameters(steps.trim_magnitude) == ("density",)
+    assert steps.step_parameters(steps.drop_random) == ("p", "seed")
+    assert steps.step_parameters(steps.keep_all) == ()
+    seen: dict[str, object] = {}
+
+    def clip(x: torch.Tensor, keys: object, *, bound: float = 1.0) -> torch.Tensor:
+        seen["bound"] = bound
+        return x.clamp(-bound, bound)
+
+    monkeypatch.setitem(steps.SPARSIFIERS, "clip", clip)
+    x = torch.tensor([[3.0, -0.5], [1.0, -4.0]])
+    out = generalized_merge(x, ("a", "b"), sparsify="clip", bound=2.0, density=0.5, p=0.1)
+    assert seen == {"bound": 2.0} and torch.equal(out, torch.tensor([1.5, -1.25]))
+    with pytest.raises(ConfigError, match="unknown merge step parameter 'nope'"):
+        generalized_merge(x, ("a", "b"), nope=1)

@@ -79,7 +79,7 @@ def fsd_by_kind(pool: Any) -> pd.DataFrame:
     from adaptermix.diagnostics import fsd_kind_rows
 
     p = _pool(pool)
-    scale = float(p.method["alpha"]) / float(p.method["rank"]) if p.is_lora else None
+    scale = p.scale if p.is_lora else None
     return pd.DataFrame(fsd_kind_rows(p.stacked_in("raw"), scale))
 
 

@@ -90,6 +90,7 @@ class AdapterMeta:
             "model_type": encoder.spec.model_type,
             "hidden_size": encoder.hidden_size,
             "num_layers": encoder.num_layers,
+            **({"intermediate_size": encoder.intermediate_size} if encoder.intermediate_size is not None else {}),
         }
 
 
@@ -151,6 +152,7 @@ _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 # Nested objects checked field by field, so that a field a newer version added inside them is named too.
 _NESTED: dict[str, type] = {"method": MethodConfig, "head": HeadConfig, "task": TaskInfo}
+# A method config may hold any registered method's fields (and those of the one-config layout of before).
 
 
 def _newer(p: Path, raw: dict[str, Any], version: int, added: list[str]) -> ArtefactError:
@@ -165,6 +167,8 @@ def _newer(p: Path, raw: dict[str, Any], version: int, added: list[str]) -> Arte
 
 
 def _known_fields(kind: type) -> set[str]:
+    if kind is MethodConfig:
+        return MethodConfig.known_fields()
     if hasattr(kind, "model_fields"):
         return set(kind.model_fields)
     return {f.name for f in fields(kind)}
@@ -246,7 +250,8 @@ def check_base(adapter: Adapter, encoder: Encoder) -> None:
 
 def new_model(encoder: Encoder, method: MethodConfig, head: HeadConfig, info: TaskInfo, head_seed: int = 0) -> AdapterModel:
     """A fresh model: ``encoder`` + a newly initialised body of ``method`` + a head for ``info``."""
-    body = METHODS.get(method.name).build_body(method, encoder.hidden_size, encoder.num_layers)
+    body = METHODS.get(method.name).build_body(method, encoder.hidden_size, encoder.num_layers,
+                                               encoder.intermediate_size)
     return AdapterModel(encoder, body, Head(encoder.hidden_size, info.num_labels, head, seed=head_seed))
 
 

@@ -26,6 +26,7 @@ from adaptermix.artefact import Adapter, AdapterMeta, load_adapter, save_adapter
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
 from adaptermix.merging import MERGE_RULES, SELECTING_RULES, merge, mix_heads, rule_selection
+from adaptermix.methods import LoRAConfig, MethodConfig
 from adaptermix.methods.adamix.merging import MERGE_EXPERTS
 from adaptermix.methods.base import Derivation
 from adaptermix.pool import AdapterPool
@@ -134,9 +135,11 @@ def mix_pool(
 
 def _summed_rank(method: dict[str, Any], k: int) -> None:
     """A LoRA method config for the rank k * r of a rank-growing mixture, alpha scaled so alpha / r is kept."""
-    scale = float(method["alpha"]) / float(method["rank"])
-    rank = int(method["rank"]) * k
-    method.update(rank=rank, alpha=scale * rank)
+    cfg = MethodConfig.from_saved(method)
+    if not isinstance(cfg, LoRAConfig):
+        raise ConfigError(f"a rank-growing mixture needs LoRA adapters, not {cfg.name!r}")
+    rank = cfg.rank * k
+    method.update(rank=rank, alpha=cfg.scale * rank)
 
 
 def _ref(pool: AdapterPool, i: int) -> dict[str, Any]:

@@ -22,35 +22,15 @@ from adaptermix.diagnostics import FSDMatrix, fsd_kind_rows, fsd_matrix, noise_f
 from adaptermix.errors import ArtefactError, ConfigError, IncompatibleAdaptersError
 from adaptermix.merging import check_mixable
 from adaptermix.merging.compat import require_same
-from adaptermix.methods import METHODS
-
-# Method-config fields that change what an adapter's tensors mean (not just how it was trained), by method
-# family: only the fields that apply to the method are compared (two LoRA adapters never differ by their
-# unused ``bottleneck_size``), and a mismatch names only those.
-_BOTTLENECK_FIELDS = ("bottleneck_size", "reduction_factor", "activation", "original_ln_before")
-_SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "bottleneck": _BOTTLENECK_FIELDS,
-    "lora": ("rank", "alpha"),
-    "adamix": (*_BOTTLENECK_FIELDS, "adamix.num_experts", "adamix.sharing", "adamix.placement"),
-}
-_ALL_SHAPE_FIELDS = tuple(dict.fromkeys(f for fs in _SHAPE_FIELDS.values() for f in fs))
+from adaptermix.methods import METHODS, MethodConfig
 
 
 def method_signature(meta: AdapterMeta) -> dict[str, Any]:
     """The part of the method config that two adapters must share to be mixed: the method's name and the
-    fields that shape its tensors (every known shape field for a method outside the registry)."""
+    fields its config declares as shaping its tensors (:meth:`MethodConfig.shape_signature`)."""
     # Validated first, so that a field added later with a default (an artefact written before the field
     # existed) compares equal to that default rather than to None.
-    m = meta.method_config.model_dump()
-    name = str(m.get("name"))
-    family = METHODS.get(name).family if name in METHODS.names() else None
-    sig: dict[str, Any] = {"name": name}
-    for key in _SHAPE_FIELDS.get(family or "", _ALL_SHAPE_FIELDS):
-        value: Any = m
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        sig[key] = value
-    return sig
+    return meta.method_config.shape_signature()
 
 
 def require_same_method(names: Sequence[str], signatures: Sequence[dict[str, Any]]) -> None:
@@ -87,8 +67,18 @@ class AdapterPool:
         return self.adapters[0].meta.method
 
     @property
+    def method_config(self) -> MethodConfig:
+        """The pool's (shared) method config, typed."""
+        return self.adapters[0].meta.method_config
+
+    @property
     def is_lora(self) -> bool:
         return self.method.get("name") == "lora"
+
+    @property
+    def scale(self) -> float:
+        """The factor the method multiplies its update by (LoRA: alpha / r; 1.0 elsewhere)."""
+        return self.method_config.scale
 
     @property
     def inits(self) -> dict[str, str]:
@@ -113,8 +103,7 @@ class AdapterPool:
 
     @cached_property
     def _dw(self) -> StackedDeltas:
-        scale = float(self.method["alpha"]) / float(self.method["rank"])
-        return stack([to_dw(self.stacked.delta(i), scale) for i in range(len(self.names))], self.names)
+        return stack([to_dw(self.stacked.delta(i), self.scale) for i in range(len(self.names))], self.names)
 
     def updates(self, space: str = "raw") -> StackedDeltas:
         """What training changed: each adapter minus its initial body rebuilt from ``method.init`` and
@@ -124,8 +113,7 @@ class AdapterPool:
         if key not in self._updates:
             inits = [initial_delta(a) for a in self.adapters]
             if space == "dw":
-                scale = float(self.method["alpha"]) / float(self.method["rank"])
-                inits = [to_dw(d, scale) for d in inits]
+                inits = [to_dw(d, self.scale) for d in inits]
             start = stack(inits, self.names)
             if start.layout != self.stacked_in(space).layout:
                 raise IncompatibleAdaptersError("the rebuilt initial adapters do not match the pool's tensors")
@@ -142,12 +130,12 @@ class AdapterPool:
 
 def initial_delta(adapter: Adapter) -> AdapterDelta:
     """The body ``adapter`` started from: rebuilt from its method config (init scheme and seed)."""
-    from adaptermix.methods import METHODS
-
     cfg, base = adapter.meta.method_config, adapter.meta.base_model
     if "hidden_size" not in base or "num_layers" not in base:
         raise ArtefactError(f"adapter {adapter.path or adapter.name}: adapter.json lacks the base model's shape")
-    body = METHODS.get(cfg.name).build_body(cfg, int(base["hidden_size"]), int(base["num_layers"]))
+    ffn = base.get("intermediate_size")
+    body = METHODS.get(cfg.name).build_body(cfg, int(base["hidden_size"]), int(base["num_layers"]),
+                                            int(ffn) if ffn is not None else None)
     return AdapterDelta({k: v.detach() for k, v in body.state_dict().items()})
 
 
@@ -206,7 +194,7 @@ def fsd_summary(
     stacked = pool.updates(space) if from_init else pool.stacked_in(space)
     mat = pool.fsd(space) if not from_init else fsd_matrix(stacked)
     floor = noise_floor(mat.values, pool.names, replicate_of)
-    lora_scale = float(pool.method["alpha"]) / float(pool.method["rank"]) if pool.is_lora and space == "raw" else None
+    lora_scale = pool.scale if pool.is_lora and space == "raw" else None
     rows = fsd_kind_rows(stacked, None if from_init else lora_scale)
     out: dict[str, Any] = {
         "space": space,

@@ -23,6 +23,7 @@ from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import SPLITS, TaskData
 from adaptermix.methods.adamix import AdaMixInference, merge_expert_tensors
+from adaptermix.methods.config import AdaMixConfig
 from adaptermix.mixture import merged_path
 from adaptermix.training.batching import tokenize
 from adaptermix.training.resume import reusable_metrics, training_key
@@ -77,7 +78,7 @@ def estimate_seconds(run: Run, assets: Assets, train_tokens_per_s: float, routes
     """Rough wall time of ``run``: tokens trained (x2 passes with consistency) and evaluated, over throughput."""
     tok = assets.tokens[run.task]
     method = run.cfg.method
-    passes = 2 if method.name == "adamix" and method.adamix.consistency_weight > 0 else 1
+    passes = 2 if isinstance(method, AdaMixConfig) and method.adamix.consistency_weight > 0 else 1
     epochs = run.cfg.train.epochs
     extra_test = sum(routes if m == "ensemble" else 1 for m in run.modes)
     evaluated = tok["validation"] * math.ceil(epochs) + tok["test"] * (1 + extra_test)

@@ -113,6 +113,12 @@ class Encoder:
     def num_layers(self) -> int:
         return len(self.spec.blocks(self.model))
 
+    @property
+    def intermediate_size(self) -> int | None:
+        """The feed-forward width (None if the model's config does not name it)."""
+        size = getattr(self.model.config, self.spec.intermediate_size_attr, None)
+        return int(size) if size is not None else None
+
 
 def spec_for(model: nn.Module) -> EncoderSpec:
     """The :class:`EncoderSpec` for a loaded model; unsupported architectures are a one-line error."""

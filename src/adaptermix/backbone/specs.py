@@ -21,7 +21,8 @@ class EncoderSpec:
     ``layers`` is the ModuleList of transformer blocks; the other paths are relative to one block.
     ``attn_out`` / ``ffn_out`` are the output projections of the attention and feed-forward sub-layers
     (bottleneck adapters act on their output, before dropout + residual + LayerNorm, the Houlsby
-    placement); ``query`` / ``value`` are the attention projections LoRA adapts.
+    placement); ``query`` / ``key`` / ``value`` are the attention projections and ``ffn_in`` the
+    feed-forward input projection, which LoRA may adapt too (its ``target_modules``).
     """
 
     model_type: str
@@ -31,6 +32,9 @@ class EncoderSpec:
     query: str
     value: str
     hidden_size_attr: str = "hidden_size"
+    key: str | None = None
+    ffn_in: str | None = None
+    intermediate_size_attr: str = "intermediate_size"
     # Optional: the whole output sub-block (dense -> dropout -> LayerNorm(x + residual)) and its LayerNorm,
     # for AdapterHub's "LayerNorm before the adapter" placement (SeqBnConfig, original_ln_before=True).
     # The block's forward must take (hidden_states, residual) positionally, as BERT/RoBERTa's do.
@@ -56,10 +60,21 @@ class EncoderSpec:
             raise ConfigError(f"architecture {self.model_type!r} does not support original_ln_before adapters")
         return self.blocks(encoder)[layer].get_submodule(path)
 
+    def site_path(self, site: str) -> str:
+        """The dotted path (relative to a block) of ``site``: attn, ffn, query, key, value or ffn_in."""
+        paths = {"attn": self.attn_out, "ffn": self.ffn_out, "query": self.query, "value": self.value,
+                 "key": self.key, "ffn_in": self.ffn_in}
+        path = paths.get(site)
+        if path is None:
+            from adaptermix.errors import ConfigError
+
+            known = ", ".join(s for s, p in paths.items() if p is not None)
+            raise ConfigError(f"architecture {self.model_type!r} has no site {site!r} (it has: {known})")
+        return path
+
     def site_module(self, encoder: nn.Module, layer: int, site: str) -> nn.Module:
-        """The module for ``site`` (attn, ffn, query, value) in block ``layer``."""
-        path = {"attn": self.attn_out, "ffn": self.ffn_out, "query": self.query, "value": self.value}[site]
-        return self.blocks(encoder)[layer].get_submodule(path)
+        """The module for ``site`` (attn, ffn, query, key, value, ffn_in) in block ``layer``."""
+        return self.blocks(encoder)[layer].get_submodule(self.site_path(site))
 
 
 ENCODER_SPECS: Registry[EncoderSpec] = Registry("architecture")
@@ -70,6 +85,8 @@ _BERT_LIKE = dict(
     ffn_out="output.dense",
     query="attention.self.query",
     value="attention.self.value",
+    key="attention.self.key",
+    ffn_in="intermediate.dense",
     attn_block="attention.output",
     ffn_block="output",
 )
@@ -86,6 +103,9 @@ ENCODER_SPECS.register(
         ffn_out="ffn.lin2",
         query="attention.q_lin",
         value="attention.v_lin",
+        key="attention.k_lin",
+        ffn_in="ffn.lin1",
         hidden_size_attr="dim",
+        intermediate_size_attr="hidden_dim",
     ),
 )

@@ -244,14 +244,14 @@ def read_adapterhub(src: Path, encoder: Encoder) -> ImportedBody:
     name = str(meta.get("name") or src.name)
     body = _rename(read_safetensors(src, WEIGHTS, PICKLED), encoder.spec, name, src)
     _complete_body(body, cfg, sites, size, encoder, src)
-    method = MethodConfig(
+    method = MethodConfig.model_validate(dict(
         name=method_name,
         bottleneck_size=size,
         activation=ACTIVATION_NAMES[str(cfg["non_linearity"]).lower()],
         dropout=float(cfg.get("dropout") or 0.0),
         original_ln_before=bool(cfg.get("original_ln_before")),
         init=_init_of(cfg, src),
-    )
+    ))
     provenance = {
         "adapter_name": name,
         "adapters_version": meta.get("version"),

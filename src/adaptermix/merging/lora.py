@@ -11,6 +11,9 @@ with v_i = w_i / sum(|w_i|) (uniform 1/k by default). So ``average_lora_dw`` ret
 To use it as an adapter, set the LoRA rank to sum(r_i) and alpha to ``out_alpha_over_r * sum(r_i)`` so
 that alpha / r equals ``out_alpha_over_r``. Non-LoRA tensors, if any, are averaged with the same v_i.
 
+The scales are the adapters' ``LoRAConfig.scale`` (``alpha / r``, computed only there); this module is pure
+maths on the numbers it is given.
+
 The dense equivalent is ``merge("average", stack([to_dw(d, c) for d in deltas]))`` (space "dw").
 """
 

@@ -54,7 +54,7 @@ from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.lora import concat_lora
 from adaptermix.merging.per_tensor import join, split_rows
-from adaptermix.merging.steps import dare_drop, generalized_merge
+from adaptermix.merging.steps import drop_random, generalized_merge
 from adaptermix.pruning.magnitude import prune_rows
 
 PEFT = "huggingface/peft"
@@ -132,7 +132,7 @@ def _sparsify(y: Tensor, dw_layout: ParamLayout, keys: Sequence[str], how: str, 
     density = checks.density(density)
     if how == "magnitude":
         return prune_rows(y, dw_layout, 1.0 - density, "per_tensor")
-    return dare_drop(y, keys, density, 1.0 - density, seed)
+    return drop_random(y, keys, p=1.0 - density, seed=seed)
 
 
 def svd_merge(

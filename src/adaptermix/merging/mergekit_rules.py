@@ -128,7 +128,7 @@ def della_sparsify(
     """DELLA's MagPrune: keep each entry with its rank-based probability, then rescale.
 
     The Bernoulli draws of each adapter come from one generator seeded by (seed, adapter key), as in
-    :func:`~adaptermix.merging.steps.dare_drop`. ``rescale``: ``inverse`` divides each kept entry by its
+    :func:`~adaptermix.merging.steps.drop_random`. ``rescale``: ``inverse`` divides each kept entry by its
     keep probability (the DELLA paper, and mergekit's first implementation: unbiased, E[out] = x);
     ``l1`` matches each tensor's L1 norm (mergekit's current ``rescale: true``); ``none`` keeps the
     masked values.

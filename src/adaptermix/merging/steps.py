@@ -7,7 +7,9 @@ The generalized task-arithmetic pipeline of arcee-ai/mergekit (``GeneralizedTask
     out   = lam * aggregate(y, mask = sign(y_i) == gamma)
 
 Each step is picked from a small table by name (no if/elif chains); the named rules in
-:mod:`adaptermix.merging.generalized` are configurations of these tables.
+:mod:`adaptermix.merging.generalized` are configurations of these tables. Each step declares the parameters
+it takes as keyword-only arguments with defaults (``trim_magnitude(x, keys, *, density)``,
+``drop_random(x, keys, *, p, seed)``); :func:`generalized_merge` passes each step only its own.
 
 Weights convention: ``mean`` divides by sum(|w_i|) (not sum(w_i)), so positive weights give the usual
 weighted mean while signed combinations stay defined: weights [1, -1] of one adapter give zero.
@@ -15,9 +17,11 @@ weighted mean while signed combinations stay defined: weights [1, -1] of one ada
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -55,18 +59,22 @@ def adapter_seed(seed: int, key: str) -> int:
 
 
 # -- sparsification (per adapter row) -------------------------------------------------------------
-def no_sparsify(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+# Every step declares the parameters it takes as keyword-only arguments (with their defaults); the
+# pipeline passes each step only its own (:func:`step_parameters`), so a new parameter of one step is an
+# edit of that step alone.
+def keep_all(x: Tensor, keys: Sequence[str]) -> Tensor:
+    """No sparsification."""
     return x
 
 
-def magnitude_trim(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+def trim_magnitude(x: Tensor, keys: Sequence[str], *, density: float = 1.0) -> Tensor:
     """TIES "trim" (Yadav et al. 2023): keep exactly round(density * P) largest |x| of each row."""
     if not 0.0 < density <= 1.0:
         raise ConfigError(f"density must be in (0, 1], got {density}")
     return prune_rows(x, None, 1.0 - density, "global")
 
 
-def dare_drop(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+def drop_random(x: Tensor, keys: Sequence[str], *, p: float = 0.0, seed: int = 0) -> Tensor:
     """DARE (Yu et al. 2023): drop each entry with probability p, rescale survivors by 1 / (1 - p).
 
     The mask of each adapter comes from a generator seeded by (seed, adapter key), so it does not depend
@@ -83,10 +91,26 @@ def dare_drop(x: Tensor, keys: Sequence[str], density: float, p: float, seed: in
     return x * torch.stack(masks) / (1.0 - p)
 
 
+# The signature every sparsifier shared before steps declared their parameters, kept for its callers.
+def no_sparsify(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    """:func:`keep_all` under the old shared signature."""
+    return keep_all(x, keys)
+
+
+def magnitude_trim(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    """:func:`trim_magnitude` under the old shared signature (``p`` and ``seed`` unused)."""
+    return trim_magnitude(x, keys, density=density)
+
+
+def dare_drop(x: Tensor, keys: Sequence[str], density: float, p: float, seed: int) -> Tensor:
+    """:func:`drop_random` under the old shared signature (``density`` unused)."""
+    return drop_random(x, keys, p=p, seed=seed)
+
+
 SPARSIFIERS: dict[str, Callable[..., Tensor]] = {
-    "none": no_sparsify,
-    "magnitude": magnitude_trim,
-    "random": dare_drop,
+    "none": keep_all,
+    "magnitude": trim_magnitude,
+    "random": drop_random,
 }
 
 
@@ -101,7 +125,7 @@ def elect_by_count(y: Tensor) -> Tensor:
     return torch.sign(torch.sign(y).sum(dim=0))
 
 
-CONSENSUS: dict[str, Callable[[Tensor], Tensor] | None] = {
+CONSENSUS: dict[str, Callable[..., Tensor] | None] = {
     "none": None,
     "sum": elect_by_sum,
     "count": elect_by_count,
@@ -134,7 +158,7 @@ def aggregate_disjoint_mean(y: Tensor, w: Tensor, mask: Tensor | None) -> Tensor
     return _safe_divide((y * mask).sum(dim=0), den)
 
 
-AGGREGATORS: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
+AGGREGATORS: dict[str, Callable[..., Tensor]] = {
     "sum": aggregate_sum,
     "mean": aggregate_mean,
     "disjoint_mean": aggregate_disjoint_mean,
@@ -162,6 +186,25 @@ def linear_merge(
     return out if lam == 1.0 else lam * out
 
 
+@functools.cache
+def step_parameters(step: Callable[..., Any]) -> tuple[str, ...]:
+    """The parameters a step declares: its keyword-only arguments (read once per step)."""
+    return tuple(
+        name for name, prm in inspect.signature(step).parameters.items() if prm.kind is inspect.Parameter.KEYWORD_ONLY
+    )
+
+
+def all_step_parameters() -> set[str]:
+    """Every parameter some step of the pipeline takes."""
+    steps = [*SPARSIFIERS.values(), *(c for c in CONSENSUS.values() if c is not None), *AGGREGATORS.values()]
+    return {name for step in steps for name in step_parameters(step)}
+
+
+def own(step: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``step`` declares."""
+    return {k: params[k] for k in step_parameters(step) if k in params}
+
+
 def generalized_merge(
     x: Tensor,
     keys: Sequence[str],
@@ -171,19 +214,27 @@ def generalized_merge(
     aggregate: str = "mean",
     weights: Sequence[float] | None = None,
     lam: float = 1.0,
-    density: float = 1.0,
-    p: float = 0.0,
-    seed: int = 0,
+    **step_params: Any,
 ) -> Tensor:
-    """sparsify x sign consensus x aggregate over rows ``x`` [k, P] -> [P] (see the module docstring)."""
+    """sparsify x sign consensus x aggregate over rows ``x`` [k, P] -> [P] (see the module docstring).
+
+    ``step_params`` (e.g. ``density``, ``p``, ``seed``): each goes to the chosen step(s) that declare it
+    (a parameter of a step not chosen is unused, as before); one that no step declares is an error.
+    """
+    unknown = sorted(set(step_params) - all_step_parameters())
+    if unknown:
+        raise ConfigError(f"unknown merge step parameter {unknown[0]!r}; steps take: "
+                          f"{', '.join(sorted(all_step_parameters()))}")
     w = adapter_weights(weights, x.shape[0])
-    y = pick(SPARSIFIERS, "sparsification", sparsify)(x, keys, density, p, seed)
+    sparsifier = pick(SPARSIFIERS, "sparsification", sparsify)
+    y = sparsifier(x, keys, **own(sparsifier, step_params))
     if weights is not None:  # skip a [k, P] multiply on the common unweighted path
         y = y * w[:, None]
     elect = pick(CONSENSUS, "sign consensus", consensus)
     mask = None
     if elect is not None:
-        gamma = elect(y)
+        gamma = elect(y, **own(elect, step_params))
         mask = (torch.sign(y) == gamma) & (y != 0)
-    out = pick(AGGREGATORS, "aggregation", aggregate)(y, w, mask)
+    aggregator = pick(AGGREGATORS, "aggregation", aggregate)
+    out = aggregator(y, w, mask, **own(aggregator, step_params))
     return out if lam == 1.0 else lam * out

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
-from adaptermix.methods.config import MethodConfig
+from adaptermix.errors import ConfigError
+from adaptermix.methods.config import MethodConfig, register_config
 from adaptermix.methods.losses import task_loss
 from adaptermix.registry import Registry
 
@@ -104,27 +105,51 @@ class AdapterBody(nn.Module):
         ]
 
 
+C = TypeVar("C", bound=MethodConfig)
+
+
 @dataclass(frozen=True)
-class Method:
-    """A registered adapter method: its family, the sites it adapts, and how to build its body."""
+class Method(Generic[C]):
+    """A registered adapter method: its family, its default sites, its config class and how to build its body.
+
+    ``config``: the :class:`~adaptermix.methods.config.MethodConfig` subclass holding the method's fields;
+    a method config named ``name`` validates into it (registered by :func:`register_method`), and it declares
+    the method's shape signature, scale and sites. ``sites``: those of the default config (``adaptermix
+    list``); a body adapts ``cfg.sites``. ``build(method, cfg, hidden_size, num_layers, intermediate_size)``
+    builds a freshly initialised body (``intermediate_size``: the feed-forward width, None if unknown).
+    """
 
     name: str
     family: str
     sites: tuple[str, ...]
     description: str
-    build: Callable[[Method, MethodConfig, int, int], AdapterBody]
+    build: Callable[[Method[C], C, int, int, int | None], AdapterBody]
+    config: type[C]
 
-    def build_body(self, cfg: MethodConfig, hidden_size: int, num_layers: int) -> AdapterBody:
+    def build_body(
+        self, cfg: MethodConfig, hidden_size: int, num_layers: int, intermediate_size: int | None = None
+    ) -> AdapterBody:
         """Build a freshly initialised body; the init is a function of ``cfg.init_seed`` only."""
-        return self.build(self, cfg, hidden_size, num_layers)
+        return self.build(self, self.typed(cfg), hidden_size, num_layers, intermediate_size)
+
+    def typed(self, cfg: MethodConfig) -> C:
+        """``cfg`` as this method's config class (a config of another method is refused in one line)."""
+        if isinstance(cfg, self.config):
+            return cfg
+        if cfg.name == self.name:  # e.g. built by a caller that did not go through validation
+            validated: C = self.config.model_validate(cfg.model_dump())
+            return validated
+        raise ConfigError(f"method {self.name!r} cannot build a body from a {cfg.name!r} config")
 
 
-METHODS: Registry[Method] = Registry("method")
+METHODS: Registry[Method[Any]] = Registry("method")
 
 
-def register_method(method: Method) -> Method:
-    """Register ``method`` under its name (one line per method, where it is defined)."""
-    return METHODS.register(method.name, method)
+def register_method(method: Method[C]) -> Method[C]:
+    """Register ``method`` under its name and its config class for that name (one line per method)."""
+    METHODS.register(method.name, method)
+    register_config(method.name, method.config)
+    return method
 
 
 def seeded_generator(seed: int) -> torch.Generator:

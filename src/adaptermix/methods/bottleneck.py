@@ -31,7 +31,7 @@ from adaptermix.methods.base import (
     register_method,
     seeded_generator,
 )
-from adaptermix.methods.config import MethodConfig
+from adaptermix.methods.config import BottleneckConfig, HoulsbyConfig, PfeifferConfig
 
 HOULSBY_STD = 1e-2
 """AdapterHub's ``init_weights="houlsby"``: ``trunc_normal_(std=1e-2, a=-2e-2, b=2e-2)`` on both weights."""
@@ -118,7 +118,9 @@ class BlockBottleneck(Bottleneck):
         return out
 
 
-def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:
+def build_bottleneck(
+    method: Method[Any], cfg: BottleneckConfig, hidden: int, num_layers: int, _intermediate: int | None = None
+) -> AdapterBody:
     size = cfg.bottleneck_for(hidden)
     gen = seeded_generator(cfg.init_seed)
 
@@ -130,10 +132,12 @@ def build_bottleneck(method: Method, cfg: MethodConfig, hidden: int, num_layers:
         mod.reset(gen, cfg.init_std, cfg.init or "bert")
         return mod
 
-    return AdapterBody(num_layers, method.sites, make)
+    return AdapterBody(num_layers, cfg.sites, make)
 
 
-register_method(Method("houlsby", "bottleneck", ("attn", "ffn"),
-                       "Houlsby et al. 2019: bottleneck adapters after attention and feed-forward", build_bottleneck))
-register_method(Method("pfeiffer", "bottleneck", ("ffn",),
-                       "Pfeiffer et al. 2021: one bottleneck adapter after the feed-forward block", build_bottleneck))
+register_method(Method("houlsby", "bottleneck", HoulsbyConfig.BOTTLENECK_SITES,
+                       "Houlsby et al. 2019: bottleneck adapters after attention and feed-forward", build_bottleneck,
+                       HoulsbyConfig))
+register_method(Method("pfeiffer", "bottleneck", PfeifferConfig.BOTTLENECK_SITES,
+                       "Pfeiffer et al. 2021: one bottleneck adapter after the feed-forward block", build_bottleneck,
+                       PfeifferConfig))

@@ -1,8 +1,13 @@
-"""LoRA (Hu et al. 2022) on the attention query and value projections.
+"""LoRA (Hu et al. 2022) on the linear modules its config's ``target_modules`` names (default: the attention
+query and value projections, as Hu et al. and peft's BERT default).
 
 ``W x <- W x + (alpha / r) * B A dropout(x)`` with ``A`` [r, in] drawn with a seeded generator
 (Kaiming-uniform, as peft) and ``B`` [out, r] zero-initialised, so a fresh adapter is the identity.
-Tensor names ``lora_A`` / ``lora_B`` match peft's, which keeps import/export a renaming.
+Tensor names ``lora_A`` / ``lora_B`` match peft's, which keeps import/export a renaming. The sites are
+those of :data:`adaptermix.methods.config.LORA_MODULES`: ``query`` / ``key`` / ``value`` / ``attn`` (attention
+output) are hidden x hidden, ``ffn_in`` hidden -> intermediate, ``ffn`` intermediate -> hidden. Every site's
+``A`` is drawn from one generator seeded by ``init_seed``, per layer in site order (as before
+``target_modules`` existed for the default query/value).
 """
 
 from __future__ import annotations
@@ -13,18 +18,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from adaptermix.errors import ConfigError
 from adaptermix.methods.base import AdapterBody, Method, SiteModule, register_method, seeded_generator
-from adaptermix.methods.config import MethodConfig
+from adaptermix.methods.config import LoRAConfig
 
 
 class LoRA(SiteModule):
     """A low-rank additive update of one linear projection."""
 
-    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float, dropout: float) -> None:
+    def __init__(self, in_features: int, out_features: int, rank: int, scale: float, dropout: float) -> None:
         super().__init__()
         self.lora_A = nn.Parameter(torch.zeros(rank, in_features))
         self.lora_B = nn.Parameter(torch.zeros(out_features, rank))
-        self.scale = alpha / rank
+        self.scale = scale
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def reset(self, gen: torch.Generator) -> None:
@@ -40,17 +46,30 @@ class LoRA(SiteModule):
         return output + delta
 
 
-def build_lora(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdapterBody:
+def site_features(site: str, hidden: int, intermediate: int | None) -> tuple[int, int]:
+    """(in, out) features of the linear module at ``site`` of an encoder of these widths."""
+    if site in ("ffn_in", "ffn"):
+        if intermediate is None:
+            raise ConfigError(
+                f"LoRA on {site!r} needs the encoder's feed-forward width (intermediate_size), which is unknown here"
+            )
+        return (hidden, intermediate) if site == "ffn_in" else (intermediate, hidden)
+    return hidden, hidden
+
+
+def build_lora(
+    method: Method[LoRAConfig], cfg: LoRAConfig, hidden: int, num_layers: int, intermediate: int | None = None
+) -> AdapterBody:
     gen = seeded_generator(cfg.init_seed)
 
-    def make(_layer: int, _site: str) -> LoRA:
-        # q and v of BERT-family encoders are hidden x hidden projections.
-        mod = LoRA(hidden, hidden, cfg.rank, cfg.alpha, cfg.dropout)
+    def make(_layer: int, site: str) -> LoRA:
+        mod = LoRA(*site_features(site, hidden, intermediate), cfg.rank, cfg.scale, cfg.dropout)
         mod.reset(gen)
         return mod
 
-    return AdapterBody(num_layers, method.sites, make)
+    return AdapterBody(num_layers, cfg.sites, make)
 
 
-register_method(Method("lora", "lora", ("query", "value"),
-                       "Hu et al. 2022: low-rank updates of attention query and value", build_lora))
+register_method(Method("lora", "lora", LoRAConfig().sites,
+                       "Hu et al. 2022: low-rank updates of linear modules (target_modules; default query, value)",
+                       build_lora, LoRAConfig))

@@ -6,6 +6,7 @@ threads), as in mergekit. Per-domain training overrides express the paper's per-
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import (
@@ -304,7 +305,8 @@ class StudyConfig(StrictModel):
         same = [m for m in self.methods if m.name == method.name]
         if len(same) == 1:
             return method.name
-        return f"{method.name}-{method.bottleneck_size or method.rank}"
+        dumped = method.model_dump()  # the one-config layout: bottleneck_size None on LoRA, rank 4 elsewhere
+        return f"{method.name}-{dumped['bottleneck_size'] or dumped['rank']}"
 
     def data_config(self, domain: str | dict[str, Any]) -> DataConfig:
         base = {k: v for k, v in self.data.model_dump().items() if v is not None}

@@ -27,6 +27,7 @@ from adaptermix.backbone.loading import Encoder
 from adaptermix.deltas import AdapterDelta, ParamLayout
 from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.merging.lora import rank_padding_index, summed_rank_layout
+from adaptermix.methods.config import LoRAConfig
 from adaptermix.model import AdapterModel, Head
 
 
@@ -53,7 +54,7 @@ class LiveModel:
         (or any rank up to that) are written zero-padded (:meth:`write` with their layout)."""
         method = template.meta.method_config
         if rank_slots > 1:
-            if method.name != "lora":
+            if not isinstance(method, LoRAConfig):
                 raise ConfigError(f"only a LoRA live model can hold a larger rank (the pool's method is "
                                   f"{method.name!r})")
             rank = method.rank * rank_slots

@@ -54,11 +54,9 @@ from adaptermix.methods.base import (
     register_method,
     seeded_generator,
 )
-from adaptermix.methods.config import AdaMixOptions, MethodConfig
+from adaptermix.methods.config import PLACEMENT_SITES as PLACEMENT_SITES
+from adaptermix.methods.config import AdaMixConfig, AdaMixOptions
 from adaptermix.methods.losses import task_loss
-
-PLACEMENT_SITES: dict[str, tuple[str, ...]] = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",)}
-"""Sites adapted by each placement; the merged adapter is an artefact of the method of the same name."""
 
 
 class ExpertLinear(nn.Module):
@@ -96,7 +94,7 @@ class AdaMixSite(SiteModule):
         hidden: int,
         size: int,
         opts: AdaMixOptions,
-        cfg: MethodConfig,
+        cfg: AdaMixConfig,
         routing: Routing,
     ) -> None:
         super().__init__()
@@ -130,9 +128,9 @@ class AdaMixSite(SiteModule):
 class AdaMixBody(AdapterBody):
     """An AdaMix adapter: per-site experts, a routing generator, the consistency loss and merge export."""
 
-    def __init__(self, cfg: MethodConfig, hidden: int, num_layers: int) -> None:
+    def __init__(self, cfg: AdaMixConfig, hidden: int, num_layers: int) -> None:
         opts = cfg.adamix
-        sites = PLACEMENT_SITES[opts.placement]
+        sites = cfg.sites
         size = cfg.bottleneck_for(hidden)
         routing = Routing()
         gen = seeded_generator(cfg.init_seed)
@@ -235,7 +233,9 @@ class AdaMixBody(AdapterBody):
         return (MERGE_EXPERTS,)
 
 
-def build_adamix(method: Method, cfg: MethodConfig, hidden: int, num_layers: int) -> AdaMixBody:
+def build_adamix(
+    method: Method[AdaMixConfig], cfg: AdaMixConfig, hidden: int, num_layers: int, _intermediate: int | None = None
+) -> AdaMixBody:
     return AdaMixBody(cfg, hidden, num_layers)
 
 
@@ -247,5 +247,6 @@ register_method(
         PLACEMENT_SITES["houlsby"],
         "Wang et al. 2022: mixture of bottleneck adapters, stochastic routing, merged by averaging",
         build_adamix,
+        AdaMixConfig,
     )
 )

@@ -21,7 +21,7 @@ import torch
 
 from adaptermix.errors import ArtefactError
 from adaptermix.methods.base import Derivation
-from adaptermix.methods.config import AdaMixOptions, MethodConfig
+from adaptermix.methods.config import AdaMixConfig, AdaMixOptions, MethodConfig
 
 MERGED_SUFFIX = "-merged"
 """The merged adapter of ``<dir>`` is written to the sibling ``<dir>-merged``."""
@@ -34,12 +34,16 @@ def merge_expert_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch
 
 def merged_method_config(cfg: MethodConfig) -> MethodConfig:
     """The plain bottleneck config equivalent to an AdaMix config after merging."""
-    if cfg.name != "adamix":
+    if not isinstance(cfg, AdaMixConfig):
         raise ArtefactError(
             f"cannot merge a {cfg.name!r} adapter: only 'adamix' adapters have experts to merge"
         )
     # preset is dropped: a preset naming "adamix" would otherwise override the new name when reloaded.
-    return cfg.model_copy(update={"name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions()})
+    # Validated anew (not model_copy): the name selects another config class (the placement's method).
+    merged: MethodConfig = MethodConfig.model_validate(
+        {**cfg.model_dump(), "name": cfg.adamix.placement, "preset": None, "adamix": AdaMixOptions().model_dump()}
+    )
+    return merged
 
 
 def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], source: str | None) -> dict[str, Any]:
@@ -49,7 +53,7 @@ def merged_provenance(cfg: MethodConfig, source_provenance: dict[str, Any], sour
         "rule": "mean of the experts of every projection (Wang et al. 2022, Eq. 6)",
         "source": source,
         "source_provenance": source_provenance,
-        "adamix": cfg.adamix.model_dump(mode="json"),
+        "adamix": (cfg.adamix if isinstance(cfg, AdaMixConfig) else AdaMixOptions()).model_dump(mode="json"),
     }
 
 
