@@ -138,6 +138,9 @@ class AdaMixSite(SiteModule):
 class AdaMixBody(AdapterBody):
     """An AdaMix adapter: per-site experts, a routing generator, the consistency loss and merge export."""
 
+    #: The router is a pre-hook on the encoder's forward, which a cached prefix would skip.
+    caches_prefix = False
+
     def __init__(self, cfg: MethodConfig, hidden: int, num_layers: int) -> None:
         opts = cfg.adamix
         sites = PLACEMENT_SITES[opts.placement]
