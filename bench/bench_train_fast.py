@@ -4,13 +4,15 @@ One training step (forward, loss, backward, AdamW) of a fresh Pfeiffer / Houlsby
 on the packaged MiniLM, one batch of the 32 longest SST-2 training sentences at ``--length`` tokens, one
 thread; the variants run interleaved step by step, medians of ``--steps`` (one warm-up step not counted):
 
-- ``fp32``: fp32 encoder, fp32 adapter (the reference);
+- ``fp32``: fp32 encoder, fp32 adapter, SDPA attention (the reference: the training step before);
+- ``fp32 + eager attention``: what an fp32 training step is today (``AdapterModel.train`` switches to eager);
 - ``bf16 before``: bf16 encoder, fp32 adapter computed in fp32 — every site casts the [batch, tokens,
   hidden] activations up to fp32 and the adapter's output back (the implementation before this change,
   reproduced here by patching ``Bottleneck.delta``);
-- ``bf16``: today's path — the fp32 master weights cast to bf16 at each site, the activations never cast;
-- ``bf16 + eager attention``: today's path with transformers' eager attention instead of SDPA (SDPA with
-  dropout takes the math fallback on CPU: head transposes and a NaN-safe softmax);
+- ``bf16``: the fp32 master weights cast to bf16 at each site, the activations never cast (SDPA);
+- ``bf16 + eager attention``: today's bf16 training step — transformers' eager attention instead of SDPA
+  (SDPA with dropout takes the math fallback on CPU: head transposes and a NaN-safe softmax);
+  ``AdapterModel.train()`` switches to it (``backbone.loading.TRAIN_ATTENTION``), ``eval()`` back;
 - ``bf16 + fused AdamW``: today's path with ``AdamW(fused=True)``.
 
 ``--profile`` prints the top operators of one step of each variant (torch.profiler).
@@ -70,6 +72,7 @@ def main() -> None:
     # variant -> (encoder, adapter delta, attention, fused AdamW)
     variants = {
         "fp32": ("fp32", NEW_DELTA, "sdpa", False),
+        "fp32 + eager attention": ("fp32", NEW_DELTA, "eager", False),
         "bf16 before": ("bf16", old_delta, "sdpa", False),
         "bf16": ("bf16", NEW_DELTA, "sdpa", False),
         "bf16 + eager attention": ("bf16", NEW_DELTA, "eager", False),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, cast
 import torch
 from torch import nn
 
-from adaptermix.backbone.loading import Encoder
+from adaptermix.backbone.loading import TRAIN_ATTENTION, Encoder, set_attention
 from adaptermix.backbone.prefix import FrozenPrefix
 from adaptermix.config import StrictModel
 from adaptermix.methods.base import AdapterBody
@@ -62,6 +62,8 @@ class AdapterModel(nn.Module):
         self.encoder = encoder
         self.body = body
         self.head = head
+        #: The encoder's attention kernel in evaluation (as loaded); training switches to TRAIN_ATTENTION.
+        self.eval_attention = str(getattr(getattr(encoder.model, "config", None), "_attn_implementation", "") or "")
         body.attach(encoder)
         self.body.to(encoder.device)
         self.head.to(encoder.device)
@@ -69,6 +71,14 @@ class AdapterModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.encoder.device
+
+    def train(self, mode: bool = True) -> AdapterModel:
+        """Train / eval mode; also picks the encoder's attention kernel: eager while training (faster with
+        attention dropout on CPU, see ``backbone.loading.TRAIN_ATTENTION``), the loaded one in evaluation."""
+        super().train(mode)
+        if self.eval_attention:
+            set_attention(self.encoder, TRAIN_ATTENTION if mode else self.eval_attention)
+        return self
 
     def forward(
         self,
