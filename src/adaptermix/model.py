@@ -7,12 +7,14 @@ each mixture into one live body), and the head is per domain.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 from torch import nn
 
-from adaptermix.backbone.loading import Encoder
+from adaptermix.backbone.loading import TRAIN_ATTENTION, Encoder, set_attention
+from adaptermix.backbone.prefix import FrozenPrefix
 from adaptermix.config import StrictModel
 from adaptermix.methods.base import AdapterBody
 
@@ -60,6 +62,8 @@ class AdapterModel(nn.Module):
         self.encoder = encoder
         self.body = body
         self.head = head
+        #: The encoder's attention kernel in evaluation (as loaded); training switches to TRAIN_ATTENTION.
+        self.eval_attention = str(getattr(getattr(encoder.model, "config", None), "_attn_implementation", "") or "")
         body.attach(encoder)
         self.body.to(encoder.device)
         self.head.to(encoder.device)
@@ -68,14 +72,28 @@ class AdapterModel(nn.Module):
     def device(self) -> torch.device:
         return self.encoder.device
 
+    def train(self, mode: bool = True) -> AdapterModel:
+        """Train / eval mode; also picks the encoder's attention kernel: eager while training (faster with
+        attention dropout on CPU, see ``backbone.loading.TRAIN_ATTENTION``), the loaded one in evaluation."""
+        super().train(mode)
+        if self.eval_attention:
+            set_attention(self.encoder, TRAIN_ATTENTION if mode else self.eval_attention)
+        return self
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        prefix: FrozenPrefix | None = None,
+        prefix_key: Hashable = None,
     ) -> torch.Tensor:
-        """Logits [batch, num_labels]. Pass ``inputs_embeds`` (word embeddings) instead of ids for FGSM."""
+        """Logits [batch, num_labels]. Pass ``inputs_embeds`` (word embeddings) instead of ids for FGSM.
+
+        ``prefix`` (from :meth:`frozen_prefix`) with ``prefix_key`` (which batch this is): the frozen
+        encoder's work before the first adapter site comes from the cache (bit-identical logits; full
+        forwards under autograd or in train mode). A sweep's clean evaluation passes it."""
         # Batches are built on the CPU; they move to the model's device here, once (no-op on the CPU).
         dev = self.device
 
@@ -92,9 +110,20 @@ class AdapterModel(nn.Module):
         else:
             kwargs["input_ids"] = on_device(input_ids)
         # Pooling, head and loss in fp32 whatever the encoder's precision (a no-op for an fp32 encoder).
-        hidden = self.encoder_model(**kwargs).last_hidden_state.float()
+        if prefix is not None:
+            hidden = prefix.encode(prefix_key, kwargs).float()
+        else:
+            hidden = self.encoder_model(**kwargs).last_hidden_state.float()
         mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], device=hidden.device)
         return self.head(hidden, mask)
+
+    def frozen_prefix(self, budget_bytes: int | None = None) -> FrozenPrefix | None:
+        """A cache of the encoder's work before this body's first site (None when the body acts on the
+        encoder's forward itself, as AdaMix's router does); see :mod:`adaptermix.backbone.prefix`."""
+        if not self.body.caches_prefix:
+            return None
+        sites = [(i, s) for i, s, _ in self.body.site_modules()]
+        return FrozenPrefix.for_sites(self.encoder, sites, budget_bytes)
 
     def word_embeddings(self) -> nn.Module:
         """The encoder's input embedding (ids -> vectors), e.g. ``nn.Embedding`` for BERT-like encoders."""

@@ -173,6 +173,29 @@ def cast_encoder(encoder: Encoder, dtype: torch.dtype) -> Encoder:
     return encoder
 
 
+TRAIN_ATTENTION = "eager"
+"""The attention kernel while an adapter trains (:meth:`adaptermix.model.AdapterModel.train`). SDPA with
+attention dropout takes PyTorch's math fallback on CPU (head transposes, a NaN-safe softmax) and measured
+slower than transformers' eager attention in a bf16 training step (bench/bench_train_fast.py); evaluation
+keeps the kernel the model was loaded with (SDPA in transformers 5, measured faster there)."""
+
+
+def set_attention(encoder: Encoder, impl: str) -> bool:
+    """Switch the encoder's attention kernel (``sdpa`` / ``eager``) in place; False where the model does
+    not support switching (the kernel is left as it is). Both compute the same function (rounding aside)."""
+    config = getattr(encoder.model, "config", None)
+    if config is None or getattr(config, "_attn_implementation", None) in (None, impl):
+        return config is not None and getattr(config, "_attn_implementation", None) == impl
+    setter = getattr(encoder.model, "set_attn_implementation", None)
+    if setter is None:
+        return False
+    try:
+        setter(impl)
+    except (ValueError, ImportError):
+        return False
+    return True
+
+
 def load_encoder(
     name_or_path: str = DEFAULT_MODEL, device: str | None = None, precision: str | None = None
 ) -> Encoder:

@@ -38,6 +38,7 @@ from adaptermix.errors import ConfigError
 from adaptermix.registry import Registry
 
 if TYPE_CHECKING:
+    from adaptermix.backbone.prefix import FrozenPrefix
     from adaptermix.data.schema import Example, TaskInfo
     from adaptermix.model import AdapterModel
     from adaptermix.training.batching import TokenizedSet
@@ -69,6 +70,9 @@ class EvalSet:
     examples: list[Example]
     tokens: TokenizedSet
     max_length: int
+    #: The frozen encoder's prefix of these batches, computed once for every mixture (a sweep sets it
+    #: for the live model; kinds that run plain forwards may use it, others ignore it).
+    prefix: FrozenPrefix | None = None
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The ``clean`` evaluation kind: the task's metrics on the unperturbed evaluation examples.
 
 It is :func:`adaptermix.training.evaluate.evaluate` (the one evaluation path of training and sweeps) as a
-registered kind; it has no parameters.
+registered kind; it has no parameters. It starts each forward from the evaluation set's cached frozen
+prefix when the set carries one (a sweep's, :mod:`adaptermix.backbone.prefix`): identical outputs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run_clean(model: AdapterModel, es: EvalSet, params: Mapping[str, Any], ident
     """Every metric of the task on ``es``; the headline is the task's metric."""
     from adaptermix.training.evaluate import evaluate
 
-    metrics = evaluate(model, es.tokens, es.info, batch_size)
+    metrics = evaluate(model, es.tokens, es.info, batch_size, es.prefix)
     return EvalOutcome(metrics[es.info.metric], metrics)
 
 

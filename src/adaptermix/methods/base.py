@@ -60,6 +60,10 @@ class Derivation:
 class AdapterBody(nn.Module):
     """All adapter site modules of one adapter, indexed ``layers[i][site]``."""
 
+    #: Whether the encoder's work before the first site may be cached across forwards of one batch
+    #: (:mod:`adaptermix.backbone.prefix`): False for a body that acts at the encoder's forward itself.
+    caches_prefix: bool = True
+
     def __init__(self, num_layers: int, sites: tuple[str, ...], make: Callable[[int, str], SiteModule]) -> None:
         super().__init__()
         self.sites = sites

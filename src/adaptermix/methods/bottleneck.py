@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adaptermix.methods.base import (
@@ -82,13 +83,19 @@ class Bottleneck(SiteModule):
             self.up.bias.zero_()
 
     def delta(self, h: torch.Tensor) -> torch.Tensor:
-        """The adapter's change to ``h``, computed in the adapter's dtype and returned in ``h``'s.
+        """The adapter's change to ``h``, computed in ``h``'s dtype (the encoder's).
 
-        With a bf16 encoder and fp32 adapter weights (training) the hidden state is cast up and the
-        result cast back; in a sweep's live model the weights are bf16 and both casts are no-ops.
+        With a bf16 encoder and fp32 adapter weights (training) the weights are cast to bf16 on the way in
+        (differentiably: the gradients reach the fp32 master weights, which the optimizer updates) and the
+        hidden state is not cast at all — casting the [batch, tokens, hidden] activations up and back at
+        every site, as before, cost more than the adapter itself. In a sweep's live model the weights are
+        already in the encoder's format and every cast is a no-op.
         """
-        out: torch.Tensor = self.up(self.act(self.down(self.drop(h.to(self.down.weight.dtype)))))
-        return out.to(h.dtype)
+        dt = h.dtype
+        down, up = self.down, self.up
+        z = F.linear(self.drop(h), down.weight.to(dt), down.bias.to(dt))
+        out: torch.Tensor = F.linear(self.act(z), up.weight.to(dt), up.bias.to(dt))
+        return out
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         return output + self.delta(output)

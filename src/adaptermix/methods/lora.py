@@ -40,9 +40,11 @@ class LoRA(SiteModule):
             self.lora_B.zero_()
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        # Computed in the adapter's dtype (fp32 master weights over a bf16 encoder), added in the encoder's.
-        x = self.drop(args[0]).to(self.lora_A.dtype)
-        delta: torch.Tensor = ((x @ self.lora_A.T @ self.lora_B.T) * self.scale).to(output.dtype)
+        # Computed in the encoder's dtype: fp32 master weights over a bf16 encoder are cast (differentiably)
+        # to bf16, the activations are not cast at all (see Bottleneck.delta).
+        dt = output.dtype
+        x = self.drop(args[0]).to(dt)
+        delta: torch.Tensor = (x @ self.lora_A.to(dt).T @ self.lora_B.to(dt).T) * self.scale
         return output + delta
 
 

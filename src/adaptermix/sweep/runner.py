@@ -5,7 +5,9 @@ write each mixture into one live adapter slot in place (:class:`~adaptermix.swee
 with a rank-growing LoRA rule, ``cat`` or ``knots``, gets a live LoRA of rank N r and every mixture is
 written zero-padded into it, which is exact);
 tokenise each target's evaluation set once; evaluate with length-bucketed dynamic padding under
-``torch.inference_mode``. Trials that share (target, subset, rule) share one mixture: it is computed and
+``torch.inference_mode``, each clean forward starting from the target's cached frozen prefix
+(:mod:`adaptermix.backbone.prefix`: the encoder's work before the first adapter site, computed on the
+first mixture of a target and reused by every other; bit-identical logits). Trials that share (target, subset, rule) share one mixture: it is computed and
 written once and every evaluation (the trial's registered kind: clean, FGSM, TextFooler ...) runs on it. Results are committed to the
 store after every mixture, so a kill loses at most the mixture in flight.
 """
@@ -56,6 +58,9 @@ class SweepContext:
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)
     #: texts -> [n, d] sentence embeddings for AdapterSoup's generators (None: the packaged MiniLM).
     sentence_encode: Callable[[list[str]], Any] | None = None
+    #: Start clean evaluations from a cached frozen prefix per target (only the current target's batches
+    #: are held; memory cap ``$ADAPTERMIX_PREFIX_CACHE_MB``). Off: every forward is a full one.
+    prefix_cache: bool = True
     _spaces: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     #: Mixtures that do not depend on the target, by (space, subset, rule, params): the same k = N mixture
     #: of a static rule is computed once per sweep, not once per target (least recently used dropped
@@ -111,7 +116,9 @@ class SweepContext:
 
     def _tokenized(self, target: str, rows: list[Example]) -> EvalSet:
         adapter = self.pool.adapters[self.pool.index(target)]
-        return tokenized_eval_set(adapter, self.encoder, rows, self.spec.max_length)
+        es = tokenized_eval_set(adapter, self.encoder, rows, self.spec.max_length)
+        es.prefix = self.live.model.frozen_prefix()
+        return es
 
     def eval_set(self, target: str) -> EvalSet:
         """The target's evaluation split, capped (seeded, stratified) and tokenised once."""
@@ -120,7 +127,13 @@ class SweepContext:
             rows = eval_rows(adapter, self.spec.split, self.spec.max_eval_examples, self.spec.seed, self.spec.data,
                              label=target)
             self.eval_sets[target] = self._tokenized(target, rows)
-        return self.eval_sets[target]
+        es = self.eval_sets[target]
+        for other, other_es in self.eval_sets.items():  # hold one target's prefix at a time (targets run in order)
+            if other != target and other_es.prefix is not None:
+                other_es.prefix.clear()
+        if not self.prefix_cache:
+            return EvalSet(es.info, es.examples, es.tokens, es.max_length)
+        return es
 
     def merge_rows(self, space: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the rules merge in ``space``: the raw pool rows (no base), or the task vectors and the

@@ -69,9 +69,10 @@ class ExpertLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, expert: int | None) -> torch.Tensor:
         """Apply expert ``expert``, or the experts' average (Eq. 6) when ``expert`` is None."""
+        dt = x.dtype
         if expert is None:
-            return F.linear(x, self.weight.mean(0), self.bias.mean(0))
-        return F.linear(x, self.weight[expert], self.bias[expert])
+            return F.linear(x, self.weight.mean(0).to(dt), self.bias.mean(0).to(dt))
+        return F.linear(x, self.weight[expert].to(dt), self.bias[expert].to(dt))
 
 
 class Routing:
@@ -120,13 +121,17 @@ class AdaMixSite(SiteModule):
     def hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         route = self._routing.route
         down, up = (None, None) if route is None else route[self._where[0]][self._where[1]]
-        h = self.drop(output.to(self.down.weight.dtype))  # fp32 experts over a bf16 encoder: cast at the boundary
-        delta: torch.Tensor = self.up(self.act(self.down(h, down)), up).to(output.dtype)
+        # Computed in the encoder's dtype (fp32 experts cast to bf16 over a bf16 encoder; see Bottleneck.delta).
+        h = self.drop(output)
+        delta: torch.Tensor = self.up(self.act(self.down(h, down)), up)
         return output + delta
 
 
 class AdaMixBody(AdapterBody):
     """An AdaMix adapter: per-site experts, a routing generator, the consistency loss and merge export."""
+
+    #: The router is a pre-hook on the encoder's forward, which a cached prefix would skip.
+    caches_prefix = False
 
     def __init__(self, cfg: AdaMixConfig, hidden: int, num_layers: int) -> None:
         opts = cfg.adamix
