@@ -10,6 +10,12 @@ validation metric over the targets wins (one setting for every target: a rule's 
 per-target oracle); ties go to the setting listed first. The output spec is the tuning spec with
 ``split: test`` and one entry per rule (its winning setting), so the test split is evaluated once per rule,
 after the choice — the numbers reported on test were never used to choose anything.
+
+``--per-target RULE -o DIR`` instead writes one spec per target into DIR (``targets: [t]``, split test) with
+RULE's setting that was best on THAT target's validation split: TALL masks' per-task lambda (Wang et al.
+2024 choose each task's lambda on its validation data; the mask stays 1 bit per parameter, and the chosen
+setting is one small per-domain value). ``--per-target-report TEST_STORE SINGLES`` then prints, for RULE,
+each target's test metric under its validation-chosen setting beside its single adapter.
 """
 
 from __future__ import annotations
@@ -41,9 +47,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("store", help="the validation sweep's store")
     p.add_argument("--spec", required=True, help="the tuning spec (split: validation)")
-    p.add_argument("-o", "--out", required=True, help="the test spec to write (refuses to replace one)")
+    p.add_argument("-o", "--out", help="the test spec (or, with --per-target, the folder of specs) to write; refuses to replace one")
     p.add_argument("--json", help="write the whole validation grid and the choices here")
+    p.add_argument("--per-target", metavar="RULE", help="choose RULE's setting per target (see above)")
+    p.add_argument("--per-target-report", nargs=2, metavar=("TEST_STORE", "SINGLES"),
+                   help="with --per-target: report the test metrics of the per-target choices")
+    p.add_argument("--exclude", default="", help="targets left out of the report's mean (comma-separated)")
     args = p.parse_args()
+    if args.per_target:
+        per_target(args)
+        return
+    if not args.out:
+        p.error("-o/--out is required")
     out = Path(args.out)
     if out.exists():
         sys.exit(f"tune_rules: {out} exists; remove it first")
@@ -71,6 +86,61 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"targets": targets, "grid": table,
                                                "chosen": {k: v["params"] for k, v in chosen.items()}}, indent=1))
+
+
+def _choices(store: str, rule: str) -> dict[str, dict[str, object]]:
+    """target -> the setting of ``rule`` with the best validation metric on that target (first max wins)."""
+    best: dict[str, tuple[float, dict[str, object]]] = {}
+    for (name, params), metrics in _settings(store).items():
+        if name != rule:
+            continue
+        for target, metric in metrics.items():
+            if target not in best or metric > best[target][0]:
+                best[target] = (metric, json.loads(params))
+    if not best:
+        sys.exit(f"tune_rules: no validation trials of rule {rule!r} in {store}")
+    return {t: b[1] for t, b in sorted(best.items())}
+
+
+def per_target(args: argparse.Namespace) -> None:
+    """Write one test spec per target, or report the per-target choices' test metrics."""
+    chosen = _choices(args.store, args.per_target)
+    if args.per_target_report:
+        test_store, singles = args.per_target_report
+        exclude = {t for t in args.exclude.split(",") if t}
+        with ResultsStore(singles, readonly=True) as s:
+            single = {r["target"]: r["metric"] for r in s.rows() if r["k"] == 1 and r["rule"] == "average"
+                      and r["tag"] == "" and r["evaluation"] == "clean" and r["split"] == "test"}
+        with ResultsStore(test_store, readonly=True) as s:
+            test = {(r["target"], r["rule"], json.dumps(json.loads(r["rule_params_json"] or "{}"), sort_keys=True)):
+                    r["metric"] for r in s.rows() if r["split"] == "test" and r["evaluation"] == "clean"}
+        drops = []
+        for target, params in chosen.items():
+            m = test.get((target, args.per_target, json.dumps(params, sort_keys=True)))
+            if m is None:
+                sys.exit(f"tune_rules: no test trial of {args.per_target} {params} for {target}; run the specs")
+            drop = (single[target] - m) * 100
+            if target not in exclude:
+                drops.append(drop)
+            print(f"{target:22s} {json.dumps(params):40s} single {single[target]:.3f} mixture {m:.3f} drop {drop:6.2f}")
+        print(f"mean drop over {len(drops)} targets: {sum(drops) / len(drops):.2f} points")
+        return
+    if not args.out:
+        sys.exit("tune_rules: --per-target needs -o DIR (or --per-target-report)")
+    out = Path(args.out)
+    if out.exists():
+        sys.exit(f"tune_rules: {out} exists; remove it first")
+    out.mkdir(parents=True)
+    spec = yaml.safe_load(Path(args.spec).read_text())
+    spec["split"] = "test"
+    for target, params in chosen.items():
+        one = {**spec, "targets": [target],
+               "rules": [{"name": args.per_target, **({"params": params} if params else {})}]}
+        pool = {k: str((Path(args.spec).parent / v).resolve()) for k, v in spec["pool"].items()}
+        one["pool"] = pool
+        (out / f"{target}.yaml").write_text(f"# {args.per_target} with the setting best on {target}'s validation split\n"
+                                            + yaml.safe_dump(one, sort_keys=False, width=110))
+        print(f"{target:22s} {json.dumps(params)}")
 
 
 if __name__ == "__main__":
