@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import adaptermix as am
 from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
 from adaptermix.config import parse_override
 from adaptermix.io import check_output, mark_output, output_stamp
@@ -62,9 +63,7 @@ def _csv(rows: list[list[object]]) -> str:
 def _fsd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from adaptermix.diagnostics import grouped_fsd
     from adaptermix.io import atomic_write_json, atomic_write_text
-    from adaptermix.pool import fsd_summary, load_pool
     from adaptermix.report.plots import fsd_heatmap, save_figure
 
     stamp = output_stamp("fsd", command_inputs(args, skip=("output_dir",)))
@@ -75,15 +74,15 @@ def _fsd_run(args: argparse.Namespace) -> int:
 
         raise ConfigError("two adapters have the same name; give them distinct directory names")
     reps = _replicates(args.replicate, list(dirs))
-    pool = load_pool({**dirs, **{r: p for r, (_, p) in reps.items()}})
-    summary = fsd_summary(pool, args.space, {r: d for r, (d, _) in reps.items()}, args.top_fraction,
-                          from_init=args.from_init)
+    pool = am.load_pool({**dirs, **{r: p for r, (_, p) in reps.items()}})
+    summary = am.fsd_summary(pool, args.space, {r: d for r, (d, _) in reps.items()}, args.top_fraction,
+                             from_init=args.from_init)
     names = summary["names"]
     out = Path(args.output_dir)
     vals = np.asarray(summary["fsd"])
     atomic_write_text(out / "fsd.csv", _csv([["adapter", *names]]
                                             + [[n, *(f"{v:.6f}" for v in row)] for n, row in zip(names, vals, strict=True)]))
-    grouped = grouped_fsd(pool.stacked_in(args.space), args.by)
+    grouped = am.fsd_grouped(pool, args.by, args.space)
     rows: list[list[object]] = [[args.by, "adapter_a", "adapter_b", "fsd", "space"]]
     for g, key in enumerate(grouped.keys):
         for i in range(len(pool.names)):
@@ -152,8 +151,6 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
 def _mix_run(args: argparse.Namespace) -> int:
     from adaptermix.artefact import save_adapter
     from adaptermix.masked import MASKED_RULES
-    from adaptermix.mixture import mix_pool
-    from adaptermix.pool import load_pool
 
     stamp = output_stamp("mix", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
@@ -161,11 +158,11 @@ def _mix_run(args: argparse.Namespace) -> int:
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
-    pool = load_pool(args.adapters)
+    pool = am.load_pool(args.adapters)
     target = Path(args.target).name if args.target else None
     if args.rule in MASKED_RULES and target is None:  # every domain's view, stored once (adaptermix.masked)
         return _write_masked(args, pool, params, stamp)
-    mixed = mix_pool(pool, args.rule, target, args.space, args.heads, **params)
+    mixed = am.mix(pool, args.rule, target, args.space, args.heads, **params)
     path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
     mark_output(path, stamp)
     print(json.dumps({"adapter": str(path), "provenance": mixed.meta.provenance}, indent=2, default=str))
@@ -176,11 +173,11 @@ def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str,
                   stamp: dict[str, str]) -> int:
     """``mix --rule emr|tall_mask`` without ``--target``: one masked merge artefact holding every domain."""
     from adaptermix.errors import ConfigError
-    from adaptermix.masked import masked_merge, save_masked
+    from adaptermix.masked import save_masked
 
     if args.heads != "target":
         raise ConfigError("a masked merge keeps every domain's own head; --heads applies to ordinary mixtures")
-    artefact = masked_merge(pool, args.rule, args.space, **params)
+    artefact = am.mix_masked(pool, args.rule, args.space, **params)
     path = save_masked(artefact, args.output_dir)
     mark_output(path, stamp)
     storage = artefact.storage()
@@ -202,15 +199,13 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
 
 
 def _prune_run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import load_adapter, save_adapter
-    from adaptermix.mixture import prune_adapter
+    from adaptermix.artefact import save_adapter
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(args.sparsity)
     stamp = output_stamp("prune", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    adapter = load_adapter(args.adapter)
-    pruned = prune_adapter(adapter, args.sparsity, args.scope)
+    pruned = am.prune(am.load_adapter(args.adapter), args.sparsity, args.scope)
     path = save_adapter(args.output_dir, pruned.tensors, pruned.meta)
     mark_output(path, stamp)
     nz = sum(int((t != 0).sum()) for t in pruned.body.values())

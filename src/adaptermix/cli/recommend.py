@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import adaptermix as am
 from adaptermix.cli.base import (
     Command,
     add_overwrite,
@@ -16,16 +17,6 @@ from adaptermix.cli.base import (
 )
 from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
-
-
-def _store_paths(store: str) -> tuple[Path, Path]:
-    """(results.sqlite, the folder holding fsd.json) from a store file or a study's method folder."""
-    p = Path(store)
-    if p.is_dir():
-        p = p / "results.sqlite"
-    if not p.is_file():
-        raise ArtefactError(f"{store}: no results store (a results.sqlite, or a study's method folder)")
-    return p, p.parent
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -42,16 +33,14 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict_run(args: argparse.Namespace) -> int:
-    from adaptermix.recommend.features import read_measured, read_pool_facts
-    from adaptermix.recommend.predictor import Dataset, evaluate_predictor, format_report
+    from adaptermix.recommend.predictor import format_report
 
-    db, folder = _store_paths(args.store)
+    data = am.predictor_data(args.store, args.evaluation, args.rule)
+    db = Path(args.store) / "results.sqlite" if Path(args.store).is_dir() else Path(args.store)
     stamp = output_stamp("predict", command_inputs(args, skip=("output_dir",)))
     if args.output_dir:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    measured = read_measured(db, args.evaluation, args.rule)
-    data = Dataset.build(measured, read_pool_facts(folder))
-    report = evaluate_predictor(data, folds=args.folds, seed=args.seed, alpha=args.alpha, model=args.model)
+    report = am.predict(data, folds=args.folds, seed=args.seed, model=args.model, alpha=args.alpha)
     print(format_report(report))
     if args.output_dir:
         from adaptermix.recommend.plots import predicted_vs_measured
@@ -164,11 +153,6 @@ def _check_search_args(args: argparse.Namespace) -> None:
 
 
 def _recommend_run(args: argparse.Namespace) -> int:
-    from adaptermix.recommend.features import read_similarity
-    from adaptermix.recommend.live import live_evaluator, with_similarity
-    from adaptermix.recommend.search import SearchSpace, search
-    from adaptermix.sweep.spec import RuleSpec
-
     stamp = output_stamp("recommend", command_inputs(args, skip=("output_dir", "json_out")))
     if args.output_dir:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
@@ -182,20 +166,14 @@ def _recommend_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--target {args.target!r} is not in the pool ({', '.join(names)})")
     if not 1 <= args.min_k <= len(names):
         raise ConfigError(f"--min-k must be between 1 and the pool size ({len(names)})")
-    with live_evaluator(spec, store) as ev:
-        facts = ev.facts
-        if sim_json is not None:
-            facts = read_similarity(facts, sim_json)
-        elif args.similarity or args.strategy == "adaptersoup":
-            facts = with_similarity(facts, spec.pool_dirs(), store.parent / "embeddings.safetensors", spec.data)
-        space = SearchSpace(args.target, facts, tuple(RuleSpec.model_validate(r) for r in rules),
-                            sign_change=ev.sign_change, min_k=args.min_k)
-        prior = [] if args.no_prior else ev.prior()
-        result = search(args.strategy, space, ev, args.budget, seed=args.seed, prior=prior)
-        new, reused = ev.new, ev.reused
+    result = am.recommend_mixture(spec, store, args.target, args.budget, strategy=args.strategy,
+                                  min_k=args.min_k, evaluation=args.evaluation, rules=rules, seed=args.seed,
+                                  use_prior=not args.no_prior,
+                                  similarity=sim_json if sim_json is not None else args.similarity, progress=True)
+    new, reused = result.new_evaluations, result.reused_evaluations
     best = result.best
     print(f"\n{args.strategy} search for {args.target}: {len(result.steps)} of {args.budget} evaluations "
-          f"({new} run, {reused} read from {store}); {len(space.candidates)} candidates in all")
+          f"({new} run, {reused} read from {store}); {result.candidates} candidates in all")
     for i, s in enumerate(result.steps, 1):
         print(f"  {i:3d}. {s.metric:.4f}  {s.candidate.describe():60s} {s.why}")
     print(f"\nrecommended: {best.candidate.describe()} -> {best.metric:.4f} "
@@ -205,12 +183,10 @@ def _recommend_run(args: argparse.Namespace) -> int:
                                                 "reused_evaluations": reused, "store": str(store)})
     if args.output_dir:
         from adaptermix.artefact import save_adapter
-        from adaptermix.mixture import mix_pool
-        from adaptermix.pool import load_pool
 
         dirs = spec.pool_dirs()
-        pool = load_pool({n: dirs[n] for n in best.candidate.subset})
-        mixed = mix_pool(pool, best.candidate.rule, args.target, **dict(best.candidate.rule_params))
+        pool = am.load_pool({n: dirs[n] for n in best.candidate.subset})
+        mixed = am.mix(pool, best.candidate.rule, args.target, **dict(best.candidate.rule_params))
         path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
         mark_output(path, stamp)
         print(f"wrote {path}")
