@@ -78,3 +78,40 @@ def test_predict_and_prune_call_their_verbs_after_loading(pool, tmp_path, monkey
     _probe(monkeypatch, "predict")
     with pytest.raises(Hit, match="predict"):
         main(["predict", str(tmp_path / "s.sqlite")])
+
+
+def test_choices_and_help_read_the_registries(capsys, monkeypatch):
+    """A plug-in registered after the parser is built appears in the help and is accepted as a choice."""
+    from adaptermix.cli.main import build_parser
+    from adaptermix.pruning import SCOPES
+    from adaptermix.recommend.search import STRATEGIES
+
+    parser = build_parser()
+
+    def toy(run: object, seed: int, prior: object) -> None:
+        return None
+
+    with STRATEGIES.registered("toy_strategy", toy):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["recommend", "--help"])
+        assert "toy_strategy" in capsys.readouterr().out
+    monkeypatch.setitem(SCOPES, "per_toy", "tensor")
+    args = parser.parse_args(["prune", "a", "--sparsity", "0.5", "--scope", "per_toy", "-o", "b"])
+    assert args.scope == "per_toy"
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["prune", "a", "--sparsity", "0.5", "--scope", "per_toy", "-o", "b"])
+    assert "invalid choice: 'per_toy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["mix", "--help"])
+    out = capsys.readouterr().out
+    assert "ties" in out and "raw, tv, dw" in out
+
+
+def test_building_the_parser_imports_no_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys; from adaptermix.cli.main import build_parser; build_parser(); "
+            "assert 'torch' not in sys.modules and 'scipy' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

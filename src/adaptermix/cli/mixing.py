@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import adaptermix as am
-from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
+from adaptermix.cli.base import (
+    MIX_SPACES,
+    PARAM_SPACES,
+    PRUNE_SCOPES,
+    RULE_NAMES,
+    Command,
+    Listed,
+    add_overwrite,
+    command_inputs,
+    register_command,
+)
 from adaptermix.config import parse_override
 from adaptermix.io import check_output, mark_output, output_stamp
 
@@ -23,8 +33,8 @@ def _fsd_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output-dir", required=True,
                    help="writes fsd.csv, fsd.json, fsd.png/svg, fsd_per_<by>.csv, fsd_by_kind.csv "
                    "(+ fsd_floor.csv with --replicate, fsd_top.csv with --top-fraction)")
-    p.add_argument("--space", choices=["raw", "dw"], default="raw",
-                   help="raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
+    p.add_argument("--space", choices=PARAM_SPACES, metavar="SPACE", default="raw",
+                   help="%(choices)s: raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
     p.add_argument("--by", choices=["layer", "site", "module", "kind"], default="layer",
                    help="grouping of the per-group FSD")
     p.add_argument("--replicate", action="append", default=[], metavar="NAME=PATH",
@@ -133,13 +143,14 @@ def _fsd_run(args: argparse.Namespace) -> int:
 
 def _mix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapters", nargs="+", help="adapter directories to mix")
-    p.add_argument("--rule", default="average", help="merge rule (see `adaptermix list rules`)")
+    p.add_argument("--rule", default="average", action=Listed, names=RULE_NAMES,
+                   help="merge rule (`adaptermix list rules` describes them): %(names)s")
     p.add_argument("-o", "--output-dir", required=True, help="the mixed adapter's directory")
     p.add_argument("--target", help="domain whose head the mixture uses and which a selecting rule (greedy_fsd, "
                    "sparse_fsd) always keeps (default: the first adapter the rule mixes); with a masked rule "
                    "(emr, tall_mask): write only this domain's view, as an ordinary adapter")
-    p.add_argument("--space", choices=["raw", "tv", "dw"], default="raw",
-                   help="raw parameters (the paper's Eq. 1); tv: task vectors, each adapter minus the pool's "
+    p.add_argument("--space", choices=MIX_SPACES, metavar="SPACE", default="raw",
+                   help="%(choices)s; raw: raw parameters (the paper's Eq. 1); tv: task vectors, each adapter minus the pool's "
                    "shared seeded init, merged and the init added back; dw: LoRA effective updates (average only)")
     p.add_argument("--heads", choices=["target", "average"], default="target",
                    help="target: the target's own head; average: only if all label sets are identical")
@@ -193,7 +204,8 @@ def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str,
 def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapter", help="adapter directory")
     p.add_argument("--sparsity", type=float, required=True, help="fraction of body parameters set to zero, in [0, 1]")
-    p.add_argument("--scope", default="global", choices=["global", "per_layer", "per_site", "per_module", "per_tensor"])
+    p.add_argument("--scope", default="global", choices=PRUNE_SCOPES, metavar="SCOPE",
+                   help="how parameters are grouped before counting: %(choices)s (default: global)")
     p.add_argument("-o", "--output-dir", required=True)
     add_overwrite(p)
 

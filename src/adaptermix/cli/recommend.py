@@ -9,7 +9,11 @@ from typing import Any
 
 import adaptermix as am
 from adaptermix.cli.base import (
+    EVALUATION_NAMES,
+    PREDICTOR_MODELS,
+    STRATEGY_NAMES,
     Command,
+    Listed,
     add_overwrite,
     add_precision,
     command_inputs,
@@ -21,13 +25,14 @@ from adaptermix.io import atomic_write_json, check_output, mark_output, output_s
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="results store (results.sqlite) or a study's method folder, e.g. results/demo/pfeiffer")
-    p.add_argument("--evaluation", default="clean", help="which evaluation's metric to predict (default clean)")
+    p.add_argument("--evaluation", default="clean", action=Listed, names=EVALUATION_NAMES,
+                   help="which evaluation's metric to predict: %(names)s (default clean)")
     p.add_argument("--rule", action="append", help="only these rules (repeatable; default: every rule in the store)")
     p.add_argument("--folds", type=int, default=5, help="K of the held-out K-fold within targets (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=3.0, help="ridge penalty on standardised features (default 3)")
-    p.add_argument("--model", default="ridge", choices=["ridge", "trees"],
-                   help="ridge (default; signed coefficients) or trees (extra-trees; importances)")
+    p.add_argument("--model", default="ridge", choices=PREDICTOR_MODELS, metavar="MODEL",
+                   help="%(choices)s: ridge (default; signed coefficients) or trees (extra-trees; importances)")
     p.add_argument("-o", "--output-dir", help="write predictor.json and the predicted-vs-measured plot here")
     add_overwrite(p)
 
@@ -72,12 +77,13 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
                      "store, whose statistics would otherwise include the search's mixtures)")
     p.add_argument("--target", required=True, help="the domain the mixture is for")
     p.add_argument("--budget", type=int, required=True, help="most evaluations, the single adapter's included")
-    p.add_argument("--strategy", default="model",
-                   help="model (predictor-guided, default), greedy_fsd, adaptersoup, evolve or random")
+    p.add_argument("--strategy", default="model", action=Listed, names=STRATEGY_NAMES,
+                   help="search strategy: %(names)s (default model, predictor-guided)")
     p.add_argument("--min-k", type=int, default=1,
                    help="smallest mixture to recommend (2: the best mixture that really mixes)")
-    p.add_argument("--evaluation", default="clean",
-                   help="what to maximise: an evaluation kind (`adaptermix list evaluations`; default clean)")
+    p.add_argument("--evaluation", default="clean", action=Listed, names=EVALUATION_NAMES,
+                   help="what to maximise: an evaluation kind, %(names)s (`adaptermix list evaluations`; "
+                        "default clean)")
     p.add_argument("--rule", action="append",
                    help="rule to consider, NAME or NAME:{json} (repeatable; default average)")
     p.add_argument("--no-prior", action="store_true",
