@@ -98,9 +98,9 @@ def _merge_args(p: argparse.ArgumentParser) -> None:
 
 
 def _merge_run(args: argparse.Namespace) -> int:
-    from adaptermix.sweep.shards import merge
+    from adaptermix.sweep.shards import combine_stores
 
-    n = merge(args.output, args.shards)
+    n = combine_stores(args.output, args.shards)
     print(f"merged {n} new trials into {args.output}")
     return 0
 
