@@ -15,8 +15,9 @@ from adaptermix._version import __version__
 #: imported on first use, so that ``import adaptermix`` (and the CLI's start-up) does not load torch. No verb
 #: may share a subpackage's name (``adaptermix.sweep``, ``adaptermix.recommend``): importing the subpackage
 #: would replace it, hence ``run_sweep`` and ``recommend_mixture``.
-_API = ("load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "mix", "prune", "evaluate", "run_sweep",
-        "results", "stats", "predict", "recommend_mixture")
+_API = ("load_adapter", "load_pool", "save", "fsd", "fsd_by_kind", "fsd_summary", "fsd_grouped", "mix",
+        "mix_masked", "prune", "evaluate", "eval_data", "run_sweep", "results", "stats", "sweep_stats",
+        "predictor_data", "predict", "recommend_mixture")
 __all__ = ["__version__", *_API]
 
 

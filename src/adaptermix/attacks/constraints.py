@@ -44,7 +44,7 @@ class AttackState:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ConstraintVerdict:
     """Outcome of a candidate constraint: which candidates pass, and similarity scores if any."""
 
     passed: np.ndarray
@@ -68,7 +68,7 @@ class CandidateConstraint(Protocol):
     @property
     def name(self) -> str: ...
 
-    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> ConstraintVerdict: ...
 
 
 class EncodingPlan(Protocol):
@@ -92,11 +92,11 @@ class EncodingConstraint(Protocol):
     @property
     def name(self) -> str: ...
 
-    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict: ...
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> ConstraintVerdict: ...
 
     def plan(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> EncodingPlan: ...
 
-    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> Verdict: ...
+    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> ConstraintVerdict: ...
 
     def embed(self, texts: list[str], memo: dict[str, np.ndarray] | None = None) -> np.ndarray: ...
 
@@ -135,10 +135,10 @@ class PartOfSpeech:
     allow_verb_noun_swap: bool = True
     name: str = "pos"
 
-    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict:
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> ConstraintVerdict:
         before = self.tagger.tags_at([state.current.words], index)[0]
         after = self.tagger.tags_at([c.words for c in candidates], index)
-        return Verdict(
+        return ConstraintVerdict(
             np.array([pos_compatible(before, t, self.allow_verb_noun_swap) for t in after], dtype=bool)
         )
 
@@ -218,15 +218,15 @@ class SentenceSimilarity:
         windows = [c.window(index, self.window) for c in candidates]
         return SimilarityPlan(len(candidates), [reference.window(index, self.window), *windows])
 
-    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> Verdict:
+    def verdict(self, plan: EncodingPlan, embeddings: np.ndarray | None) -> ConstraintVerdict:
         """The verdict from the plan's embeddings (every candidate passes when nothing was to encode)."""
         if not plan.texts or embeddings is None:
-            return Verdict(np.ones(plan.n, dtype=bool), np.ones(plan.n))
+            return ConstraintVerdict(np.ones(plan.n, dtype=bool), np.ones(plan.n))
         cos = embeddings[1:] @ embeddings[0]
         sims = angular_similarity(cos) if self.metric == "angular" else cos
-        return Verdict(sims >= self.threshold, sims)
+        return ConstraintVerdict(sims >= self.threshold, sims)
 
-    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> Verdict:
+    def check(self, state: AttackState, index: int, candidates: Sequence[TokenizedText]) -> ConstraintVerdict:
         plan = self.plan(state, index, candidates)
         return self.verdict(plan, self.embed(plan.texts) if plan.texts else None)
 
@@ -237,3 +237,8 @@ class SimilarityPlan:
 
     n: int
     texts: list[str]
+
+
+#: Deprecated name of :class:`ConstraintVerdict` ("verdict" of a report statement is
+#: :class:`adaptermix.report.statements.Verdict`).
+Verdict = ConstraintVerdict

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,100 @@ COMMANDS: Registry[Command] = Registry("command")
 
 def register_command(cmd: Command) -> Command:
     return COMMANDS.register(cmd.name, cmd)
+
+
+class RegistryNames(Sequence[str]):
+    """The names a registry (or a plug-in module's constant) knows, read each time they are needed, never when
+    the parser is built: building every subcommand's parser must not import plug-ins (torch, scipy), and a
+    plug-in registered later (a test's toy, a user's module) appears.
+
+    As ``choices=`` (with a ``metavar``, else argparse lists the choices while building): a value is checked
+    against the registry at parse time and an invalid one is answered with the current names. As
+    ``names=`` of :class:`Listed`: the help shows them (``%(names)s``) without restricting the value, for
+    options whose unknown values the library itself answers with a one-line error.
+    """
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(self._load())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._names()[i]
+
+    def __str__(self) -> str:
+        return ", ".join(self._names())
+
+
+class Listed(argparse._StoreAction):
+    """A plain store option whose help may name ``%(names)s`` (a :class:`RegistryNames`), expanded when the
+    help is shown."""
+
+    def __init__(self, *args: Any, names: RegistryNames, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.names = names
+
+
+def _strategies() -> list[str]:
+    from adaptermix.recommend.search import STRATEGIES
+
+    return STRATEGIES.names()
+
+
+def _evaluation_kinds() -> list[str]:
+    from adaptermix.evaluations.registry import EVALUATION_KINDS
+
+    return EVALUATION_KINDS.names()
+
+
+def _merge_rules() -> list[str]:
+    from adaptermix.merging import MERGE_RULES
+
+    return MERGE_RULES.names()
+
+
+def _param_spaces() -> list[str]:
+    from adaptermix.deltas import SPACES
+
+    return list(SPACES)
+
+
+def _mix_spaces() -> list[str]:
+    from adaptermix.deltas import SPACES
+    from adaptermix.task_vectors import SPACES as TV_SPACES
+
+    return list(dict.fromkeys([*TV_SPACES, *SPACES]))
+
+
+def _prune_scopes() -> list[str]:
+    from adaptermix.pruning import SCOPES
+
+    return list(SCOPES)
+
+
+def _predictor_models() -> list[str]:
+    from adaptermix.recommend.predictor import MODELS
+
+    return list(MODELS)
+
+
+STRATEGY_NAMES = RegistryNames(_strategies)
+EVALUATION_NAMES = RegistryNames(_evaluation_kinds)
+RULE_NAMES = RegistryNames(_merge_rules)
+PARAM_SPACES = RegistryNames(_param_spaces)  # raw parameters or LoRA updates (adaptermix.deltas)
+MIX_SPACES = RegistryNames(_mix_spaces)  # ... and task vectors (adaptermix.task_vectors)
+PRUNE_SCOPES = RegistryNames(_prune_scopes)
+PREDICTOR_MODELS = RegistryNames(_predictor_models)
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:

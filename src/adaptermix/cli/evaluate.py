@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+import adaptermix as am
 from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
@@ -33,36 +34,17 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import load_adapter
-    from adaptermix.config import validate
-    from adaptermix.data.config import DataConfig
-    from adaptermix.training.run import eval_adapter, evaluate, prepared_eval
-
     # --domain only enters the stamp when given, so an ordinary eval's stamp is what it always was
     skip = ("json_out", "batch_size") + (("domain",) if args.domain is None else ())
     stamp = output_stamp("eval", command_inputs(args, skip=skip))
     if args.json_out:
         check_output(args.json_out, stamp=stamp, overwrite=args.overwrite, kind="file")
     view = _masked_view(args)
-    adapter = view if view is not None else load_adapter(args.adapter)
-    base = dict((adapter.meta.training or {}).get("data") or {"name": adapter.name})
-    if args.dataset:
-        base = {"name": args.dataset}
-    if args.data_dir and base.get("source", "datapack") == "datapack":
-        base["data_dir"] = args.data_dir
-    for k in ("max_train", "max_validation", "max_test"):
-        base.pop(k, None)
-    if args.max_examples:
-        base[f"max_{args.split}"] = args.max_examples
-    data = validate(DataConfig, base, source="data")
-    if view is None:
-        metrics = eval_adapter(args.adapter, args.split, data, batch_size=args.batch_size,
-                               max_length=args.max_length, precision=args.precision)
-    else:
-        with prepared_eval(view, args.split, data, max_length=args.max_length, precision=args.precision) as (
-            model, tset, info,
-        ):
-            metrics = evaluate(model, tset, info, args.batch_size)
+    adapter = view if view is not None else am.load_adapter(args.adapter)
+    data = am.eval_data(adapter, args.split, args.dataset, args.data_dir, args.max_examples)
+    metrics = am.evaluate(view if view is not None else args.adapter, args.split, args.dataset, args.data_dir,
+                          args.max_examples, max_length=args.max_length, batch_size=args.batch_size,
+                          precision=args.precision)
     result = {"adapter": args.adapter, "split": args.split, "dataset": data.name, "metrics": metrics}
     if view is not None:
         result = {**result, "domain": args.domain, "rule": view.meta.provenance["rule"]}

@@ -9,7 +9,18 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
+import adaptermix as am
+from adaptermix.cli.base import (
+    MIX_SPACES,
+    PARAM_SPACES,
+    PRUNE_SCOPES,
+    RULE_NAMES,
+    Command,
+    Listed,
+    add_overwrite,
+    command_inputs,
+    register_command,
+)
 from adaptermix.config import parse_override
 from adaptermix.io import check_output, mark_output, output_stamp
 
@@ -22,8 +33,8 @@ def _fsd_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output-dir", required=True,
                    help="writes fsd.csv, fsd.json, fsd.png/svg, fsd_per_<by>.csv, fsd_by_kind.csv "
                    "(+ fsd_floor.csv with --replicate, fsd_top.csv with --top-fraction)")
-    p.add_argument("--space", choices=["raw", "dw"], default="raw",
-                   help="raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
+    p.add_argument("--space", choices=PARAM_SPACES, metavar="SPACE", default="raw",
+                   help="%(choices)s: raw parameters (the paper) or LoRA effective updates dW = B A alpha/r")
     p.add_argument("--by", choices=["layer", "site", "module", "kind"], default="layer",
                    help="grouping of the per-group FSD")
     p.add_argument("--replicate", action="append", default=[], metavar="NAME=PATH",
@@ -62,9 +73,7 @@ def _csv(rows: list[list[object]]) -> str:
 def _fsd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from adaptermix.diagnostics import grouped_fsd
     from adaptermix.io import atomic_write_json, atomic_write_text
-    from adaptermix.pool import fsd_summary, load_pool
     from adaptermix.report.plots import fsd_heatmap, save_figure
 
     stamp = output_stamp("fsd", command_inputs(args, skip=("output_dir",)))
@@ -75,15 +84,15 @@ def _fsd_run(args: argparse.Namespace) -> int:
 
         raise ConfigError("two adapters have the same name; give them distinct directory names")
     reps = _replicates(args.replicate, list(dirs))
-    pool = load_pool({**dirs, **{r: p for r, (_, p) in reps.items()}})
-    summary = fsd_summary(pool, args.space, {r: d for r, (d, _) in reps.items()}, args.top_fraction,
-                          from_init=args.from_init)
+    pool = am.load_pool({**dirs, **{r: p for r, (_, p) in reps.items()}})
+    summary = am.fsd_summary(pool, args.space, {r: d for r, (d, _) in reps.items()}, args.top_fraction,
+                             from_init=args.from_init)
     names = summary["names"]
     out = Path(args.output_dir)
     vals = np.asarray(summary["fsd"])
     atomic_write_text(out / "fsd.csv", _csv([["adapter", *names]]
                                             + [[n, *(f"{v:.6f}" for v in row)] for n, row in zip(names, vals, strict=True)]))
-    grouped = grouped_fsd(pool.stacked_in(args.space), args.by)
+    grouped = am.fsd_grouped(pool, args.by, args.space)
     rows: list[list[object]] = [[args.by, "adapter_a", "adapter_b", "fsd", "space"]]
     for g, key in enumerate(grouped.keys):
         for i in range(len(pool.names)):
@@ -134,13 +143,14 @@ def _fsd_run(args: argparse.Namespace) -> int:
 
 def _mix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapters", nargs="+", help="adapter directories to mix")
-    p.add_argument("--rule", default="average", help="merge rule (see `adaptermix list rules`)")
+    p.add_argument("--rule", default="average", action=Listed, names=RULE_NAMES,
+                   help="merge rule (`adaptermix list rules` describes them): %(names)s")
     p.add_argument("-o", "--output-dir", required=True, help="the mixed adapter's directory")
     p.add_argument("--target", help="domain whose head the mixture uses and which a selecting rule (greedy_fsd, "
                    "sparse_fsd) always keeps (default: the first adapter the rule mixes); with a masked rule "
                    "(emr, tall_mask): write only this domain's view, as an ordinary adapter")
-    p.add_argument("--space", choices=["raw", "tv", "dw"], default="raw",
-                   help="raw parameters (the paper's Eq. 1); tv: task vectors, each adapter minus the pool's "
+    p.add_argument("--space", choices=MIX_SPACES, metavar="SPACE", default="raw",
+                   help="%(choices)s; raw: raw parameters (the paper's Eq. 1); tv: task vectors, each adapter minus the pool's "
                    "shared seeded init, merged and the init added back; dw: LoRA effective updates (average only)")
     p.add_argument("--heads", choices=["target", "average"], default="target",
                    help="target: the target's own head; average: only if all label sets are identical")
@@ -152,8 +162,6 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
 def _mix_run(args: argparse.Namespace) -> int:
     from adaptermix.artefact import save_adapter
     from adaptermix.masked import MASKED_RULES
-    from adaptermix.mixture import mix_pool
-    from adaptermix.pool import load_pool
 
     stamp = output_stamp("mix", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
@@ -161,11 +169,11 @@ def _mix_run(args: argparse.Namespace) -> int:
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
-    pool = load_pool(args.adapters)
+    pool = am.load_pool(args.adapters)
     target = Path(args.target).name if args.target else None
     if args.rule in MASKED_RULES and target is None:  # every domain's view, stored once (adaptermix.masked)
         return _write_masked(args, pool, params, stamp)
-    mixed = mix_pool(pool, args.rule, target, args.space, args.heads, **params)
+    mixed = am.mix(pool, args.rule, target, args.space, args.heads, **params)
     path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
     mark_output(path, stamp)
     print(json.dumps({"adapter": str(path), "provenance": mixed.meta.provenance}, indent=2, default=str))
@@ -176,11 +184,11 @@ def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str,
                   stamp: dict[str, str]) -> int:
     """``mix --rule emr|tall_mask`` without ``--target``: one masked merge artefact holding every domain."""
     from adaptermix.errors import ConfigError
-    from adaptermix.masked import masked_merge, save_masked
+    from adaptermix.masked import save_masked
 
     if args.heads != "target":
         raise ConfigError("a masked merge keeps every domain's own head; --heads applies to ordinary mixtures")
-    artefact = masked_merge(pool, args.rule, args.space, **params)
+    artefact = am.mix_masked(pool, args.rule, args.space, **params)
     path = save_masked(artefact, args.output_dir)
     mark_output(path, stamp)
     storage = artefact.storage()
@@ -196,21 +204,20 @@ def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str,
 def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("adapter", help="adapter directory")
     p.add_argument("--sparsity", type=float, required=True, help="fraction of body parameters set to zero, in [0, 1]")
-    p.add_argument("--scope", default="global", choices=["global", "per_layer", "per_site", "per_module", "per_tensor"])
+    p.add_argument("--scope", default="global", choices=PRUNE_SCOPES, metavar="SCOPE",
+                   help="how parameters are grouped before counting: %(choices)s (default: global)")
     p.add_argument("-o", "--output-dir", required=True)
     add_overwrite(p)
 
 
 def _prune_run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import load_adapter, save_adapter
-    from adaptermix.mixture import prune_adapter
+    from adaptermix.artefact import save_adapter
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(args.sparsity)
     stamp = output_stamp("prune", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    adapter = load_adapter(args.adapter)
-    pruned = prune_adapter(adapter, args.sparsity, args.scope)
+    pruned = am.prune(am.load_adapter(args.adapter), args.sparsity, args.scope)
     path = save_adapter(args.output_dir, pruned.tensors, pruned.meta)
     mark_output(path, stamp)
     nz = sum(int((t != 0).sum()) for t in pruned.body.values())

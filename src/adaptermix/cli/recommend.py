@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import adaptermix as am
 from adaptermix.cli.base import (
+    EVALUATION_NAMES,
+    PREDICTOR_MODELS,
+    STRATEGY_NAMES,
     Command,
+    Listed,
     add_overwrite,
     add_precision,
     command_inputs,
@@ -18,40 +23,29 @@ from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
 
 
-def _store_paths(store: str) -> tuple[Path, Path]:
-    """(results.sqlite, the folder holding fsd.json) from a store file or a study's method folder."""
-    p = Path(store)
-    if p.is_dir():
-        p = p / "results.sqlite"
-    if not p.is_file():
-        raise ArtefactError(f"{store}: no results store (a results.sqlite, or a study's method folder)")
-    return p, p.parent
-
-
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="results store (results.sqlite) or a study's method folder, e.g. results/demo/pfeiffer")
-    p.add_argument("--evaluation", default="clean", help="which evaluation's metric to predict (default clean)")
+    p.add_argument("--evaluation", default="clean", action=Listed, names=EVALUATION_NAMES,
+                   help="which evaluation's metric to predict: %(names)s (default clean)")
     p.add_argument("--rule", action="append", help="only these rules (repeatable; default: every rule in the store)")
     p.add_argument("--folds", type=int, default=5, help="K of the held-out K-fold within targets (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=3.0, help="ridge penalty on standardised features (default 3)")
-    p.add_argument("--model", default="ridge", choices=["ridge", "trees"],
-                   help="ridge (default; signed coefficients) or trees (extra-trees; importances)")
+    p.add_argument("--model", default="ridge", choices=PREDICTOR_MODELS, metavar="MODEL",
+                   help="%(choices)s: ridge (default; signed coefficients) or trees (extra-trees; importances)")
     p.add_argument("-o", "--output-dir", help="write predictor.json and the predicted-vs-measured plot here")
     add_overwrite(p)
 
 
 def _predict_run(args: argparse.Namespace) -> int:
-    from adaptermix.recommend.features import read_measured, read_pool_facts
-    from adaptermix.recommend.predictor import Dataset, evaluate_predictor, format_report
+    from adaptermix.recommend.predictor import format_report
 
-    db, folder = _store_paths(args.store)
+    data = am.predictor_data(args.store, args.evaluation, args.rule)
+    db = Path(args.store) / "results.sqlite" if Path(args.store).is_dir() else Path(args.store)
     stamp = output_stamp("predict", command_inputs(args, skip=("output_dir",)))
     if args.output_dir:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    measured = read_measured(db, args.evaluation, args.rule)
-    data = Dataset.build(measured, read_pool_facts(folder))
-    report = evaluate_predictor(data, folds=args.folds, seed=args.seed, alpha=args.alpha, model=args.model)
+    report = am.predict(data, folds=args.folds, seed=args.seed, model=args.model, alpha=args.alpha)
     print(format_report(report))
     if args.output_dir:
         from adaptermix.recommend.plots import predicted_vs_measured
@@ -83,12 +77,13 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
                      "store, whose statistics would otherwise include the search's mixtures)")
     p.add_argument("--target", required=True, help="the domain the mixture is for")
     p.add_argument("--budget", type=int, required=True, help="most evaluations, the single adapter's included")
-    p.add_argument("--strategy", default="model",
-                   help="model (predictor-guided, default), greedy_fsd, adaptersoup, evolve or random")
+    p.add_argument("--strategy", default="model", action=Listed, names=STRATEGY_NAMES,
+                   help="search strategy: %(names)s (default model, predictor-guided)")
     p.add_argument("--min-k", type=int, default=1,
                    help="smallest mixture to recommend (2: the best mixture that really mixes)")
-    p.add_argument("--evaluation", default="clean",
-                   help="what to maximise: an evaluation kind (`adaptermix list evaluations`; default clean)")
+    p.add_argument("--evaluation", default="clean", action=Listed, names=EVALUATION_NAMES,
+                   help="what to maximise: an evaluation kind, %(names)s (`adaptermix list evaluations`; "
+                        "default clean)")
     p.add_argument("--rule", action="append",
                    help="rule to consider, NAME or NAME:{json} (repeatable; default average)")
     p.add_argument("--no-prior", action="store_true",
@@ -164,11 +159,6 @@ def _check_search_args(args: argparse.Namespace) -> None:
 
 
 def _recommend_run(args: argparse.Namespace) -> int:
-    from adaptermix.recommend.features import read_similarity
-    from adaptermix.recommend.live import live_evaluator, with_similarity
-    from adaptermix.recommend.search import SearchSpace, search
-    from adaptermix.sweep.spec import RuleSpec
-
     stamp = output_stamp("recommend", command_inputs(args, skip=("output_dir", "json_out")))
     if args.output_dir:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
@@ -182,20 +172,14 @@ def _recommend_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--target {args.target!r} is not in the pool ({', '.join(names)})")
     if not 1 <= args.min_k <= len(names):
         raise ConfigError(f"--min-k must be between 1 and the pool size ({len(names)})")
-    with live_evaluator(spec, store) as ev:
-        facts = ev.facts
-        if sim_json is not None:
-            facts = read_similarity(facts, sim_json)
-        elif args.similarity or args.strategy == "adaptersoup":
-            facts = with_similarity(facts, spec.pool_dirs(), store.parent / "embeddings.safetensors", spec.data)
-        space = SearchSpace(args.target, facts, tuple(RuleSpec.model_validate(r) for r in rules),
-                            sign_change=ev.sign_change, min_k=args.min_k)
-        prior = [] if args.no_prior else ev.prior()
-        result = search(args.strategy, space, ev, args.budget, seed=args.seed, prior=prior)
-        new, reused = ev.new, ev.reused
+    result = am.recommend_mixture(spec, store, args.target, args.budget, strategy=args.strategy,
+                                  min_k=args.min_k, evaluation=args.evaluation, rules=rules, seed=args.seed,
+                                  use_prior=not args.no_prior,
+                                  similarity=sim_json if sim_json is not None else args.similarity, progress=True)
+    new, reused = result.new_evaluations, result.reused_evaluations
     best = result.best
     print(f"\n{args.strategy} search for {args.target}: {len(result.steps)} of {args.budget} evaluations "
-          f"({new} run, {reused} read from {store}); {len(space.candidates)} candidates in all")
+          f"({new} run, {reused} read from {store}); {result.candidates} candidates in all")
     for i, s in enumerate(result.steps, 1):
         print(f"  {i:3d}. {s.metric:.4f}  {s.candidate.describe():60s} {s.why}")
     print(f"\nrecommended: {best.candidate.describe()} -> {best.metric:.4f} "
@@ -205,12 +189,10 @@ def _recommend_run(args: argparse.Namespace) -> int:
                                                 "reused_evaluations": reused, "store": str(store)})
     if args.output_dir:
         from adaptermix.artefact import save_adapter
-        from adaptermix.mixture import mix_pool
-        from adaptermix.pool import load_pool
 
         dirs = spec.pool_dirs()
-        pool = load_pool({n: dirs[n] for n in best.candidate.subset})
-        mixed = mix_pool(pool, best.candidate.rule, args.target, **dict(best.candidate.rule_params))
+        pool = am.load_pool({n: dirs[n] for n in best.candidate.subset})
+        mixed = am.mix(pool, best.candidate.rule, args.target, **dict(best.candidate.rule_params))
         path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
         mark_output(path, stamp)
         print(f"wrote {path}")

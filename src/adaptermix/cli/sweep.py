@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import adaptermix as am
 from adaptermix.cli.base import (
     Command,
     add_overrides,
@@ -31,15 +32,13 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sweep_run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import load_adapter
-    from adaptermix.sweep.runner import run_sweep
     from adaptermix.sweep.spec import describe_expansion, load_spec, parse_shard
 
     spec = load_spec(args.spec, [*args.overrides, *precision_override(args, "precision")])
     shard = parse_shard(args.shard) if args.shard else None
     names = list(spec.pool_dirs())
     for path in spec.pool_dirs().values():
-        load_adapter(path)  # fail fast, before the encoder loads, on a missing or broken adapter
+        am.load_adapter(path)  # fail fast, before the encoder loads, on a missing or broken adapter
     print(f"spec expands to {describe_expansion(spec, names)}")
     if args.dry_run:
         return 0
@@ -48,7 +47,7 @@ def _sweep_run(args: argparse.Namespace) -> int:
         from adaptermix.sweep.ray_backend import ray_backend
 
         backend = ray_backend(address=args.address, workers=args.workers)
-    summary = run_sweep(spec, args.store, shard, progress=not args.no_progress, backend=backend)
+    summary = am.run_sweep(spec, args.store, progress=not args.no_progress, shard=shard, backend=backend)
     print(json.dumps({"store": str(summary.store), "trials": summary.total, "already_done": summary.skipped,
                       "ran": summary.ran, "seconds": round(summary.seconds, 1)}, indent=2))
     return 0
@@ -61,12 +60,12 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
 
 
 def _stats_run(args: argparse.Namespace) -> int:
-    from adaptermix.sweep.stats import compute_stats, format_tables, write_stats_csv
+    from adaptermix.sweep.stats import format_tables, write_stats_csv
 
     stamp = output_stamp("stats", command_inputs(args, skip=("output_dir",)))
     if args.output_dir:
         check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
-    stats = compute_stats(args.store)
+    stats = am.sweep_stats(args.store)
     print(format_tables(stats))
     if args.output_dir:
         for path in write_stats_csv(stats, args.output_dir):
@@ -99,9 +98,9 @@ def _merge_args(p: argparse.ArgumentParser) -> None:
 
 
 def _merge_run(args: argparse.Namespace) -> int:
-    from adaptermix.sweep.shards import merge
+    from adaptermix.sweep.shards import combine_stores
 
-    n = merge(args.output, args.shards)
+    n = combine_stores(args.output, args.shards)
     print(f"merged {n} new trials into {args.output}")
     return 0
 

@@ -110,6 +110,9 @@ class SearchResult:
     budget: int
     min_k: int = 1
     steps: list[Step] = field(default_factory=list)
+    candidates: int = 0  # the search space's size
+    new_evaluations: int = 0  # evaluations run, and read from the store, by a live search
+    reused_evaluations: int = 0
 
     @property
     def single(self) -> float:
@@ -139,7 +142,7 @@ class _Run:
 
     def __init__(self, space: SearchSpace, evaluate: Evaluate, budget: int, strategy: str) -> None:
         self.space, self.evaluate, self.budget = space, evaluate, budget
-        self.result = SearchResult(strategy, space.target, budget, space.min_k)
+        self.result = SearchResult(strategy, space.target, budget, space.min_k, candidates=len(space.candidates))
         self.measured: dict[str, Measured] = {}
 
     @property

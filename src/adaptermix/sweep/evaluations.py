@@ -16,19 +16,22 @@ from adaptermix.evaluations.base import EvalOutcome, EvalSet
 from adaptermix.evaluations.clean import run_clean as _clean
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 
-Evaluation = Callable[..., EvalOutcome]
+#: An evaluation kind's run function (``EvaluationKind.run``). ``Evaluation`` is its deprecated name: the
+#: concept "evaluation" is the registered kind (:class:`adaptermix.evaluations.base.EvaluationKind`).
+EvaluationRun = Callable[..., EvalOutcome]
+Evaluation = EvaluationRun
 
 
 class _RunFunctions:
     """The registered kinds' run functions by name (``EVALUATIONS.get("fgsm")(model, es, params, id, bs)``)."""
 
-    def get(self, name: str) -> Evaluation:
+    def get(self, name: str) -> EvaluationRun:
         return EVALUATION_KINDS.get(name).run
 
     def names(self) -> list[str]:
         return EVALUATION_KINDS.names()
 
-    def items(self) -> Iterator[tuple[str, Evaluation]]:
+    def items(self) -> Iterator[tuple[str, EvaluationRun]]:
         return iter([(name, kind.run) for name, kind in EVALUATION_KINDS.items()])
 
     def __contains__(self, name: object) -> bool:
@@ -40,5 +43,5 @@ class _RunFunctions:
 
 EVALUATIONS = _RunFunctions()
 
-__all__ = ["EVALUATIONS", "EvalOutcome", "EvalSet", "Evaluation", "_ATTACKS", "_clean", "_fgsm", "_textfooler",
+__all__ = ["EVALUATIONS", "EvalOutcome", "EvalSet", "Evaluation", "EvaluationRun", "_ATTACKS", "_clean", "_fgsm", "_textfooler",
            "_textfooler_attack"]

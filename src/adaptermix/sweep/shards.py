@@ -40,7 +40,7 @@ def _same_result(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     )
 
 
-def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
+def combine_stores(dst: str | Path, srcs: Sequence[str | Path]) -> int:
     """Combine shard stores into ``dst`` (created if missing) in one transaction; returns rows added.
 
     Trials are deduplicated by key. The same key with different metrics (or content), or stores of
@@ -94,3 +94,8 @@ def merge(dst: str | Path, srcs: Sequence[str | Path]) -> int:
         out.check_adapters(adapters)  # the merged store keeps the weights its results belong to
         out.record_selections(selections)  # and the selections its generators followed
         return out.count() - before
+
+
+#: Deprecated name of :func:`combine_stores` (kept for existing imports; "merge" names weight merging,
+#: :mod:`adaptermix.merging`). The CLI command stays ``adaptermix merge``.
+merge = combine_stores
