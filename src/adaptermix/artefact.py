@@ -9,12 +9,10 @@ checks shapes against the method config, refuses NaN/Inf and refuses a different
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from adaptermix._version import __version__
 from adaptermix.backbone.loading import Encoder
+from adaptermix.core.hashing import sha256_hex
+from adaptermix.core.timestamps import utc_stamp
 from adaptermix.data.schema import TaskInfo
 from adaptermix.errors import AdapterMixError, ArtefactError, IncompatibleAdaptersError
 from adaptermix.io import atomic_dir
@@ -45,11 +45,6 @@ def versions() -> dict[str, str]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
-
-
-def utc_stamp() -> str:
-    """The ``created_at`` stamp of an artefact: UTC, ISO 8601, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -117,12 +112,13 @@ class Adapter:
     def weights_sha256(self) -> str:
         """SHA-256 of the tensors (names, dtypes, shapes and bytes, in name order): the identity of the
         weights, independent of ``adapter.json`` and of the file's layout."""
-        h = hashlib.sha256()
-        for name in sorted(self.tensors):
-            t = self.tensors[name].detach().contiguous().cpu()
-            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        def chunks() -> Iterator[str | bytes]:
+            for name in sorted(self.tensors):
+                t = self.tensors[name].detach().contiguous().cpu()
+                yield f"{name}|{t.dtype}|{tuple(t.shape)}|"
+                yield t.reshape(-1).view(torch.uint8).numpy().tobytes()
+
+        return sha256_hex(chunks())
 
 
 def task_to_dict(info: TaskInfo) -> dict[str, Any]:

@@ -9,14 +9,13 @@ produce a config that would not load from a file.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adaptermix.core.hashing import json_hash
 from adaptermix.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -124,4 +123,4 @@ def config_hash(cfg: StrictModel, ignore: tuple[str, ...] = ("output_dir",)) -> 
         data.pop(key, None)
     if isinstance(data.get("train"), dict):
         data["train"].pop("progress", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return json_hash(data, compact=True)

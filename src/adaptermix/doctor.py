@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from adaptermix.core.hashing import file_sha256
 from adaptermix.device import read_cpu_flags as cpu_flags  # the parser `precision: auto` uses
 from adaptermix.errors import AdapterMixError
-from adaptermix.io import file_sha256
 
 Status = Literal["ok", "missing", "mismatch", "optional-missing", "warning"]
 FAILING: frozenset[str] = frozenset({"missing", "mismatch"})

@@ -6,7 +6,6 @@ A crash or a kill at any moment leaves either the old file or the new one, never
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from adaptermix.core.hashing import short_hash
 from adaptermix.errors import AdapterMixError
 
 
@@ -34,17 +34,6 @@ def follow_link(path: str | os.PathLike[str]) -> Path:
     """
     p = Path(path)
     return p.resolve() if p.is_symlink() else p
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks; the one content hasher of files (caches,
-    data fingerprints, checksums). Never memoised by size or mtime, which a same-size rewrite within one
-    clock tick would fool."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _umask() -> int:
@@ -185,7 +174,7 @@ OutputKind = Literal["dir", "file"]
 def output_stamp(command: str, inputs: Any) -> dict[str, str]:
     """The stamp of ``command`` run on ``inputs`` (any JSON-able value): the command and an input hash."""
     blob = json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")
-    return {"command": command, "inputs": hashlib.sha256(blob).hexdigest()[:16]}
+    return {"command": command, "inputs": short_hash(blob)}
 
 
 def _stamp_place(path: Path, kind: OutputKind) -> tuple[Path, str]:

@@ -23,7 +23,6 @@ import copy
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from adaptermix.artefact import META, WEIGHTS, Adapter, AdapterMeta, load_weights, meta_from_json, versions
+from adaptermix.core.timestamps import utc_stamp
 from adaptermix.deltas import AdapterDelta, ParamLayout
 from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.io import atomic_dir
@@ -196,7 +196,7 @@ def save_masked(artefact: MaskedArtefact, path: str | Path) -> Path:
         "storage": artefact.storage(),
         "provenance": artefact.provenance,
         "versions": versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": utc_stamp(),
     }
     with atomic_dir(out) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in _tensors(artefact).items()}, str(tmp / WEIGHTS))

@@ -22,7 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adaptermix.artefact import Adapter, AdapterMeta, load_adapter, save_adapter, utc_stamp
+from adaptermix.artefact import Adapter, AdapterMeta, load_adapter, save_adapter
+from adaptermix.core.timestamps import utc_stamp
 from adaptermix.deltas import AdapterDelta
 from adaptermix.errors import ConfigError
 from adaptermix.merging import MERGE_RULES, SELECTING_RULES, merge, mix_heads, rule_selection

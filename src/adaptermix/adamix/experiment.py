@@ -24,7 +24,6 @@ batch 32 does not use two threads fully.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from pydantic import Field
 from adaptermix import jobs
 from adaptermix.adamix.report import ResultRow, render_tables
 from adaptermix.config import StrictModel
+from adaptermix.core.hashing import json_hash
 from adaptermix.data.config import DataConfig
 from adaptermix.errors import ConfigError
 from adaptermix.io import atomic_write_json, atomic_write_text
@@ -130,7 +130,7 @@ class Run:
         precision = precision_name(resolve_precision(self.cfg.model.precision, resolve_device()))
         if precision != "fp32":
             payload["precision"] = precision
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_hash(payload)
 
     def result_path(self, root: Path) -> Path:
         return root / "results" / self.variant / self.task / f"seed{self.seed}.json"

@@ -7,10 +7,9 @@ with internet can use any encoder.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
+from adaptermix.core.hashing import short_hash
 from adaptermix.errors import ResourceError
 from adaptermix.registry import UnknownNameError
 
@@ -144,14 +144,15 @@ def fingerprint_model(model: nn.Module) -> str:
     checkpoint saved without a pooler gets a *random* one on every load, which would make the
     fingerprint of one checkpoint differ between loads.
     """
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if name.startswith("pooler."):
-            continue
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+    def chunks() -> Iterator[str | bytes]:
+        for name, tensor in sorted(model.state_dict().items()):
+            if name.startswith("pooler."):
+                continue
+            t = tensor.detach().to("cpu").contiguous()
+            yield f"{name}:{tuple(t.shape)}:{t.dtype}"
+            yield t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+    return short_hash(chunks())
 
 
 def wrap_encoder(name: str, model: nn.Module, tokenizer: Tokenizer) -> Encoder:

@@ -32,7 +32,6 @@ selection is deterministic (the clustering also for a given ``seed``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import numpy as np
 
 from adaptermix.analysis.similarity import SENTENCE_ENCODER, centroid_similarity
 from adaptermix.config import validate
+from adaptermix.core.hashing import sha256_hex
 from adaptermix.data.config import DataConfig
 from adaptermix.errors import ConfigError
 
@@ -230,7 +230,7 @@ def texts_key(texts: Mapping[str, Sequence[str]], encoder_name: str) -> str:
     """SHA-256 of the texts (names, order and content) and the encoder's name: the embedding cache's key."""
     payload = json.dumps({"encoder": encoder_name, "texts": [[n, list(t)] for n, t in texts.items()]},
                          ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return sha256_hex(payload)
 
 
 def cached_domain_embeddings(cache_path: Path, texts: Mapping[str, Sequence[str]], encode: Encode, *,

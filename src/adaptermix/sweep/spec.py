@@ -18,7 +18,6 @@ holds one precision only (:meth:`adaptermix.sweep.store.ResultsStore.begin_run` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from pydantic import (
 )
 
 from adaptermix.config import StrictModel, load_config
+from adaptermix.core.hashing import short_hash
 from adaptermix.errors import ConfigError
 from adaptermix.evaluations.config import (
     EvaluationName,
@@ -362,7 +362,7 @@ class Trial:
     @cached_property
     def key(self) -> str:
         """First 16 hex digits of SHA-256(canonical JSON): sort_keys, separators (',', ':'), ASCII."""
-        return hashlib.sha256(self.canonical.encode("ascii")).hexdigest()[:KEY_HEX_CHARS]
+        return short_hash(self.canonical, KEY_HEX_CHARS)  # ASCII: its UTF-8 bytes are the same
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Trial) and other.key == self.key

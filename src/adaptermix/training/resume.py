@@ -8,11 +8,11 @@ experiment's runs (:mod:`adaptermix.adamix.runner`) both decide with these two f
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from adaptermix.artefact import META, load_adapter
 from adaptermix.config import config_hash
+from adaptermix.core.hashing import short_hash
 from adaptermix.data.fingerprint import data_fingerprint
 from adaptermix.errors import ArtefactError
 from adaptermix.training.config import TrainRunConfig
@@ -27,7 +27,7 @@ def training_key(run: TrainRunConfig) -> str:
 
     dtype = resolve_precision(run.model.precision, resolve_device())
     payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{precision_name(dtype)}"
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return short_hash(payload)
 
 
 def reusable_metrics(path: str | Path, key: str) -> dict[str, dict[str, float]] | None:
