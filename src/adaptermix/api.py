@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from adaptermix.artefact import Adapter
+    from adaptermix.artefacts.artefact import Adapter
+    from adaptermix.artefacts.pool import AdapterPool
     from adaptermix.backbone.loading import Encoder
-    from adaptermix.pool import AdapterPool
     from adaptermix.recommend.predictor import PredictorReport
     from adaptermix.recommend.search import SearchResult
     from adaptermix.sweep.runner import SweepSummary
@@ -37,20 +37,20 @@ __all__ = [
 
 def load_adapter(path: str | Path) -> Adapter:
     """An adapter artefact (``adapter.safetensors`` + ``adapter.json``), loaded with safetensors."""
-    from adaptermix.artefact import load_adapter as _load
+    from adaptermix.artefacts.artefact import load_adapter as _load
 
     return _load(path)
 
 
 def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterPool:
     """Adapters of one method and shape, stacked for FSD and mixing (a list is named by folder names)."""
-    from adaptermix.pool import load_pool as _load
+    from adaptermix.artefacts.pool import load_pool as _load
 
     return _load(dirs)
 
 
 def _pool(pool: Any) -> AdapterPool:
-    from adaptermix.pool import AdapterPool
+    from adaptermix.artefacts.pool import AdapterPool
 
     return pool if isinstance(pool, AdapterPool) else load_pool(pool)
 
@@ -58,8 +58,8 @@ def _pool(pool: Any) -> AdapterPool:
 def save(adapter: Adapter, path: str | Path, overwrite: bool = False) -> Path:
     """Write an adapter artefact to ``path`` (atomically). Existing work there is never replaced silently:
     an error, unless ``overwrite`` or the folder holds an adapter this function wrote."""
-    from adaptermix.artefact import save_adapter
-    from adaptermix.io import check_output, mark_output
+    from adaptermix.artefacts.artefact import save_adapter
+    from adaptermix.core.io import check_output, mark_output
 
     stamp = {"command": "save", "inputs": "python-api"}  # any adapter saved here may replace another
     check_output(path, stamp=stamp, overwrite=overwrite)
@@ -86,14 +86,14 @@ def fsd_by_kind(pool: Any) -> pd.DataFrame:
 def mix(pool: Any, rule: str = "average", target: str | None = None, **params: Any) -> Adapter:
     """Mix a pool with a registered rule (``adaptermix list rules``) into one in-memory adapter for ``target``
     (whose head it uses); the provenance lists exactly the adapters whose weights went in."""
-    from adaptermix.mixture import mix_pool
+    from adaptermix.artefacts.transforms import mix_pool
 
     return mix_pool(_pool(pool), rule, target, **params)
 
 
 def prune(adapter: Adapter, sparsity: float, scope: str = "global") -> Adapter:
     """Magnitude pruning (Alg. 2) of an adapter's body to ``sparsity`` (the head stays dense)."""
-    from adaptermix.mixture import prune_adapter
+    from adaptermix.artefacts.transforms import prune_adapter
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(sparsity)
@@ -106,8 +106,8 @@ def evaluate(adapter: Adapter | str | Path, split: str = "test", dataset: str | 
     """Metrics of an adapter (a path, or an in-memory one such as :func:`mix`'s) on a split of its dataset."""
     import tempfile
 
-    from adaptermix.artefact import save_adapter
-    from adaptermix.config import validate
+    from adaptermix.artefacts.artefact import save_adapter
+    from adaptermix.core.config import validate
     from adaptermix.data.config import DataConfig
     from adaptermix.training.run import eval_adapter
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from adaptermix.core.errors import ResourceError
 from adaptermix.core.hashing import short_hash
-from adaptermix.errors import ResourceError
-from adaptermix.io import atomic_dir, atomic_path
+from adaptermix.core.io import atomic_dir, atomic_path
 
 VECTORS_FILE = "vectors.safetensors"
 VOCAB_FILE = "vocab.json"

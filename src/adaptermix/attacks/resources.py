@@ -40,11 +40,11 @@ import numpy as np
 
 from adaptermix.attacks.counterfit import CounterFitConfig, Progress, all_but_the_top, counter_fit, read_pairs
 from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import DataError, ResourceError
 from adaptermix.core.hashing import file_sha256, json_hash, short_hash
+from adaptermix.core.io import OutputError, atomic_dir
 from adaptermix.data.config import DATA_ENV, resolve_data_root
-from adaptermix.errors import DataError, ResourceError
-from adaptermix.io import OutputError, atomic_dir
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
 """Environment variable naming the cache root (default ``~/.cache/adaptermix``)."""
@@ -403,7 +403,7 @@ def sentence_encoder(
     import torch
 
     from adaptermix.backbone.loading import resolve_model_path
-    from adaptermix.device import resolve_precision
+    from adaptermix.core.device import resolve_precision
 
     path = Path(resolve_model_path(model))
     if not path.is_dir():

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
+from adaptermix.core.errors import ResourceError
 from adaptermix.core.hashing import short_hash
-from adaptermix.errors import ResourceError
-from adaptermix.registry import UnknownNameError
+from adaptermix.core.registry import UnknownNameError
 
 
 class Tokenizer(Protocol):
@@ -105,7 +105,7 @@ class Encoder:
     @property
     def precision(self) -> str:
         """``fp32`` or ``bf16``: the resolved precision recorded in trial keys, stores and artefacts."""
-        from adaptermix.device import precision_name
+        from adaptermix.core.device import precision_name
 
         return precision_name(self.dtype)
 
@@ -202,14 +202,14 @@ def load_encoder(
 ) -> Encoder:
     """Load and freeze an encoder; offline copies first, then the hub (if the user has internet).
 
-    ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``);
-    ``precision``: see :func:`adaptermix.device.resolve_precision` (default ``$ADAPTERMIX_PRECISION`` or
+    ``device``: see :func:`adaptermix.core.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``);
+    ``precision``: see :func:`adaptermix.core.device.resolve_precision` (default ``$ADAPTERMIX_PRECISION`` or
     ``auto``: bf16 where the device computes it fast).
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from adaptermix.device import resolve_device, resolve_precision
+    from adaptermix.core.device import resolve_device, resolve_precision
 
     target = resolve_device(device)  # a bad device or precision fails before the (slow) model load
     dtype = resolve_precision(precision, target)

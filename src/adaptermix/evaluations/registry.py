@@ -18,8 +18,8 @@ import adaptermix.attacks.fgsm  # noqa: F401  registers "fgsm"
 import adaptermix.attacks.textfooler_eval  # noqa: F401  registers "textfooler"
 import adaptermix.evaluations.clean  # noqa: F401  registers "clean"
 from adaptermix.core.hashing import sha256_hex
+from adaptermix.core.registry import Registry
 from adaptermix.evaluations.base import _KINDS, EvaluationKind
-from adaptermix.registry import Registry
 
 EVALUATION_KINDS: Registry[EvaluationKind[Any]] = _KINDS
 

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.core.hashing import stable_int
 from adaptermix.deltas import weighted_row_sum
-from adaptermix.errors import ConfigError
 from adaptermix.pruning.magnitude import prune_rows
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adaptermix.io import atomic_path  # noqa: E402
+from adaptermix.core.io import atomic_path  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from adaptermix._version import __version__
+from adaptermix.core.errors import AdapterMixError, ArtefactError, ResourceError
+from adaptermix.core.io import OutputError, ensure_parent
 from adaptermix.core.timestamps import utc_stamp
-from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
 from adaptermix.evaluations.base import AdversarialExample  # lives with the evaluation outcomes; re-exported
-from adaptermix.io import OutputError, ensure_parent
 from adaptermix.sweep.spec import Trial, canonical_json
 
 SCHEMA_VERSION = 1
