@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from adaptermix.artefact import new_model
+from adaptermix.artefacts.artefact import new_model
 from adaptermix.backbone.loading import DEFAULT_MODEL, load_encoder
 from adaptermix.data.schema import TaskInfo
 from adaptermix.methods import MethodConfig

@@ -42,7 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from adaptermix.artefact import AdapterMeta, load_adapter, new_model, save_adapter, task_to_dict  # noqa: E402
+from adaptermix.artefacts.artefact import AdapterMeta, load_adapter, new_model, save_adapter, task_to_dict  # noqa: E402
 from adaptermix.backbone import load_encoder  # noqa: E402
 from adaptermix.data import load_task  # noqa: E402
 from adaptermix.data.config import DataConfig  # noqa: E402

@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sweep import floor, make_pool, naive, random_subsets, runner  # noqa: E402
 
-from adaptermix.artefact import new_model  # noqa: E402
+from adaptermix.artefacts.artefact import new_model  # noqa: E402
 from adaptermix.backbone import load_encoder  # noqa: E402
 from adaptermix.data import load_task  # noqa: E402
 from adaptermix.data.config import DataConfig  # noqa: E402

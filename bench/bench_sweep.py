@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from adaptermix.artefact import (
+from adaptermix.artefacts.artefact import (
     AdapterMeta,
     load_adapter,
     model_from_adapter,

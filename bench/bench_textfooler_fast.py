@@ -37,7 +37,7 @@ import time
 import numpy as np
 import torch
 
-from adaptermix.artefact import new_model
+from adaptermix.artefacts.artefact import new_model
 from adaptermix.attacks.model_victim import ModelVictim
 from adaptermix.attacks.resources import ResourceConfig, ResourceContext, sentence_encoder
 from adaptermix.attacks.textfooler import TextFoolerConfig, build_resources, textfooler

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from adaptermix.artefact import new_model
+from adaptermix.artefacts.artefact import new_model
 from adaptermix.backbone import load_encoder
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig

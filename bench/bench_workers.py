@@ -31,7 +31,7 @@ from typing import Any
 def _worker(threads: int, steps: int, batch: int, length: int, barrier: Any, out: Any) -> None:
     import torch
 
-    from adaptermix.artefact import new_model
+    from adaptermix.artefacts.artefact import new_model
     from adaptermix.backbone.loading import load_encoder
     from adaptermix.data.schema import TaskInfo
     from adaptermix.methods import MethodConfig

@@ -32,8 +32,8 @@ from typing import Any
 
 from adaptermix.data.sampling import stratified_sample
 from adaptermix.data.schema import Example
-from adaptermix.errors import AdapterMixError
-from adaptermix.io import atomic_dir
+from adaptermix.core.errors import AdapterMixError
+from adaptermix.core.io import atomic_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "adaptermix" / "resources" / "datapack"

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from adaptermix.artefact import Adapter
+    from adaptermix.artefacts.artefact import Adapter
+    from adaptermix.artefacts.masked import MaskedArtefact
+    from adaptermix.artefacts.pool import AdapterPool
     from adaptermix.backbone.loading import Encoder
     from adaptermix.data.config import DataConfig
     from adaptermix.diagnostics.conflicts import GroupedFSD
-    from adaptermix.masked import MaskedArtefact
-    from adaptermix.pool import AdapterPool
     from adaptermix.recommend.predictor import Dataset, PredictorReport
     from adaptermix.recommend.search import SearchResult
     from adaptermix.sweep.runner import Backend, SweepSummary
@@ -42,20 +42,20 @@ __all__ = [
 
 def load_adapter(path: str | Path) -> Adapter:
     """An adapter artefact (``adapter.safetensors`` + ``adapter.json``), loaded with safetensors."""
-    from adaptermix.artefact import load_adapter as _load
+    from adaptermix.artefacts.artefact import load_adapter as _load
 
     return _load(path)
 
 
 def load_pool(dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> AdapterPool:
     """Adapters of one method and shape, stacked for FSD and mixing (a list is named by folder names)."""
-    from adaptermix.pool import load_pool as _load
+    from adaptermix.artefacts.pool import load_pool as _load
 
     return _load(dirs)
 
 
 def _pool(pool: Any) -> AdapterPool:
-    from adaptermix.pool import AdapterPool
+    from adaptermix.artefacts.pool import AdapterPool
 
     return pool if isinstance(pool, AdapterPool) else load_pool(pool)
 
@@ -63,8 +63,8 @@ def _pool(pool: Any) -> AdapterPool:
 def save(adapter: Adapter, path: str | Path, overwrite: bool = False) -> Path:
     """Write an adapter artefact to ``path`` (atomically). Existing work there is never replaced silently:
     an error, unless ``overwrite`` or the folder holds an adapter this function wrote."""
-    from adaptermix.artefact import save_adapter
-    from adaptermix.io import check_output, mark_output
+    from adaptermix.artefacts.artefact import save_adapter
+    from adaptermix.core.io import check_output, mark_output
 
     stamp = {"command": "save", "inputs": "python-api"}  # any adapter saved here may replace another
     check_output(path, stamp=stamp, overwrite=overwrite)
@@ -94,7 +94,7 @@ def fsd_summary(pool: Any, space: str = "raw", replicate_of: Mapping[str, str] |
     every pair's FSD by tensor kind and, with ``replicate_of`` (replicate -> domain adapter, both in the
     pool), each domain's noise floor; ``top_fraction``: also the FSD of the top-magnitude weights;
     ``from_init``: compare what training changed instead of the weights (not the paper's FSD)."""
-    from adaptermix.pool import fsd_summary as _summary
+    from adaptermix.artefacts.pool import fsd_summary as _summary
 
     return _summary(_pool(pool), space, replicate_of, top_fraction, from_init=from_init)
 
@@ -113,22 +113,22 @@ def mix(pool: Any, rule: str = "average", target: str | None = None, space: str 
 
     ``space``: raw parameters (the paper's Eq. 1), ``tv`` task vectors or ``dw`` LoRA updates; ``heads``:
     the target's own head, or ``average`` (identical label sets only)."""
-    from adaptermix.mixture import mix_pool
+    from adaptermix.artefacts.transforms import mix_pool
 
     return mix_pool(_pool(pool), rule, target, space, heads, **params)
 
 
 def mix_masked(pool: Any, rule: str = "emr", space: str = "raw", **params: Any) -> MaskedArtefact:
     """One masked merge (``emr`` or ``tall_mask``) holding every domain's view, stored once
-    (:mod:`adaptermix.masked`); ``mix`` with a ``target`` gives one domain's view as an ordinary adapter."""
-    from adaptermix.masked import masked_merge
+    (:mod:`adaptermix.artefacts.masked`); ``mix`` with a ``target`` gives one domain's view as an ordinary adapter."""
+    from adaptermix.artefacts.masked import masked_merge
 
     return masked_merge(_pool(pool), rule, space, **params)
 
 
 def prune(adapter: Adapter, sparsity: float, scope: str = "global") -> Adapter:
     """Magnitude pruning (Alg. 2) of an adapter's body to ``sparsity`` (the head stays dense)."""
-    from adaptermix.mixture import prune_adapter
+    from adaptermix.artefacts.transforms import prune_adapter
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(sparsity)
@@ -139,7 +139,7 @@ def eval_data(adapter: Adapter | str | Path, split: str = "test", dataset: str |
               data_dir: str | None = None, max_examples: int | None = None) -> DataConfig:
     """The data an evaluation reads: ``dataset`` or the adapter's own (as recorded at training, without its
     training caps), from ``data_dir`` for a data pack, capped at a seeded ``max_examples`` sample."""
-    from adaptermix.config import validate
+    from adaptermix.core.config import validate
     from adaptermix.data.config import DataConfig
 
     ad = load_adapter(adapter) if isinstance(adapter, str | Path) else adapter
@@ -223,7 +223,7 @@ def sweep_stats(store: str | Path) -> SweepStats:
 def predictor_data(store: str | Path, evaluation: str = "clean", rules: Sequence[str] | None = None) -> Dataset:
     """The measured mixtures of a store (a study's method folder with ``fsd.json``, or a ``results.sqlite``
     beside one) as the predictor's design matrix."""
-    from adaptermix.errors import ArtefactError
+    from adaptermix.core.errors import ArtefactError
     from adaptermix.recommend.features import read_measured, read_pool_facts
     from adaptermix.recommend.predictor import Dataset as _Dataset
 

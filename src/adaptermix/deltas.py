@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adaptermix.errors import ConfigError, IncompatibleAdaptersError
+from adaptermix.core.errors import ConfigError, IncompatibleAdaptersError
 
 SPACES = ("raw", "dw")
 HEAD_PREFIX = "head."

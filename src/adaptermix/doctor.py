@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from adaptermix.device import read_cpu_flags as cpu_flags  # the parser `precision: auto` uses
-from adaptermix.errors import AdapterMixError
-from adaptermix.io import file_sha256
+from adaptermix.core.device import read_cpu_flags as cpu_flags  # the parser `precision: auto` uses
+from adaptermix.core.errors import AdapterMixError
+from adaptermix.core.hashing import file_sha256
 
 Status = Literal["ok", "missing", "mismatch", "optional-missing", "warning"]
 FAILING: frozenset[str] = frozenset({"missing", "mismatch"})
@@ -140,7 +140,7 @@ def check_wordnet(
         wordnet_key,
         wordnet_sources,
     )
-    from adaptermix.errors import ResourceError
+    from adaptermix.core.errors import ResourceError
 
     src = Path(source).expanduser() if source is not None else WORDNET_SYSTEM_DIR
     rows = []
@@ -240,7 +240,7 @@ def _manifest(folder: Path) -> dict | None:
 def check_lexical(data_dir: str | Path | None, quick: bool) -> Check:
     """The counter-fitting constraints (data pack ``lexical/``) against ``lexical/dataset.json``."""
     from adaptermix.attacks.resources import lexical_dir
-    from adaptermix.errors import ResourceError
+    from adaptermix.core.errors import ResourceError
 
     name = "lexical constraints"
     try:
@@ -325,8 +325,8 @@ def check_device(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[Check]:
     """The device ``auto`` (or ``$ADAPTERMIX_DEVICE``) picks and whether it has fast bf16."""
     import torch
 
-    from adaptermix.device import ENV, FAST_BF16_CPU_FLAGS, resolve_device
-    from adaptermix.errors import ResourceError
+    from adaptermix.core.device import ENV, FAST_BF16_CPU_FLAGS, resolve_device
+    from adaptermix.core.errors import ResourceError
 
     try:
         dev = resolve_device(None)

@@ -1,34 +1,12 @@
-"""User-facing errors.
+"""Old import path, kept for notebooks and scripts: moved to :mod:`adaptermix.core.errors`.
 
-Every problem a user can cause (bad config, missing file, incompatible adapters ...) is raised as an
-:class:`AdapterMixError`. The CLI turns it into one line on stderr and exit status 2; library users
-can catch it. Bugs stay ordinary exceptions with tracebacks.
+``adaptermix.errors`` *is* that module (same object: monkeypatching, ``isinstance`` and registries behave as
+before). Nothing inside the package imports this path (tests/test_shims.py).
 """
 
-from __future__ import annotations
+import sys
 
+from adaptermix.core import errors as _home
+from adaptermix.core.errors import *  # noqa: F403  (the names, for static type checkers)
 
-class AdapterMixError(Exception):
-    """A problem with the user's input, reported as one line and exit status 2 by the CLI."""
-
-    exit_code: int = 2
-
-
-class ConfigError(AdapterMixError):
-    """Invalid configuration (YAML, unknown keys, wrong types, bad overrides)."""
-
-
-class DataError(AdapterMixError):
-    """A dataset that cannot be used (missing split, empty split, bad rows, unknown labels)."""
-
-
-class ArtefactError(AdapterMixError):
-    """An adapter artefact that cannot be loaded (missing, corrupted, incompatible)."""
-
-
-class IncompatibleAdaptersError(ArtefactError):
-    """Adapters that cannot be mixed or loaded together (different base model, method or shapes)."""
-
-
-class ResourceError(AdapterMixError):
-    """A missing offline resource (model, word vectors, WordNet ...); the message says how to install it."""
+sys.modules[__name__] = _home

@@ -15,7 +15,7 @@ from torch import nn
 
 from adaptermix.backbone.loading import TRAIN_ATTENTION, Encoder, set_attention
 from adaptermix.backbone.prefix import FrozenPrefix
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
 from adaptermix.methods.base import AdapterBody
 
 if TYPE_CHECKING:

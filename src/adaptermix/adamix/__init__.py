@@ -1,16 +1,19 @@
 """The AdaMix GLUE experiment (Wang et al. 2022 Tables 1, 3, 4, 6) and evaluation under inference modes.
 
 The method itself (experts, routing, consistency loss, expert merging, inference modes) is the method
-package :mod:`adaptermix.methods.adamix`; merging artefacts is :func:`adaptermix.mixture.merge_experts`.
+package :mod:`adaptermix.methods.adamix`; merging artefacts is :func:`adaptermix.artefacts.transforms.merge_experts`.
 This package holds what runs on top of them: :mod:`~adaptermix.adamix.inference` (evaluate an unmerged
 checkpoint under a mode), :mod:`~adaptermix.adamix.experiment` (the grid, run by the job engine
-:mod:`adaptermix.jobs`), :mod:`~adaptermix.adamix.runner` and :mod:`~adaptermix.adamix.report`.
+:mod:`adaptermix.core.jobs`), :mod:`~adaptermix.adamix.runner` and :mod:`~adaptermix.adamix.report`.
 
 The names below are re-exported for code written against the old layout (``from adaptermix.adamix import
 merge_artefact``); ``adaptermix.adamix.merge`` and ``adaptermix.adamix.consistency`` are thin re-export
 modules for the same reason.
 """
 
+from adaptermix.artefacts.transforms import merge_experts as merge_adapter
+from adaptermix.artefacts.transforms import merge_experts_artefact as merge_artefact
+from adaptermix.artefacts.transforms import merged_path
 from adaptermix.methods.adamix import (
     AdaMixBody,
     AdaMixInference,
@@ -19,9 +22,6 @@ from adaptermix.methods.adamix import (
     merged_method_config,
     symmetric_kl,
 )
-from adaptermix.mixture import merge_experts as merge_adapter
-from adaptermix.mixture import merge_experts_artefact as merge_artefact
-from adaptermix.mixture import merged_path
 
 __all__ = [
     "AdaMixBody",

@@ -11,9 +11,9 @@ a hash of everything that determines it; a rerun skips runs whose result exists 
 changed config re-runs exactly the affected runs). The Markdown tables are rewritten after every run from
 the result files only.
 
-The grid runs on the package's one job engine (:mod:`adaptermix.jobs`, as a study's trainings do): a
+The grid runs on the package's one job engine (:mod:`adaptermix.core.jobs`, as a study's trainings do): a
 run is a job whose key is :attr:`Run.key` and whose record is its result file (:func:`run_grid`).
-Parallel: ``workers=N`` starts N processes (:func:`adaptermix.jobs.run_workers`) that walk the same
+Parallel: ``workers=N`` starts N processes (:func:`adaptermix.core.jobs.run_workers`) that walk the same
 pending list and take each run through a claim file, each with 1/N of the torch threads. Two invocations
 on the same folder cooperate the same way. A run's training is itself resumable by the study pipeline's
 config-hash logic (:mod:`adaptermix.training.resume`): an adapter already trained with the same key (a run
@@ -24,7 +24,6 @@ batch 32 does not use two threads fully.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -34,15 +33,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from adaptermix import jobs
 from adaptermix.adamix.report import ResultRow, render_tables
-from adaptermix.config import StrictModel
+from adaptermix.core import jobs
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.hashing import json_hash
+from adaptermix.core.io import atomic_write_json, atomic_write_text
+from adaptermix.core.signals import exit_on_sigterm
 from adaptermix.data.config import DataConfig
-from adaptermix.errors import ConfigError
-from adaptermix.io import atomic_write_json, atomic_write_text
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig
-from adaptermix.signals import exit_on_sigterm
 from adaptermix.training.config import ModelConfig, TrainConfig, TrainRunConfig
 
 if TYPE_CHECKING:  # the runner imports this module: a runtime import would be a cycle
@@ -123,14 +123,14 @@ class Run:
     def key(self) -> str:
         """Hash of what the run computes. The *resolved* encoder precision is part of it when not fp32
         (fp32 runs keep the keys they had before precision existed; a bf16 run is a run of its own)."""
-        from adaptermix.device import precision_name, resolve_device, resolve_precision
+        from adaptermix.core.device import precision_name, resolve_device, resolve_precision
 
         train = self.cfg.model_dump(mode="json", exclude={"output_dir": True, "model": {"precision"}})
         payload: dict[str, Any] = {"train": train, "modes": self.modes}
         precision = precision_name(resolve_precision(self.cfg.model.precision, resolve_device()))
         if precision != "fp32":
             payload["precision"] = precision
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_hash(payload)
 
     def result_path(self, root: Path) -> Path:
         return root / "results" / self.variant / self.task / f"seed{self.seed}.json"

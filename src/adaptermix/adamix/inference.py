@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptermix.artefact import load_adapter
+from adaptermix.artefacts.artefact import load_adapter
 from adaptermix.backbone.loading import Encoder
+from adaptermix.core.errors import ArtefactError
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskInfo
-from adaptermix.errors import ArtefactError
 from adaptermix.methods.adamix import AdaMixBody, AdaMixInference, ensemble_outputs
 from adaptermix.model import AdapterModel
 from adaptermix.training.batching import TokenizedSet

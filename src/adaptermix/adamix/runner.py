@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptermix.adamix.inference import evaluate_mode
-from adaptermix.artefact import META, load_adapter, model_from_adapter
+from adaptermix.artefacts.artefact import META, load_adapter, model_from_adapter
+from adaptermix.artefacts.transforms import merged_path
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import SPLITS, TaskData
 from adaptermix.methods.adamix import AdaMixInference, merge_expert_tensors
 from adaptermix.methods.config import AdaMixConfig
-from adaptermix.mixture import merged_path
 from adaptermix.training.batching import tokenize
 from adaptermix.training.resume import reusable_metrics, training_key
 from adaptermix.training.run import TrainOutcome, train_adapter

@@ -7,13 +7,13 @@ the same figures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adaptermix.core.hashing import short_hash
 from adaptermix.data.schema import Example
 
 #: Seed of the document samples (fixed, so a rerun draws the same documents).
@@ -62,7 +62,7 @@ def inputs_digest(cfg: Any, extra: Mapping[str, Any]) -> str:
         "params": dict(extra),
     }
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return short_hash(text)
 
 
 def up_to_date(path: Path, digest: str) -> bool:

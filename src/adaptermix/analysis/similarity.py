@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from adaptermix.analysis.documents import inputs_digest, load_study_documents, sample_documents, up_to_date
-from adaptermix.errors import ResourceError
-from adaptermix.io import atomic_write_json
+from adaptermix.core.errors import ResourceError
+from adaptermix.core.io import atomic_write_json
 
 SENTENCE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 #: Documents per dataset in the paper's Fig. 2a.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from adaptermix.analysis.documents import inputs_digest, load_study_documents, sample_documents, up_to_date
-from adaptermix.io import atomic_write_json
+from adaptermix.core.io import atomic_write_json
 
 N_TOPICS = 10
 TOP_WORDS = 15

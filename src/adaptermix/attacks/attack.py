@@ -53,8 +53,8 @@ from adaptermix.attacks.search import SearchMethod, SearchResult, Steps, drive
 from adaptermix.attacks.transformations import Transformation
 from adaptermix.attacks.victim import CachedVictim, Victim
 from adaptermix.attacks.words import TokenizedText
+from adaptermix.core.errors import ConfigError, DataError
 from adaptermix.data.schema import Example, TaskInfo
-from adaptermix.errors import ConfigError, DataError
 
 
 class Attack:

@@ -34,8 +34,8 @@ from typing import Literal
 import numpy as np
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
-from adaptermix.config import StrictModel
-from adaptermix.errors import ResourceError
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import ResourceError
 
 Progress = Callable[[str], None]
 

@@ -10,7 +10,6 @@ written atomically; the standard ``counter-fitted-vectors.txt`` (``word v1 v2 ..
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from adaptermix.errors import ResourceError
-from adaptermix.io import atomic_dir, atomic_path
+from adaptermix.core.errors import ResourceError
+from adaptermix.core.hashing import short_hash
+from adaptermix.core.io import atomic_dir, atomic_path
 
 VECTORS_FILE = "vectors.safetensors"
 VOCAB_FILE = "vocab.json"
@@ -60,9 +60,7 @@ class WordVectors:
 
     def fingerprint(self) -> str:
         """SHA-256 (first 16 hex) of the words and vector bytes: the key of caches derived from them."""
-        h = hashlib.sha256("\n".join(self.words).encode("utf-8"))
-        h.update(np.ascontiguousarray(self.vectors).tobytes())
-        return h.hexdigest()[:16]
+        return short_hash(["\n".join(self.words), np.ascontiguousarray(self.vectors).tobytes()])
 
     def write_files(self, folder: Path) -> None:
         """Write ``vectors.safetensors`` + ``vocab.json`` into the existing ``folder`` (e.g. an atomic_dir)."""

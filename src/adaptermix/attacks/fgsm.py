@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
 from adaptermix.data.schema import TaskInfo
 from adaptermix.evaluations.base import EvalOutcome, EvalSet, EvaluationKind, register_evaluation_kind
 

@@ -27,8 +27,8 @@ import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from adaptermix.errors import ResourceError
-from adaptermix.registry import Registry
+from adaptermix.core.errors import ResourceError
+from adaptermix.core.registry import Registry
 
 # WordNet's synset POS letters ('s' = satellite adjective) -> universal tags.
 _WORDNET_TAGS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "s": "ADJ", "r": "ADV"}

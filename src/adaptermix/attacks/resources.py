@@ -26,7 +26,6 @@ tiny resources and never touch the user's cache.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -41,10 +40,11 @@ import numpy as np
 
 from adaptermix.attacks.counterfit import CounterFitConfig, Progress, all_but_the_top, counter_fit, read_pairs
 from adaptermix.attacks.embeddings import NeighbourTable, WordVectors
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import DataError, ResourceError
+from adaptermix.core.hashing import file_sha256, json_hash, short_hash
+from adaptermix.core.io import OutputError, atomic_dir
 from adaptermix.data.config import DATA_ENV, resolve_data_root
-from adaptermix.errors import DataError, ResourceError
-from adaptermix.io import OutputError, atomic_dir, file_sha256
 
 CACHE_ENV = "ADAPTERMIX_CACHE"
 """Environment variable naming the cache root (default ``~/.cache/adaptermix``)."""
@@ -152,7 +152,7 @@ def counter_fitted_key(cfg: CounterFitConfig, lexical: Path, glove_id: str) -> s
         "files": {f: file_sha256(lexical / f) for f in files if (lexical / f).is_file()},
         "glove": glove_id,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return json_hash(payload)
 
 
 def counter_fitted_vectors(
@@ -263,7 +263,7 @@ def wordnet_sources(source: str | Path | None = None, data_dir: str | Path | Non
 def wordnet_key(files: dict[str, Path]) -> str:
     """Content key of a WordNet copy: the SHA-256 of every source file (a changed file changes it)."""
     digests = {name: file_sha256(path) for name, path in sorted(files.items())}
-    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
+    return json_hash(digests)
 
 
 def wordnet_cache_dir(source: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
@@ -271,7 +271,7 @@ def wordnet_cache_dir(source: str | Path | None = None, cache_dir: str | Path | 
     name = (
         "wordnet"
         if source is None
-        else f"wordnet-{hashlib.sha256(str(Path(source).expanduser().resolve()).encode()).hexdigest()[:8]}"
+        else f"wordnet-{short_hash(str(Path(source).expanduser().resolve()), 8)}"
     )
     return resolve_cache_dir(cache_dir) / "nltk_data" / "corpora" / name
 
@@ -403,7 +403,7 @@ def sentence_encoder(
     import torch
 
     from adaptermix.backbone.loading import resolve_model_path
-    from adaptermix.device import resolve_precision
+    from adaptermix.core.device import resolve_precision
 
     path = Path(resolve_model_path(model))
     if not path.is_dir():

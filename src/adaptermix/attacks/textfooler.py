@@ -70,7 +70,7 @@ from adaptermix.attacks.results import AttackOutcome
 from adaptermix.attacks.search import GreedyWordSwapWIR
 from adaptermix.attacks.stopwords import STOPWORDS
 from adaptermix.attacks.transformations import SYNONYM_SOURCES, SynonymSource, WordSwap
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
 from adaptermix.data.schema import Example
 
 

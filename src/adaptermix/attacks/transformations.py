@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from adaptermix.attacks.embeddings import NeighbourTable
 from adaptermix.attacks.words import TokenizedText, is_single_word, recover_case
-from adaptermix.registry import Registry
+from adaptermix.core.registry import Registry
 
 
 class Transformation(Protocol):

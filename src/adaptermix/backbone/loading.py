@@ -7,10 +7,9 @@ with internet can use any encoder.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +18,9 @@ import torch
 from torch import nn
 
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
-from adaptermix.errors import ResourceError
-from adaptermix.registry import UnknownNameError
+from adaptermix.core.errors import ResourceError
+from adaptermix.core.hashing import short_hash
+from adaptermix.core.registry import UnknownNameError
 
 
 class Tokenizer(Protocol):
@@ -105,7 +105,7 @@ class Encoder:
     @property
     def precision(self) -> str:
         """``fp32`` or ``bf16``: the resolved precision recorded in trial keys, stores and artefacts."""
-        from adaptermix.device import precision_name
+        from adaptermix.core.device import precision_name
 
         return precision_name(self.dtype)
 
@@ -144,14 +144,15 @@ def fingerprint_model(model: nn.Module) -> str:
     checkpoint saved without a pooler gets a *random* one on every load, which would make the
     fingerprint of one checkpoint differ between loads.
     """
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if name.startswith("pooler."):
-            continue
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+    def chunks() -> Iterator[str | bytes]:
+        for name, tensor in sorted(model.state_dict().items()):
+            if name.startswith("pooler."):
+                continue
+            t = tensor.detach().to("cpu").contiguous()
+            yield f"{name}:{tuple(t.shape)}:{t.dtype}"
+            yield t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+    return short_hash(chunks())
 
 
 def wrap_encoder(name: str, model: nn.Module, tokenizer: Tokenizer) -> Encoder:
@@ -201,14 +202,14 @@ def load_encoder(
 ) -> Encoder:
     """Load and freeze an encoder; offline copies first, then the hub (if the user has internet).
 
-    ``device``: see :func:`adaptermix.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``);
-    ``precision``: see :func:`adaptermix.device.resolve_precision` (default ``$ADAPTERMIX_PRECISION`` or
+    ``device``: see :func:`adaptermix.core.device.resolve_device` (default ``$ADAPTERMIX_DEVICE`` or ``auto``);
+    ``precision``: see :func:`adaptermix.core.device.resolve_precision` (default ``$ADAPTERMIX_PRECISION`` or
     ``auto``: bf16 where the device computes it fast).
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from adaptermix.device import resolve_device, resolve_precision
+    from adaptermix.core.device import resolve_device, resolve_precision
 
     target = resolve_device(device)  # a bad device or precision fails before the (slow) model load
     dtype = resolve_precision(precision, target)

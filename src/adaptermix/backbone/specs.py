@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from adaptermix.registry import Registry
+from adaptermix.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class EncoderSpec:
         """The transformer blocks of ``encoder``."""
         blocks = encoder.get_submodule(self.layers)
         if not isinstance(blocks, nn.ModuleList):
-            from adaptermix.errors import ConfigError
+            from adaptermix.core.errors import ConfigError
 
             raise ConfigError(f"{self.layers} of a {self.model_type!r} model is a {type(blocks).__name__}, not a ModuleList")
         return blocks
@@ -55,7 +55,7 @@ class EncoderSpec:
         """The output sub-block of ``site`` (attn or ffn) in block ``layer``, if the spec names one."""
         path = {"attn": self.attn_block, "ffn": self.ffn_block}.get(site)
         if path is None:
-            from adaptermix.errors import ConfigError
+            from adaptermix.core.errors import ConfigError
 
             raise ConfigError(f"architecture {self.model_type!r} does not support original_ln_before adapters")
         return self.blocks(encoder)[layer].get_submodule(path)
@@ -66,7 +66,7 @@ class EncoderSpec:
                  "key": self.key, "ffn_in": self.ffn_in}
         path = paths.get(site)
         if path is None:
-            from adaptermix.errors import ConfigError
+            from adaptermix.core.errors import ConfigError
 
             known = ", ".join(s for s, p in paths.items() if p is not None)
             raise ConfigError(f"architecture {self.model_type!r} has no site {site!r} (it has: {known})")

@@ -18,14 +18,14 @@ from adaptermix.cli.base import (
     precision_override,
     register_command,
 )
-from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
+from adaptermix.core.io import atomic_write_json, check_output, mark_output, output_stamp
 
 MODES = ("merged", "random", "fixed", "ensemble")
 
 
 def _eval(args: argparse.Namespace) -> int:
     from adaptermix.adamix.inference import eval_adamix
-    from adaptermix.artefact import load_adapter
+    from adaptermix.artefacts.artefact import load_adapter
     from adaptermix.data.config import DataConfig
     from adaptermix.methods.adamix import AdaMixInference
 
@@ -72,7 +72,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from adaptermix.mixture import merge_experts_artefact
+    from adaptermix.artefacts.transforms import merge_experts_artefact
 
     stamp = output_stamp("adamix merge", command_inputs(args, skip=("output",)))
     check_output(args.output, stamp=stamp, overwrite=args.overwrite)
@@ -84,7 +84,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 def _experiment(args: argparse.Namespace) -> int:
     from adaptermix.adamix.experiment import ExperimentConfig, run_experiment
-    from adaptermix.config import load_config
+    from adaptermix.core.config import load_config
 
     cfg = load_config(ExperimentConfig, args.config, [*args.overrides, *precision_override(args)])
     table = run_experiment(cfg, full=args.full, dry_run=args.dry_run, workers=args.workers)

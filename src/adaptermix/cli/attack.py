@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
-from adaptermix.config import parse_override
+from adaptermix.core.config import parse_override
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -65,10 +65,16 @@ def _run(args: argparse.Namespace) -> int:
 
     from adaptermix.attacks.fgsm import FGSMConfig
     from adaptermix.attacks.resources import judge_note
-    from adaptermix.errors import ConfigError
+    from adaptermix.core.errors import ConfigError
+    from adaptermix.core.io import (
+        atomic_write_json,
+        atomic_write_text,
+        check_output,
+        mark_output,
+        output_stamp,
+    )
     from adaptermix.evaluations.adapter import evaluate_adapter
     from adaptermix.evaluations.registry import EVALUATION_KINDS
-    from adaptermix.io import atomic_write_json, atomic_write_text, check_output, mark_output, output_stamp
 
     attacks = [n for n, k in EVALUATION_KINDS.items() if k.adversarial]
     if args.attack not in attacks:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptermix.registry import Registry
+from adaptermix.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ def _param_spaces() -> list[str]:
 
 
 def _mix_spaces() -> list[str]:
+    from adaptermix.artefacts.task_vectors import SPACES as TV_SPACES
     from adaptermix.deltas import SPACES
-    from adaptermix.task_vectors import SPACES as TV_SPACES
 
     return list(dict.fromkeys([*TV_SPACES, *SPACES]))
 
@@ -122,13 +122,13 @@ STRATEGY_NAMES = RegistryNames(_strategies)
 EVALUATION_NAMES = RegistryNames(_evaluation_kinds)
 RULE_NAMES = RegistryNames(_merge_rules)
 PARAM_SPACES = RegistryNames(_param_spaces)  # raw parameters or LoRA updates (adaptermix.deltas)
-MIX_SPACES = RegistryNames(_mix_spaces)  # ... and task vectors (adaptermix.task_vectors)
+MIX_SPACES = RegistryNames(_mix_spaces)  # ... and task vectors (adaptermix.artefacts.task_vectors)
 PRUNE_SCOPES = RegistryNames(_prune_scopes)
 PREDICTOR_MODELS = RegistryNames(_predictor_models)
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
-    """``--precision``: the frozen encoder's format (see :func:`adaptermix.device.resolve_precision`)."""
+    """``--precision``: the frozen encoder's format (see :func:`adaptermix.core.device.resolve_precision`)."""
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="encoder precision: auto = bf16 where the device computes it fast (AMX/AVX-512 bf16 "
                         "CPUs, bf16 GPUs), else fp32 (default: $ADAPTERMIX_PRECISION or auto)")

@@ -1,7 +1,7 @@
 """``adaptermix eval ADAPTER``: evaluate an adapter artefact on a split of a dataset.
 
 ``adaptermix eval DIR --domain D`` evaluates domain D's view of a masked merge artefact (``mix --rule emr``
-or ``tall_mask``, :mod:`adaptermix.masked`) on D's own dataset; ``--domain`` on an ordinary adapter is an error.
+or ``tall_mask``, :mod:`adaptermix.artefacts.masked`) on D's own dataset; ``--domain`` on an ordinary adapter is an error.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import adaptermix as am
 from adaptermix.cli.base import Command, add_overwrite, add_precision, command_inputs, register_command
-from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
+from adaptermix.core.io import atomic_write_json, check_output, mark_output, output_stamp
 
 if TYPE_CHECKING:
-    from adaptermix.artefact import Adapter
+    from adaptermix.artefacts.artefact import Adapter
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -57,9 +57,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _masked_view(args: argparse.Namespace) -> Adapter | None:
     """Domain ``--domain``'s view when ADAPTER is a masked merge artefact (None for an ordinary adapter)."""
-    from adaptermix.artefact import load_adapter
-    from adaptermix.errors import ConfigError
-    from adaptermix.masked import for_domain, load_masked, read_masked_json
+    from adaptermix.artefacts.artefact import load_adapter
+    from adaptermix.artefacts.masked import for_domain, load_masked, read_masked_json
+    from adaptermix.core.errors import ConfigError
 
     raw = read_masked_json(args.adapter)
     if raw is None:

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from adaptermix.cli.base import Command, add_overwrite, command_inputs, register_command
-from adaptermix.errors import ConfigError
-from adaptermix.io import check_output, mark_output, output_stamp
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.io import check_output, mark_output, output_stamp
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:

@@ -106,7 +106,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.errors import AdapterMixError
+    from adaptermix.core.errors import AdapterMixError
 
     for what in [args.what] if args.what else sorted(LISTINGS):
         print(f"{what}:")

@@ -11,8 +11,8 @@ from typing import NoReturn
 
 from adaptermix._version import __version__
 from adaptermix.cli.base import COMMANDS
-from adaptermix.errors import AdapterMixError
-from adaptermix.signals import exit_on_sigterm
+from adaptermix.core.errors import AdapterMixError
+from adaptermix.core.signals import exit_on_sigterm
 
 # Subcommand modules; importing one registers its command.
 COMMAND_MODULES = (

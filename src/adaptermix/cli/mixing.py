@@ -21,11 +21,11 @@ from adaptermix.cli.base import (
     command_inputs,
     register_command,
 )
-from adaptermix.config import parse_override
-from adaptermix.io import check_output, mark_output, output_stamp
+from adaptermix.core.config import parse_override
+from adaptermix.core.io import check_output, mark_output, output_stamp
 
 if TYPE_CHECKING:
-    from adaptermix.pool import AdapterPool
+    from adaptermix.artefacts.pool import AdapterPool
 
 
 def _fsd_args(p: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def _fsd_args(p: argparse.ArgumentParser) -> None:
 
 def _replicates(items: list[str], names: list[str]) -> dict[str, tuple[str, str]]:
     """``NAME=PATH`` options -> replicate name -> (domain adapter name, path)."""
-    from adaptermix.errors import ConfigError
+    from adaptermix.core.errors import ConfigError
 
     out: dict[str, tuple[str, str]] = {}
     for item in items:
@@ -73,14 +73,14 @@ def _csv(rows: list[list[object]]) -> str:
 def _fsd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from adaptermix.io import atomic_write_json, atomic_write_text
+    from adaptermix.core.io import atomic_write_json, atomic_write_text
     from adaptermix.report.plots import fsd_heatmap, save_figure
 
     stamp = output_stamp("fsd", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
     dirs = {Path(d).name: d for d in args.adapters}
     if len(dirs) != len(args.adapters):
-        from adaptermix.errors import ConfigError
+        from adaptermix.core.errors import ConfigError
 
         raise ConfigError("two adapters have the same name; give them distinct directory names")
     reps = _replicates(args.replicate, list(dirs))
@@ -160,8 +160,8 @@ def _mix_args(p: argparse.ArgumentParser) -> None:
 
 
 def _mix_run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import save_adapter
-    from adaptermix.masked import MASKED_RULES
+    from adaptermix.artefacts.artefact import save_adapter
+    from adaptermix.artefacts.masked import MASKED_RULES
 
     stamp = output_stamp("mix", command_inputs(args, skip=("output_dir",)))
     check_output(args.output_dir, stamp=stamp, overwrite=args.overwrite)
@@ -171,7 +171,7 @@ def _mix_run(args: argparse.Namespace) -> int:
         params[".".join(keys)] = value
     pool = am.load_pool(args.adapters)
     target = Path(args.target).name if args.target else None
-    if args.rule in MASKED_RULES and target is None:  # every domain's view, stored once (adaptermix.masked)
+    if args.rule in MASKED_RULES and target is None:  # every domain's view, stored once (adaptermix.artefacts.masked)
         return _write_masked(args, pool, params, stamp)
     mixed = am.mix(pool, args.rule, target, args.space, args.heads, **params)
     path = save_adapter(args.output_dir, mixed.tensors, mixed.meta)
@@ -183,8 +183,8 @@ def _mix_run(args: argparse.Namespace) -> int:
 def _write_masked(args: argparse.Namespace, pool: AdapterPool, params: dict[str, object],
                   stamp: dict[str, str]) -> int:
     """``mix --rule emr|tall_mask`` without ``--target``: one masked merge artefact holding every domain."""
-    from adaptermix.errors import ConfigError
-    from adaptermix.masked import save_masked
+    from adaptermix.artefacts.masked import save_masked
+    from adaptermix.core.errors import ConfigError
 
     if args.heads != "target":
         raise ConfigError("a masked merge keeps every domain's own head; --heads applies to ordinary mixtures")
@@ -211,7 +211,7 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
 
 
 def _prune_run(args: argparse.Namespace) -> int:
-    from adaptermix.artefact import save_adapter
+    from adaptermix.artefacts.artefact import save_adapter
     from adaptermix.pruning import check_sparsity
 
     check_sparsity(args.sparsity)

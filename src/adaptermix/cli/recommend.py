@@ -19,8 +19,8 @@ from adaptermix.cli.base import (
     command_inputs,
     register_command,
 )
-from adaptermix.errors import ArtefactError, ConfigError
-from adaptermix.io import atomic_write_json, check_output, mark_output, output_stamp
+from adaptermix.core.errors import ArtefactError, ConfigError
+from adaptermix.core.io import atomic_write_json, check_output, mark_output, output_stamp
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -103,7 +103,7 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
 
 def _study_spec(args: argparse.Namespace, rules: list[dict[str, Any]]) -> tuple[Any, Path, Path | None]:
     """Sweep spec, store and similarity.json of a study's method pool (as its sweep stage builds them)."""
-    from adaptermix.config import load_config
+    from adaptermix.core.config import load_config
     from adaptermix.pipeline.config import StudyConfig
     from adaptermix.pipeline.stages import MethodPool, method_spec
     from adaptermix.pipeline.train_stage import adapter_dir
@@ -188,7 +188,7 @@ def _recommend_run(args: argparse.Namespace) -> int:
         atomic_write_json(Path(args.json_out), {**result.as_dict(), "new_evaluations": new,
                                                 "reused_evaluations": reused, "store": str(store)})
     if args.output_dir:
-        from adaptermix.artefact import save_adapter
+        from adaptermix.artefacts.artefact import save_adapter
 
         dirs = spec.pool_dirs()
         pool = am.load_pool({n: dirs[n] for n in best.candidate.subset})

@@ -13,7 +13,7 @@ from adaptermix.cli.base import (
     precision_override,
     register_command,
 )
-from adaptermix.config import load_config
+from adaptermix.core.config import load_config
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def load_studies(path: str, overrides: list[str]) -> list:
     """A study config, or a suite (``studies: [...]``) of several; overrides apply to each study."""
-    from adaptermix.config import apply_overrides, read_yaml, validate
+    from adaptermix.core.config import apply_overrides, read_yaml, validate
     from adaptermix.pipeline.config import StudyConfig, StudySuite
 
     data = read_yaml(path)
@@ -42,8 +42,8 @@ def load_studies(path: str, overrides: list[str]) -> list:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.config import dump_config
-    from adaptermix.io import check_output, mark_output, output_stamp
+    from adaptermix.core.config import dump_config
+    from adaptermix.core.io import check_output, mark_output, output_stamp
     from adaptermix.pipeline.run import run_study
 
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
@@ -87,8 +87,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 
 def _report_run(args: argparse.Namespace) -> int:
-    from adaptermix.errors import ArtefactError
-    from adaptermix.io import check_output
+    from adaptermix.core.errors import ArtefactError
+    from adaptermix.core.io import check_output
     from adaptermix.report import build_report
     from adaptermix.report.build import REPORT_STAMP
 

@@ -15,7 +15,7 @@ from adaptermix.cli.base import (
     precision_override,
     register_command,
 )
-from adaptermix.io import check_output, mark_output, output_stamp
+from adaptermix.core.io import check_output, mark_output, output_stamp
 
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from adaptermix.cli.base import (
     precision_override,
     register_command,
 )
-from adaptermix.config import load_config
+from adaptermix.core.config import load_config
 
 OWN_DATA_EPILOG = """\
 your own data: set data.source=files and point data.files at CSV / TSV / JSONL files, e.g.
@@ -33,7 +33,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaptermix.io import check_output, mark_output, output_stamp
+    from adaptermix.core.io import check_output, mark_output, output_stamp
     from adaptermix.training.config import TrainRunConfig
     from adaptermix.training.metrics import describe_against_baseline
     from adaptermix.training.run import train_adapter
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     stamp = output_stamp("train", cfg.model_dump(mode="json", exclude={"output_dir"}))
     outputs = [cfg.output_dir]
     if cfg.method.name == "adamix":  # training also writes the merged adapter beside the unmerged one
-        from adaptermix.mixture import merged_path
+        from adaptermix.artefacts.transforms import merged_path
 
         outputs.append(str(merged_path(cfg.output_dir)))
     for path in outputs:

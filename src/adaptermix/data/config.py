@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import PositiveInt, model_validator
 
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import DataError
 from adaptermix.data.schema import SPLITS, Problem, TaskKind
-from adaptermix.errors import DataError
 
 DATA_ENV = "ADAPTERMIX_DATA"
 """Environment variable naming the data-pack root (a folder of ``<name>/dataset.json`` + split files)."""

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from adaptermix.core.errors import DataError
 from adaptermix.data.config import DataConfig, default_metric, resolve_data_dir
 from adaptermix.data.schema import TaskData, TaskInfo
 from adaptermix.data.sources import (
@@ -30,7 +31,6 @@ from adaptermix.data.sources import (
     read_text,
     require_rows,
 )
-from adaptermix.errors import DataError
 
 MANIFEST = "dataset.json"
 

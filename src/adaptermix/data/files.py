@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from adaptermix.core.errors import DataError
 from adaptermix.data.config import DataConfig, default_metric
 from adaptermix.data.schema import TaskData, TaskInfo
 from adaptermix.data.sources import (
@@ -31,7 +32,6 @@ from adaptermix.data.sources import (
     read_text,
     require_rows,
 )
-from adaptermix.errors import DataError
 
 Row = tuple[str, Mapping[str, object]]  # ("file:line", row)
 

@@ -9,12 +9,11 @@ other data is retrained, not silently reused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from adaptermix.core.hashing import file_sha256, short_hash
 from adaptermix.data.config import DataConfig, resolve_data_dir
-from adaptermix.io import file_sha256
 
 
 def _datapack_files(cfg: DataConfig) -> dict[str, str]:
@@ -44,4 +43,4 @@ def data_fingerprint(cfg: DataConfig) -> str:
     else:
         parts = {"hf_name": cfg.hf_name or cfg.name, "hf_config": cfg.hf_config or ""}
     payload = json.dumps({"source": cfg.source, "parts": parts}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return short_hash(payload)

@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptermix.core.errors import DataError, ResourceError
 from adaptermix.data.config import DataConfig, default_metric
 from adaptermix.data.sampling import stratified_split
 from adaptermix.data.schema import SPLITS, Example, Problem, TaskData, TaskInfo, TaskKind
 from adaptermix.data.sources import DATA_SOURCES, LabelCodec, LabelMode, infer_label_names, make_example
-from adaptermix.errors import DataError, ResourceError
 
 SPLIT_SEED = 13  # the seed the offline data pack's splits were made with
 HOLDOUT_FRACTION = 0.1  # each carved split is 10% of the source train rows (8:1:1 when two are carved)

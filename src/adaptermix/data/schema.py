@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adaptermix.errors import DataError
+from adaptermix.core.errors import DataError
 
 TaskKind = Literal["single", "pair"]
 Problem = Literal["classification", "regression"]

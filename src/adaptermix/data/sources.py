@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from adaptermix.core.errors import DataError
+from adaptermix.core.registry import Registry
 from adaptermix.data.config import DataConfig
 from adaptermix.data.sampling import stratified_sample
 from adaptermix.data.schema import SPLITS, Example, Problem, TaskData
-from adaptermix.errors import DataError
-from adaptermix.registry import Registry
 
 DataSource = Callable[[DataConfig, tuple[str, ...]], TaskData]
 """Load the named splits of ``cfg``'s dataset (and nothing else)."""

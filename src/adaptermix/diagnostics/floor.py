@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import StackedDeltas, parse_name, stack, to_dw
 from adaptermix.diagnostics.conflicts import GroupedFSD, grouped_fsd
-from adaptermix.errors import ConfigError
 
 KIND_ALL = "all"
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptermix.artefact import Adapter, load_adapter
+from adaptermix.artefacts.artefact import Adapter, load_adapter
 from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.config import validate
+from adaptermix.core.config import validate
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.sampling import stratified_sample

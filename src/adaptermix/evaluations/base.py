@@ -33,9 +33,9 @@ from typing import (
 
 from pydantic import BaseModel, ValidationError
 
-from adaptermix.config import StrictModel
-from adaptermix.errors import ConfigError
-from adaptermix.registry import Registry
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 
 if TYPE_CHECKING:
     from adaptermix.backbone.prefix import FrozenPrefix

@@ -24,8 +24,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from adaptermix.config import StrictModel
-from adaptermix.errors import ConfigError
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import ConfigError
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 
 #: Top-level keys that held a kind's parameters before ``{name, params}`` items (still read).

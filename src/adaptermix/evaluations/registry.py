@@ -11,15 +11,15 @@ registered ones, labelled by its name, in a colour derived from its name.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 import adaptermix.attacks.fgsm  # noqa: F401  registers "fgsm"
 import adaptermix.attacks.textfooler_eval  # noqa: F401  registers "textfooler"
 import adaptermix.evaluations.clean  # noqa: F401  registers "clean"
+from adaptermix.core.hashing import sha256_hex
+from adaptermix.core.registry import Registry
 from adaptermix.evaluations.base import _KINDS, EvaluationKind
-from adaptermix.registry import Registry
 
 EVALUATION_KINDS: Registry[EvaluationKind[Any]] = _KINDS
 
@@ -43,4 +43,4 @@ def colour_of(name: str) -> str:
     """The report's colour of a kind (for a kind that is not registered, one derived from its name)."""
     if name in EVALUATION_KINDS:
         return EVALUATION_KINDS.get(name).colour
-    return _SPARE_COLOURS[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(_SPARE_COLOURS)]
+    return _SPARE_COLOURS[int(sha256_hex(name), 16) % len(_SPARE_COLOURS)]

@@ -30,7 +30,7 @@ import torch
 
 from adaptermix.backbone.loading import Encoder
 from adaptermix.backbone.specs import EncoderSpec
-from adaptermix.errors import ArtefactError
+from adaptermix.core.errors import ArtefactError
 from adaptermix.interop.base import IMPORTERS, ImportedBody, Importer, read_json, read_safetensors
 from adaptermix.methods import MethodConfig
 

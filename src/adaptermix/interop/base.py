@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from adaptermix.artefact import (
+from adaptermix.artefacts.artefact import (
     Adapter,
     AdapterMeta,
     check_base,
@@ -29,11 +29,11 @@ from adaptermix.artefact import (
     task_to_dict,
 )
 from adaptermix.backbone.loading import Encoder
+from adaptermix.core.errors import ArtefactError, ConfigError
+from adaptermix.core.registry import Registry
 from adaptermix.data.schema import TaskInfo
-from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.methods import MethodConfig
 from adaptermix.model import Head, HeadConfig
-from adaptermix.registry import Registry
 
 # Files an adaptermix export writes next to a foreign adapter so that importing it back restores the head.
 SIDECAR_HEAD = "adaptermix_head.safetensors"

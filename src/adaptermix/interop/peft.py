@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 import torch
 from safetensors.torch import save_file
 
-from adaptermix.artefact import Adapter
+from adaptermix.artefacts.artefact import Adapter
 from adaptermix.backbone.loading import Encoder, canonical_model_id
 from adaptermix.backbone.specs import ENCODER_SPECS, EncoderSpec
-from adaptermix.errors import ArtefactError, ConfigError
+from adaptermix.core.errors import ArtefactError, ConfigError
+from adaptermix.core.io import atomic_dir
 from adaptermix.interop.base import (
     EXPORTERS,
     IMPORTERS,
@@ -41,7 +42,6 @@ from adaptermix.interop.base import (
     read_safetensors,
     sidecar_files,
 )
-from adaptermix.io import atomic_dir
 from adaptermix.methods import METHODS, LoRAConfig
 from adaptermix.methods.config import DEFAULT_LORA_MODULES, LORA_MODULES
 

@@ -11,7 +11,7 @@ consensus x aggregate pipeline), ``greedy_fsd`` / ``greedy_fsd_max`` (Alg. 1) an
 on task vectors only (``needs_base``: pass the pool's shared init as ``base``;
 :mod:`~adaptermix.merging.base_rules`); the per-domain views ``emr`` and ``tall_mask`` (they need
 the ``target``) and the static ``consensus_ta`` (:mod:`~adaptermix.merging.masked_rules`, stored as one
-artefact by :mod:`adaptermix.masked`); peft's LoRA rules ``svd``, ``ties_svd``, ``dare_linear_svd``,
+artefact by :mod:`adaptermix.artefacts.masked`); peft's LoRA rules ``svd``, ``ties_svd``, ``dare_linear_svd``,
 ``dare_ties_svd``, ``magnitude_prune_svd``, ``cat``, KnOTS (``knots``) and the generic ``magnitude_prune``
 (:mod:`~adaptermix.merging.lora_rules`; ``cat`` and ``knots`` return a LoRA of rank sum(r_i)). Every rule works in the space of its input stack ("raw" or
 "dw", see ``deltas.to_dw``); ``average_lora_dw`` is the exact dW average of LoRAs kept as a (higher-rank) LoRA.

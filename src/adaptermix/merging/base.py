@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 from adaptermix.deltas import AdapterDelta, ParamLayout, StackedDeltas
 from adaptermix.diagnostics.conflicts import fsd_matrix_flat
-from adaptermix.errors import ConfigError
 from adaptermix.pruning.base import resolve_params
-from adaptermix.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def merge_flat(
     pool's [N, N] FSD matrix, computed once per pool instead of once per trial; ``layout`` is needed by
     per-layer rules (``sparse_fsd``); ``target`` (a key) is the domain whose view a per-domain rule
     (``needs_target``) returns. ``base`` [P]: the pool rows are task vectors (weights minus this shared
-    initialisation, see :func:`adaptermix.task_vectors.task_vectors`); the rule merges them and the result
+    initialisation, see :func:`adaptermix.artefacts.task_vectors.task_vectors`); the rule merges them and the result
     is ``rule(rows) + base``, weights again (task-vector space). None: the rows are merged as they are;
     a rule that ``needs_base`` then refuses (a zero base may be passed to merge rows that already are
     task vectors and get the merged task vector back).

@@ -4,7 +4,7 @@ Model Stock weighs the average fine-tuning offset by the angle *between the offs
 entries only one model changed and averages the ones several changed. Both are meaningless on raw
 parameters (the angle between raw weights measures mostly the shared init; every raw entry is "changed",
 so RAM degenerates to the plain mean). adaptermix's base is the pool's shared seeded initialisation
-(:mod:`adaptermix.task_vectors`): these rules declare ``needs_base``, receive task-vector rows
+(:mod:`adaptermix.artefacts.task_vectors`): these rules declare ``needs_base``, receive task-vector rows
 tau_i = theta_i - theta_0 and return the merged task vector; :func:`~adaptermix.merging.base.merge_flat`
 adds the base back and refuses without one (``[task vectors]`` in ``adaptermix list rules``).
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
 from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.per_tensor import map_tensors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
 
 
 def _is_number(value: Any) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adaptermix.core.errors import IncompatibleAdaptersError
 from adaptermix.deltas import AdapterDelta, require_same_layout
-from adaptermix.errors import IncompatibleAdaptersError
 
 
 def require_same(field: str, values: Sequence[Any], names: Sequence[str]) -> None:

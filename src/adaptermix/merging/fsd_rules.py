@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import ParamLayout, StackedDeltas
 from adaptermix.diagnostics.conflicts import fsd_matrix_flat
-from adaptermix.errors import ConfigError
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.steps import linear_merge
 from adaptermix.pruning.fsd_guided import fsd_guided_prune_flat, pruned_group_names

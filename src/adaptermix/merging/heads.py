@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from adaptermix.errors import ConfigError, IncompatibleAdaptersError
+from adaptermix.core.errors import ConfigError, IncompatibleAdaptersError
 
 Head = Mapping[str, Tensor]
 

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError, IncompatibleAdaptersError
 from adaptermix.deltas import AdapterDelta, ParamLayout
-from adaptermix.errors import ConfigError, IncompatibleAdaptersError
 from adaptermix.merging.steps import adapter_weights
 
 

@@ -48,8 +48,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import AdapterDelta, ParamLayout
-from adaptermix.errors import ConfigError
 from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.lora import concat_lora

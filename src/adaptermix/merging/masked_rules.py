@@ -4,7 +4,7 @@ Both methods merge once into a *unified* vector and keep, per domain t, a binary
 scalar s_t); the domain's weights are ``base + s_t * (m_t ⊙ unified)``. The in-domain setting of Nguyen &
 Le (2024) always knows the target (its head is used), so a mixture for target t is t's view. The rules
 below register that view (``emr``, ``tall_mask``: ``needs_target``) and TALL's static consensus merge
-(``consensus_ta``); :mod:`adaptermix.masked` stores every domain's part in one artefact.
+(``consensus_ta``); :mod:`adaptermix.artefacts.masked` stores every domain's part in one artefact.
 
 - **EMR-Merging** (Huang et al. 2024, "EMR-Merging: Tuning-Free High-Performance Model Merging";
   tanganke/fusion_bench ``method/emr_merging/utils.py::emr_merge``): elect the sign
@@ -18,7 +18,7 @@ below register that view (``emr``, ``tall_mask``: ``needs_target``) and TALL's s
 
 Space: the rules merge whatever rows they are given. In a sweep these are the raw adapter parameters
 (base 0, like every other rule); ``mix --space tv`` / ``merge_flat(..., base=init)`` /
-:func:`adaptermix.masked.masked_merge` with ``space="tv"`` give them task vectors (weights minus the
+:func:`adaptermix.artefacts.masked.masked_merge` with ``space="tv"`` give them task vectors (weights minus the
 pool's shared seeded initialisation), the space the papers define them in.
 
 Deviations, all deliberate:
@@ -46,8 +46,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import ParamLayout
-from adaptermix.errors import ConfigError
 from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 
@@ -70,7 +70,7 @@ class Unified:
 def masked_view(body: Tensor, mask: Tensor, scale: Tensor | float) -> Tensor:
     """``scale * (mask ⊙ body)`` [P]: one domain's vector (the rule's result; add the base for weights).
 
-    The single function both the rules and :func:`adaptermix.masked.for_domain` call, so that a stored
+    The single function both the rules and :func:`adaptermix.artefacts.masked.for_domain` call, so that a stored
     artefact's view equals the in-sweep result bit for bit.
     """
     return torch.where(mask, body, torch.zeros((), dtype=body.dtype)) * scale

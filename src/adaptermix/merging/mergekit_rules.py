@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import ParamLayout
-from adaptermix.errors import ConfigError
 from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.per_tensor import map_rows, map_tensors, split_rows

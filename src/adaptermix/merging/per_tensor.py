@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import ParamLayout
-from adaptermix.errors import ConfigError
 
 
 def split_rows(x: Tensor, layout: ParamLayout) -> list[Tensor]:

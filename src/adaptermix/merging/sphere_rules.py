@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
 from adaptermix.merging import checks
 from adaptermix.merging.base import MERGE_RULES, MergeContext, MergeRule
 from adaptermix.merging.per_tensor import map_tensors

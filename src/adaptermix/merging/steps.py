@@ -18,7 +18,6 @@ weighted mean while signed combinations stay defined: weights [1, -1] of one ada
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -26,8 +25,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.hashing import stable_int
 from adaptermix.deltas import weighted_row_sum
-from adaptermix.errors import ConfigError
 from adaptermix.pruning.magnitude import prune_rows
 
 T = TypeVar("T")
@@ -54,8 +54,7 @@ def adapter_weights(weights: Sequence[float] | None, k: int) -> Tensor:
 
 def adapter_seed(seed: int, key: str) -> int:
     """A 63-bit seed from the run seed and the adapter's identity (never its position in the input)."""
-    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+    return stable_int(f"{seed}:{key}")
 
 
 # -- sparsification (per adapter row) -------------------------------------------------------------

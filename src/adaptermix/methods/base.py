@@ -8,7 +8,7 @@ The hooks a method may provide to training are declared here with their defaults
 calls them on every body: :meth:`AdapterBody.training_loss` (the loss of one step; default the task loss
 of one forward) and :meth:`AdapterBody.derived_artefacts` (artefacts derived from the one training saved,
 as pure :class:`Derivation` functions; default none). A method never reads or writes artefacts itself:
-the training job (or a CLI command) applies a derivation with :func:`adaptermix.mixture.write_derived`.
+the training job (or a CLI command) applies a derivation with :func:`adaptermix.artefacts.transforms.write_derived`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from adaptermix.backbone.loading import Encoder
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 from adaptermix.methods.config import MethodConfig, register_config
 from adaptermix.methods.losses import task_loss
-from adaptermix.registry import Registry
 
 
 class SiteModule(nn.Module):

@@ -38,8 +38,8 @@ from pydantic import (
 from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_core import CoreSchema, core_schema
 
-from adaptermix.config import StrictModel
-from adaptermix.errors import ConfigError
+from adaptermix.core.config import StrictModel
+from adaptermix.core.errors import ConfigError
 
 Activation = Literal["relu", "gelu", "tanh", "swish"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
 from adaptermix.methods.base import AdapterBody, Method, SiteModule, register_method, seeded_generator
 from adaptermix.methods.config import LoRAConfig
 

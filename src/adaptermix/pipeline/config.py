@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from adaptermix.config import StrictModel
-from adaptermix.config import config_hash as config_hash  # re-exported: its old home
+from adaptermix.core.config import StrictModel
+from adaptermix.core.config import config_hash as config_hash  # re-exported: its old home
 from adaptermix.data.config import DataConfig
 from adaptermix.evaluations.config import (
     LEGACY_KEYS,

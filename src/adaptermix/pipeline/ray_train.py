@@ -8,7 +8,7 @@ retrains only those (artefacts are matched by config hash). Actors restart when 
 their in-flight jobs are retried; training is seeded, so a retried job writes the same artefact.
 
 One actor per GPU when the cluster has GPUs (the encoder then loads on that GPU: see
-:mod:`adaptermix.device`), else one per ``cpus_per_worker`` CPUs.
+:mod:`adaptermix.core.device`), else one per ``cpus_per_worker`` CPUs.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adaptermix.core.errors import AdapterMixError, ResourceError
+from adaptermix.core.raycluster import ActorPlan, import_ray, init_ray, pack_tree, write_dirs_atomically
 from adaptermix.data import load_task
 from adaptermix.data.schema import TaskData
-from adaptermix.errors import AdapterMixError, ResourceError
 from adaptermix.pipeline.train_stage import Trainer, TrainJob
-from adaptermix.raycluster import ActorPlan, import_ray, init_ray, pack_tree, write_dirs_atomically
 
 
 def _splits(job: TrainJob) -> tuple[str, ...]:

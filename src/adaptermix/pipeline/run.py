@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 from adaptermix.backbone.loading import load_encoder
-from adaptermix.config import dump_config
-from adaptermix.errors import ConfigError
-from adaptermix.io import atomic_write_text
+from adaptermix.core.config import dump_config
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.io import atomic_write_text
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.pipeline.stages import (
     MethodPool,

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from adaptermix.artefacts.pool import fsd_summary, load_pool
 from adaptermix.backbone.loading import Encoder
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.io import atomic_write_json
 from adaptermix.evaluations.registry import EVALUATION_KINDS
-from adaptermix.io import atomic_write_json
 from adaptermix.merging import MERGE_RULES
 from adaptermix.methods.config import MethodConfig
 from adaptermix.pipeline.config import StudyConfig
-from adaptermix.pool import fsd_summary, load_pool
 from adaptermix.report.plots import fsd_heatmap, save_figure
 from adaptermix.sweep.runner import Backend, run_sweep
 from adaptermix.sweep.spec import RuleSpec, SweepSpec
@@ -49,7 +49,7 @@ def write_fsd(cfg: StudyConfig, mp: MethodPool) -> Path:
     """Fig. 4 input: the pool's FSD matrix (raw parameters, Alg. 3) as JSON, plus a heatmap.
 
     The JSON also holds every pair's FSD by tensor kind and, with noise-floor replicates, each domain's
-    floor and the cross-domain excess over it (:func:`adaptermix.pool.fsd_summary`).
+    floor and the cross-domain excess over it (:func:`adaptermix.artefacts.pool.fsd_summary`).
     """
     pool = load_pool({**mp.dirs, **{name: p for name, (_, p) in mp.replicates.items()}})
     summary = fsd_summary(pool, "raw", {name: d for name, (d, _) in mp.replicates.items()})
@@ -238,7 +238,7 @@ def set_aside_stale_store(cfg: StudyConfig, mp: MethodPool, log: Callable[[str],
     never deleted. Said in one line."""
     from datetime import datetime, timezone
 
-    from adaptermix.artefact import load_adapter
+    from adaptermix.artefacts.artefact import load_adapter
     from adaptermix.sweep.store import ResultsStore
 
     path = mp.store(cfg)

@@ -3,7 +3,7 @@
 An artefact is reused when its ``adapter.json`` records the same key (the config's hash and the data's
 contents, :func:`adaptermix.training.resume.training_key`); a changed config or changed data retrains it.
 Each adapter is written atomically, so a kill loses at most the adapter in training. Jobs run on the
-package's job engine (:mod:`adaptermix.jobs`, as the AdaMix experiment does): each is claimed
+package's job engine (:mod:`adaptermix.core.jobs`, as the AdaMix experiment does): each is claimed
 (``<artefact dir>.claim``) while it trains, so two processes of one study never train the same adapter,
 and one waits for an adapter another is training instead of training it again.
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from adaptermix.artefact import load_adapter
+from adaptermix.artefacts.artefact import load_adapter
 from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.errors import ArtefactError
-from adaptermix.io import atomic_write_text
-from adaptermix.jobs import JobGrid, work_through
+from adaptermix.core.errors import ArtefactError
+from adaptermix.core.io import atomic_write_text
+from adaptermix.core.jobs import JobGrid, work_through
 from adaptermix.pipeline.config import StudyConfig
 from adaptermix.training.config import TrainRunConfig
 from adaptermix.training.metrics import is_near

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 from adaptermix.deltas import StackedDeltas
-from adaptermix.errors import ConfigError
-from adaptermix.registry import Registry
 
 
 def resolve_params(

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import ParamLayout, StackedDeltas
 from adaptermix.diagnostics.conflicts import grouped_conflict_counts
-from adaptermix.errors import ConfigError
 from adaptermix.pruning.base import PRUNERS, Pruner
 from adaptermix.pruning.magnitude import keep_counts, topk_mask_grouped
 

@@ -15,8 +15,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from adaptermix.core.errors import ConfigError
 from adaptermix.deltas import AdapterDelta, ParamLayout, StackedDeltas
-from adaptermix.errors import ConfigError
 from adaptermix.pruning.base import PRUNERS, Pruner, check_sparsity
 
 # A pruning scope names how parameters are grouped before counting; "global" = the whole adapter.

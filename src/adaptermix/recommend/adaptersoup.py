@@ -32,7 +32,6 @@ selection is deterministic (the clustering also for a given ``seed``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,9 +41,10 @@ from typing import Any
 import numpy as np
 
 from adaptermix.analysis.similarity import SENTENCE_ENCODER, centroid_similarity
-from adaptermix.config import validate
+from adaptermix.core.config import validate
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.hashing import sha256_hex
 from adaptermix.data.config import DataConfig
-from adaptermix.errors import ConfigError
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -230,7 +230,7 @@ def texts_key(texts: Mapping[str, Sequence[str]], encoder_name: str) -> str:
     """SHA-256 of the texts (names, order and content) and the encoder's name: the embedding cache's key."""
     payload = json.dumps({"encoder": encoder_name, "texts": [[n, list(t)] for n, t in texts.items()]},
                          ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return sha256_hex(payload)
 
 
 def cached_domain_embeddings(cache_path: Path, texts: Mapping[str, Sequence[str]], encode: Encode, *,
@@ -243,7 +243,7 @@ def cached_domain_embeddings(cache_path: Path, texts: Mapping[str, Sequence[str]
     from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file, save_file
 
-    from adaptermix.io import atomic_path
+    from adaptermix.core.io import atomic_path
 
     path = Path(cache_path)
     key = texts_key(texts, encoder_name)
@@ -287,7 +287,7 @@ def pool_texts(pool_dirs: Mapping[str, Path], n_docs: int = 300, data_dir: str |
     test split is never read: selecting on it would leak the evaluation data.
     """
     from adaptermix.analysis.documents import document_text, sample_documents
-    from adaptermix.artefact import load_adapter
+    from adaptermix.artefacts.artefact import load_adapter
     from adaptermix.data import load_task
 
     if n_docs < 1:

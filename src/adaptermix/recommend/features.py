@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.errors import ArtefactError, ConfigError
+from adaptermix.core.errors import ArtefactError, ConfigError
 from adaptermix.sweep.spec import canonical_json
 
 #: Features of every candidate, in column order. ``sign`` features are the paper's hypothesis (FSD and the

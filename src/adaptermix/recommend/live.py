@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.errors import ArtefactError
+from adaptermix.core.errors import ArtefactError
 from adaptermix.recommend.features import Candidate, Measured, PoolFacts
 from adaptermix.sweep.spec import RuleSpec, SweepSpec, Trial
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
 from adaptermix.recommend.features import (
     BASE_FEATURES,
     FEATURES,

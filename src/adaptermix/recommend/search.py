@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.errors import ConfigError
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 from adaptermix.recommend.features import (
     Candidate,
     Measured,
@@ -41,7 +42,6 @@ from adaptermix.recommend.features import (
     singles,
 )
 from adaptermix.recommend.predictor import MixturePredictor
-from adaptermix.registry import Registry
 from adaptermix.sweep.spec import RuleSpec
 
 Evaluate = Callable[[Sequence[Candidate]], list[Measured]]

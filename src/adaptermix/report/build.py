@@ -2,7 +2,7 @@
 
 ``{study}/report/`` holds ``index.html`` (inline CSS, no scripts, no external URLs), ``figures/*.png|svg``
 and ``tables/*.csv``, linked relatively, so the folder can be copied or zipped as it is. The folder is
-written as a whole (:func:`adaptermix.io.atomic_dir`): a reader sees the old report or the new one.
+written as a whole (:func:`adaptermix.core.io.atomic_dir`): a reader sees the old report or the new one.
 Everything is read from the results stores and the study's JSON files (plotting never computes); a part
 the study did not run is reported as "not run in this study".
 """
@@ -15,8 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from adaptermix._version import __version__
+from adaptermix.core.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.evaluations.registry import EVALUATION_KINDS, label_of, report_order
-from adaptermix.io import atomic_dir, atomic_write_text, mark_output, output_stamp
 from adaptermix.report import figures as F
 from adaptermix.report import html as H
 from adaptermix.report import tables as T

@@ -19,7 +19,7 @@ from matplotlib.axis import Axis
 from matplotlib.ticker import MaxNLocator
 
 from adaptermix.evaluations.registry import colour_of, label_of, report_order
-from adaptermix.report.plots import fsd_heatmap, plt
+from adaptermix.report.plots import annotated_heatmap, fsd_heatmap, plt
 from adaptermix.report.tables import FSD_NAMES
 from adaptermix.sweep.stats import ALL, GreedyRow, KStats, RuleRow
 
@@ -76,25 +76,9 @@ def similarity_heatmap(similarity: Mapping[str, Any], title: str = "Dataset simi
     """Fig. 2a: cosine similarity between dataset centroids, annotated."""
     names = list(similarity["names"])
     values = np.asarray(similarity["matrix"], dtype=float).reshape(len(names), len(names))
-    n = len(names)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.62 * n, 0.9 + 0.55 * n))
-    im = ax.imshow(values, cmap="magma", vmin=min(0.0, float(values.min(initial=0))), vmax=1)
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{values[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="black" if values[i, j] > 0.6 else "white",
-            )
-    fig.colorbar(im, ax=ax, label="cosine similarity of centroids")
-    ax.set_title(title)
-    return fig
+    return annotated_heatmap(values, names, title, cmap="magma", colorbar_label="cosine similarity of centroids",
+                             fmt=".2f", dark_text=lambda v: v > 0.6,
+                             vmin=min(0.0, float(values.min(initial=0))), vmax=1, margin=(1.2, 0.9))
 
 
 def fsd_matrix_figure(fsd: Mapping[str, Any], title: str = "FSD") -> Figure:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adaptermix.io import atomic_path  # noqa: E402
+from adaptermix.core.io import atomic_path  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
@@ -27,11 +27,24 @@ def save_figure(fig: plt.Figure, path: str | Path, formats: Sequence[str] = ("pn
     return out
 
 
-def fsd_heatmap(values: np.ndarray, names: Sequence[str], title: str) -> plt.Figure:
-    """Fig. 4: heatmap of the FSD matrix in percent, annotated."""
+def annotated_heatmap(
+    values: np.ndarray,
+    names: Sequence[str],
+    title: str,
+    *,
+    cmap: str,
+    colorbar_label: str,
+    fmt: str,
+    dark_text: Callable[[float], bool],
+    vmin: float | None = None,
+    vmax: float | None = None,
+    margin: tuple[float, float] = (1.0, 0.8),
+) -> plt.Figure:
+    """The one annotated square heatmap (Fig. 2a similarity, Fig. 4 FSD): ``values`` [n, n] drawn with
+    ``cmap``, each cell written with ``fmt``, in black where ``dark_text(value)`` else in white."""
     n = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * n, 0.8 + 0.55 * n))
-    im = ax.imshow(values * 100, cmap="viridis", vmin=0)
+    fig, ax = plt.subplots(figsize=(margin[0] + 0.62 * n, margin[1] + 0.55 * n))
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(range(n), names, rotation=45, ha="right")
     ax.set_yticks(range(n), names)
     for i in range(n):
@@ -39,12 +52,20 @@ def fsd_heatmap(values: np.ndarray, names: Sequence[str], title: str) -> plt.Fig
             ax.text(
                 j,
                 i,
-                f"{values[i, j] * 100:.1f}",
+                format(values[i, j], fmt),
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if values[i, j] < values.max() * 0.6 else "black",
+                color="black" if dark_text(float(values[i, j])) else "white",
             )
-    fig.colorbar(im, ax=ax, label="FSD (%)")
+    fig.colorbar(im, ax=ax, label=colorbar_label)
     ax.set_title(title)
     return fig
+
+
+def fsd_heatmap(values: np.ndarray, names: Sequence[str], title: str) -> plt.Figure:
+    """Fig. 4: heatmap of the FSD matrix in percent, annotated."""
+    percent = values * 100
+    top = float(values.max()) * 0.6 * 100
+    return annotated_heatmap(percent, names, title, cmap="viridis", colorbar_label="FSD (%)", fmt=".1f",
+                             dark_text=lambda v: not v < top, vmin=0)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptermix.core.io import atomic_write_text
 from adaptermix.evaluations.registry import label_of, report_order
-from adaptermix.io import atomic_write_text
 from adaptermix.sweep.stats import (
     ALL,
     CorrelationRow,

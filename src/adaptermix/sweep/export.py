@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from adaptermix.errors import ConfigError
-from adaptermix.io import atomic_path
-from adaptermix.registry import Registry
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.io import atomic_path
+from adaptermix.core.registry import Registry
 from adaptermix.sweep.store import TABLES, ResultsStore
 
 Writer = Callable[[Sequence[Mapping[str, Any]], Mapping[str, str], Path], None]

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adaptermix.artefact import Adapter, check_base, new_model
+from adaptermix.artefacts.artefact import Adapter, check_base, new_model
 from adaptermix.backbone.loading import Encoder
+from adaptermix.core.errors import ArtefactError, ConfigError
 from adaptermix.deltas import AdapterDelta, ParamLayout
-from adaptermix.errors import ArtefactError, ConfigError
 from adaptermix.merging.lora import rank_padding_index, summed_rank_layout
 from adaptermix.methods.config import LoRAConfig
 from adaptermix.model import AdapterModel, Head

@@ -27,18 +27,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from adaptermix.artefact import check_base
+from adaptermix.artefacts.artefact import check_base
+from adaptermix.artefacts.pool import AdapterPool, load_pool
 from adaptermix.backbone.loading import Encoder, load_encoder
+from adaptermix.core.errors import ConfigError
 from adaptermix.data.schema import Example
 from adaptermix.diagnostics import SubsetStats, mean_pairwise, subset_stats
-from adaptermix.errors import ConfigError
 from adaptermix.evaluations.adapter import eval_rows, tokenized_eval_set
 from adaptermix.evaluations.base import EvalSet
 from adaptermix.evaluations.registry import EVALUATION_KINDS
 from adaptermix.merging import MERGE_RULES, merge_flat
 from adaptermix.merging.fsd_rules import sparse_fsd_record
 from adaptermix.merging.lora_rules import lora_view
-from adaptermix.pool import AdapterPool, load_pool
 from adaptermix.sweep.live import LiveModel
 from adaptermix.sweep.spec import SweepSpec, Trial, canonical_json, expand, shard
 from adaptermix.sweep.store import Provenance, ResultsStore, TrialResult
@@ -141,7 +141,7 @@ class SweepContext:
         if space == "raw":
             return self.pool.flat, None
         if "tv" not in self._spaces:
-            from adaptermix.task_vectors import task_vectors
+            from adaptermix.artefacts.task_vectors import task_vectors
 
             self._spaces["tv"] = task_vectors(self.pool)
         return self._spaces["tv"]

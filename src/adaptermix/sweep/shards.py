@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptermix.errors import ArtefactError
+from adaptermix.core.errors import ArtefactError
 from adaptermix.sweep.store import TABLES, ResultsStore
 
 

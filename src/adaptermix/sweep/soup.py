@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptermix.errors import DataError
+from adaptermix.core.errors import DataError
 from adaptermix.recommend.adaptersoup import (
     Encode,
     Selection,
@@ -89,7 +89,7 @@ def target_texts(adapter_dir: Path, n_docs: int, data_dir: str | None = None,
     """Up to ``n_docs`` seeded texts of the target's *validation* split, and ``"validation"``; a dataset
     without a (non-empty) validation split gives its training texts and ``"train"``. Never the test split."""
     from adaptermix.analysis.documents import document_text, sample_documents
-    from adaptermix.artefact import load_adapter
+    from adaptermix.artefacts.artefact import load_adapter
     from adaptermix.data import load_task
 
     adapter = load_adapter(adapter_dir)

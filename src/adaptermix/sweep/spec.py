@@ -18,7 +18,6 @@ holds one precision only (:meth:`adaptermix.sweep.store.ResultsStore.begin_run` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -39,8 +38,9 @@ from pydantic import (
     model_validator,
 )
 
-from adaptermix.config import StrictModel, load_config
-from adaptermix.errors import ConfigError
+from adaptermix.core.config import StrictModel, load_config
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.hashing import short_hash
 from adaptermix.evaluations.config import (
     EvaluationName,
     EvaluationsModel,
@@ -208,9 +208,9 @@ class SweepSpec(EvaluationsModel):
     # One of adaptermix.deltas.SPACES ("raw" | "dw"); checked by the runner so specs load without torch.
     fsd_space: str = "raw"
     # What the rules merge: "raw" adapter parameters (the paper's Eq. 1), or "tv" task vectors (weights minus
-    # the pool's shared, rebuilt init; adaptermix.task_vectors), the init added back after the merge.
+    # the pool's shared, rebuilt init; adaptermix.artefacts.task_vectors), the init added back after the merge.
     merge_space: Literal["raw", "tv"] = "raw"
-    # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.device.resolve_precision).
+    # The encoder's format; None = $ADAPTERMIX_PRECISION or auto (see adaptermix.core.device.resolve_precision).
     # The runner replaces it with the resolved fp32/bf16, which goes into every trial key.
     precision: Precision | None = None
 
@@ -362,7 +362,7 @@ class Trial:
     @cached_property
     def key(self) -> str:
         """First 16 hex digits of SHA-256(canonical JSON): sort_keys, separators (',', ':'), ASCII."""
-        return hashlib.sha256(self.canonical.encode("ascii")).hexdigest()[:KEY_HEX_CHARS]
+        return short_hash(self.canonical, KEY_HEX_CHARS)  # ASCII: its UTF-8 bytes are the same
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Trial) and other.key == self.key

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from adaptermix.io import atomic_write_text
+from adaptermix.core.io import atomic_write_text
 from adaptermix.sweep.store import ResultsStore
 
 SETTING_FIELDS = (
@@ -179,7 +179,7 @@ class SelectionRow:
 
 
 #: Extra storage per domain of a rule's all-domain mixture, beside the one shared adapter every rule keeps:
-#: (bits per parameter, what). The masked rules of adaptermix.merging.masked_rules / adaptermix.masked keep
+#: (bits per parameter, what). The masked rules of adaptermix.merging.masked_rules / adaptermix.artefacts.masked keep
 #: per domain a packed 1-bit mask and one float32 scalar: 1 + 32/P bits per parameter plus < 8 bits of
 #: padding (docs/masked-merging.md, "Storage"); every other rule keeps nothing per domain.
 MASKED_STORAGE: dict[str, tuple[float, str]] = {

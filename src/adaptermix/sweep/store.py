@@ -23,14 +23,15 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from adaptermix._version import __version__
-from adaptermix.errors import AdapterMixError, ArtefactError, ResourceError
+from adaptermix.core.errors import AdapterMixError, ArtefactError, ResourceError
+from adaptermix.core.io import OutputError, ensure_parent
+from adaptermix.core.timestamps import utc_stamp
 from adaptermix.evaluations.base import AdversarialExample  # lives with the evaluation outcomes; re-exported
-from adaptermix.io import OutputError, ensure_parent
 from adaptermix.sweep.spec import Trial, canonical_json
 
 SCHEMA_VERSION = 1
@@ -128,11 +129,6 @@ def _real(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def utc_now() -> str:
-    """Current UTC time, ISO 8601 to the second (``created_at`` / ``started_at``)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
 def git_revision() -> str:
     """The git commit of the installed package's source tree, or ``"unknown"`` outside a checkout."""
     try:
@@ -165,7 +161,7 @@ class Provenance:
     def collect(cls, spec_json: str, model_fingerprint: str, seed: int) -> Provenance:
         """A new run's provenance (fresh run id, this package's version and git revision, now)."""
         return cls(
-            uuid.uuid4().hex, __version__, git_revision(), model_fingerprint, seed, spec_json, utc_now()
+            uuid.uuid4().hex, __version__, git_revision(), model_fingerprint, seed, spec_json, utc_stamp()
         )
 
     def row(self) -> dict[str, Any]:
@@ -349,7 +345,7 @@ class ResultsStore:
                     conn.execute("PRAGMA journal_mode = WAL")  # persistent: stored in the file header
                     conn.executescript(";\n".join(_create_sql()) + ";")
                     conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (utc_now(),))
+                    conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (utc_stamp(),))
             finally:
                 conn.close()  # checkpoints and removes the temporary WAL: the file is complete
             try:
@@ -436,7 +432,7 @@ class ResultsStore:
         ``INSERT OR IGNORE`` on the key: a trial already stored is left as it was, never duplicated.
         ``run_id`` defaults to the run started with :meth:`begin_run`.
         """
-        now = utc_now()
+        now = utc_stamp()
         rows = [r.row(run_id or self.run_id, now) for r in results]
         examples = [
             {"trial_key": r.trial.key, **_plain(vars(ex)), "success": int(ex.success)}

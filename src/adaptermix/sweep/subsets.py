@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptermix.errors import ConfigError
-from adaptermix.registry import Registry
+from adaptermix.core.errors import ConfigError
+from adaptermix.core.registry import Registry
 
 Subset = tuple[int, ...]
 

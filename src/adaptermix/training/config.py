@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from adaptermix.backbone.loading import DEFAULT_MODEL
-from adaptermix.config import StrictModel
+from adaptermix.core.config import StrictModel
 from adaptermix.data.config import DataConfig
 from adaptermix.methods.config import MethodConfig
 from adaptermix.model import HeadConfig

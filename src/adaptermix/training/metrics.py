@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.special import log_softmax
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from adaptermix.registry import Registry
+from adaptermix.core.registry import Registry
 
 MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 METRICS: Registry[MetricFn] = Registry("metric")

@@ -8,13 +8,13 @@ experiment's runs (:mod:`adaptermix.adamix.runner`) both decide with these two f
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from adaptermix.artefact import META, load_adapter
-from adaptermix.config import config_hash
+from adaptermix.artefacts.artefact import META, load_adapter
+from adaptermix.core.config import config_hash
+from adaptermix.core.errors import ArtefactError
+from adaptermix.core.hashing import short_hash
 from adaptermix.data.fingerprint import data_fingerprint
-from adaptermix.errors import ArtefactError
 from adaptermix.training.config import TrainRunConfig
 
 
@@ -23,11 +23,11 @@ def training_key(run: TrainRunConfig) -> str:
     (:func:`adaptermix.data.fingerprint.data_fingerprint`) and the resolved encoder precision, so an adapter
     trained on another data pack (e.g. the embedded one vs ``$ADAPTERMIX_DATA``) or in another number
     format (``precision: auto`` differs between machines) is retrained, not silently reused."""
-    from adaptermix.device import precision_name, resolve_device, resolve_precision
+    from adaptermix.core.device import precision_name, resolve_device, resolve_precision
 
     dtype = resolve_precision(run.model.precision, resolve_device())
     payload = f"{config_hash(run)}:{data_fingerprint(run.data)}:{precision_name(dtype)}"
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return short_hash(payload)
 
 
 def reusable_metrics(path: str | Path, key: str) -> dict[str, dict[str, float]] | None:

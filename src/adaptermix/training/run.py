@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptermix.artefact import (
+from adaptermix.artefacts.artefact import (
     Adapter,
     AdapterMeta,
     load_adapter,
@@ -17,13 +17,13 @@ from adaptermix.artefact import (
     save_adapter,
     task_to_dict,
 )
+from adaptermix.artefacts.transforms import write_derived
 from adaptermix.backbone.loading import Encoder, load_encoder
-from adaptermix.config import dump_config, validate
+from adaptermix.core.config import dump_config, validate
+from adaptermix.core.errors import DataError
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.data.schema import TaskData, TaskInfo
-from adaptermix.errors import DataError
-from adaptermix.mixture import write_derived
 from adaptermix.model import AdapterModel
 from adaptermix.training.batching import TokenizedSet, tokenize
 from adaptermix.training.config import TrainRunConfig

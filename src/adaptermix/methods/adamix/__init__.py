@@ -7,7 +7,7 @@
   :data:`MERGE_EXPERTS`, the derivation the training job writes.
 - :mod:`~adaptermix.methods.adamix.inference`: the inference modes of Table 3 and the ensemble (Eq. 7).
 
-Applying these to artefacts on disk is :mod:`adaptermix.mixture` (``merge_experts``, beside mixing and
+Applying these to artefacts on disk is :mod:`adaptermix.artefacts.transforms` (``merge_experts``, beside mixing and
 pruning); evaluating under inference modes and the GLUE experiment are :mod:`adaptermix.adamix`.
 """
 

@@ -7,7 +7,7 @@ stacked on a leading expert axis. State-dict names follow the project convention
 (``Md`` / ``Mu`` = 1 for the shared projection). A body with its experts averaged (Eq. 6) is therefore an
 ordinary bottleneck adapter after dropping that axis: :data:`~adaptermix.methods.adamix.merging.MERGE_EXPERTS`
 says how (pure functions, the body's :meth:`~AdaMixBody.derived_artefacts`);
-:func:`adaptermix.mixture.merge_experts` applies them to artefacts.
+:func:`adaptermix.artefacts.transforms.merge_experts` applies them to artefacts.
 
 Routing (Sec. 3): in train mode every forward of the encoder draws, for every layer and site, one down and
 one up expert uniformly at random from a generator the body owns; the whole batch goes through them, so
@@ -234,7 +234,7 @@ class AdaMixBody(AdapterBody):
 
     def derived_artefacts(self) -> tuple[Derivation, ...]:
         """The merged (Eq. 6) adapter, written by the training job beside the unmerged artefact it saved
-        (``<dir>-merged``, see :func:`adaptermix.mixture.merged_path`)."""
+        (``<dir>-merged``, see :func:`adaptermix.artefacts.transforms.merged_path`)."""
         return (MERGE_EXPERTS,)
 
 

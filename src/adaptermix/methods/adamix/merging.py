@@ -8,7 +8,7 @@ provenance (``kind: adamix_merged``) says so.
 
 :data:`MERGE_EXPERTS` bundles these functions as a :class:`~adaptermix.methods.base.Derivation`: the
 training job writes it beside the unmerged artefact (the body's ``derived_artefacts`` hook), and
-:func:`adaptermix.mixture.merge_experts` applies it to an artefact (``adaptermix adamix merge``). This
+:func:`adaptermix.artefacts.transforms.merge_experts` applies it to an artefact (``adaptermix adamix merge``). This
 module never reads or writes files.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from adaptermix.errors import ArtefactError
+from adaptermix.core.errors import ArtefactError
 from adaptermix.methods.base import Derivation
 from adaptermix.methods.config import AdaMixConfig, AdaMixOptions, MethodConfig
 
