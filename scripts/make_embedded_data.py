@@ -30,10 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adaptermix.data.sampling import stratified_sample
-from adaptermix.data.schema import Example
 from adaptermix.core.errors import AdapterMixError
 from adaptermix.core.io import atomic_dir
+from adaptermix.data.sampling import stratified_sample
+from adaptermix.data.schema import Example
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "adaptermix" / "resources" / "datapack"

@@ -14,8 +14,14 @@ after the choice — the numbers reported on test were never used to choose anyt
 ``--per-target RULE -o DIR`` instead writes one spec per target into DIR (``targets: [t]``, split test) with
 RULE's setting that was best on THAT target's validation split: TALL masks' per-task lambda (Wang et al.
 2024 choose each task's lambda on its validation data; the mask stays 1 bit per parameter, and the chosen
-setting is one small per-domain value). ``--per-target-report TEST_STORE SINGLES`` then prints, for RULE,
-each target's test metric under its validation-chosen setting beside its single adapter.
+setting is one small per-domain value). Run them into a store of their own (a per-target choice is not a
+rule setting of the whole pool: mixed into the all-domain store, the rule comparison would show each as a
+one-target row):
+
+    for f in DIR/*.yaml; do adaptermix sweep $f --store runs/cpu-all-domain/pfeiffer/tall-per-target.sqlite; done
+
+``--per-target-report TEST_STORE SINGLES`` then prints, for RULE, each target's test metric under its
+validation-chosen setting beside its single adapter, and the mean drop.
 """
 
 from __future__ import annotations
