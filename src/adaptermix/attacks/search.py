@@ -107,15 +107,15 @@ class GreedyWordSwapWIR:
 
     def run(self, state: AttackState, goal: GoalFunction, candidates: Candidates) -> SearchResult:
         """The search on one example, its requests answered one at a time (see :func:`drive`)."""
-        return drive(self.steps(state, goal, candidates, {}), goal)
+        return run_alone(self, state, goal, candidates)
 
     def steps(
         self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
     ) -> Steps:
-        clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
+        clean, skipped = yield from clean_steps(state, goal)
+        if skipped is not None:
+            return skipped
         swaps: list[Swap] = []
-        if goal.succeeded(clean[None])[0]:
-            return SearchResult(state, swaps, clean, clean, "skipped")
         current = clean
         order = yield from self._importance_steps(state, goal, candidates, clean)
         for index in order:
@@ -158,15 +158,15 @@ class GreedySearch:
 
     def run(self, state: AttackState, goal: GoalFunction, candidates: Candidates) -> SearchResult:
         """The search on one example, its requests answered one at a time (see :func:`drive`)."""
-        return drive(self.steps(state, goal, candidates, {}), goal)
+        return run_alone(self, state, goal, candidates)
 
     def steps(
         self, state: AttackState, goal: GoalFunction, candidates: Candidates, memo: dict[str, np.ndarray]
     ) -> Steps:
-        clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
+        clean, skipped = yield from clean_steps(state, goal)
+        if skipped is not None:
+            return skipped
         swaps: list[Swap] = []
-        if goal.succeeded(clean[None])[0]:
-            return SearchResult(state, swaps, clean, clean, "skipped")
         current = clean
         while not goal.exhausted:
             options: list[tuple[int, str, float]] = []
@@ -194,6 +194,22 @@ class GreedySearch:
                 return SearchResult(state, swaps, clean, current, "success")
         return SearchResult(state, swaps, clean, current, "failed")
 
+
+
+def clean_steps(
+    state: AttackState, goal: GoalFunction
+) -> Generator[Request, np.ndarray, tuple[np.ndarray, SearchResult | None]]:
+    """Every search's first step: the example's clean probabilities, and a ``skipped`` result when the victim
+    already misclassifies it (nothing to attack)."""
+    clean = (yield from query_steps(goal, state.inputs([state.current.text])))[0]
+    if goal.succeeded(clean[None])[0]:
+        return clean, SearchResult(state, [], clean, clean, "skipped")
+    return clean, None
+
+
+def run_alone(search: SearchMethod, state: AttackState, goal: GoalFunction, candidates: Candidates) -> SearchResult:
+    """``search`` on one example, its requests answered one at a time (see :func:`drive`)."""
+    return drive(search.steps(state, goal, candidates, {}), goal)
 
 def query_steps(goal: GoalFunction, inputs: list[Input]) -> Generator[Request, np.ndarray, np.ndarray]:
     """Ask for the scores of ``inputs`` within ``goal``'s budget (no request when nothing is left)."""
