@@ -20,6 +20,7 @@ Exit status 0 when every figure is as it should be (0 duplicates, 0 gaps, 0 lost
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import subprocess
@@ -28,26 +29,49 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from adaptermix.sweep.spec import describe_expansion, load_spec  # noqa: E402
-from reliability.harness import (  # noqa: E402
+from adaptermix.sweep.spec import describe_expansion, load_spec
+from adaptermix.testing.harness import (
     child_env,
     compare_stores,
     make_sweep,
     ray_tmpdir,
-    save_tiny_model,
+    save_tiny_bert,
     sweep_command,
     sweep_with_kills,
 )
 
+REPO = Path(__file__).resolve().parents[1]
+BAD_INPUTS = REPO / "tests" / "reliability" / "test_bad_inputs.py"
 
-def _catalogue() -> tuple[int, int]:
-    """(bad inputs in the catalogue, commands they cover)."""
-    from reliability.test_bad_inputs import CASES
 
-    return len(CASES), len({c.command for c in CASES})
+def _catalogue(path: Path = BAD_INPUTS) -> tuple[int, int]:
+    """(bad inputs in the catalogue, commands they cover), read from the test module's source with ``ast``
+    (importing it would need ``tests/`` on ``sys.path`` and pytest): the ``case(id, argv, ...)`` calls of
+    its ``CASES`` tuple, a command being the first word of ``argv`` (a string, a module-level string
+    constant, or a ``+`` of those)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    consts: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            consts[node.target.id] = node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            consts[node.targets[0].id] = node.value
+    table = consts.get("CASES")
+    cases = list(table.elts) if isinstance(table, ast.Tuple) else []
+
+    def text(e: ast.expr) -> str:
+        if isinstance(e, ast.Constant) and isinstance(e.value, str):
+            return e.value
+        if isinstance(e, ast.Name) and e.id in consts:
+            return text(consts[e.id])
+        if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Add):
+            return text(e.left) + text(e.right)
+        raise ValueError(f"{path.name}: cannot read an argv from {ast.unparse(e)!r}")
+
+    if not cases:
+        raise ValueError(f"{path.name}: no CASES tuple found")
+    commands = {text(c.args[1]).split()[0] for c in cases if isinstance(c, ast.Call) and len(c.args) > 1}
+    return len(cases), len(commands)
 
 
 def soak(backend: str, spec: Path, reference: Path, total: int, kills: int, seed: int, root: Path) -> dict:
@@ -99,7 +123,7 @@ def main() -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="adaptermix-soak-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        _, encoder = save_tiny_model(root)
+        _, encoder = save_tiny_bert(root)
         spec = make_sweep(root, encoder, n_adapters=args.adapters)
         loaded = load_spec(spec)
         total = describe_expansion(loaded, list(loaded.pool_dirs())).total

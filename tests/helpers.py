@@ -1,64 +1,17 @@
-"""Helpers shared by tests: write a small trained-looking adapter artefact on a tiny encoder."""
+"""Helpers shared by tests: write a small trained-looking adapter artefact on a tiny encoder.
+
+The toy data and adapters are re-exported from :mod:`adaptermix.testing` (shared with ``bench/soak.py``);
+the Ray and AdaMix test doubles below are the tests' own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from adaptermix.testing.tiny import save_tiny_model
+from adaptermix.testing.toy import TOY_PACK, TOY_SENTIMENT, make_adapter, toy_data
 
-from adaptermix.artefact import AdapterMeta, new_model, save_adapter, task_to_dict
-from adaptermix.backbone.loading import Encoder
-from adaptermix.data.schema import TaskInfo
-from adaptermix.methods import MethodConfig
-from adaptermix.model import HeadConfig
-
-TOY_PACK = Path(__file__).parent / "data" / "pack"
-TOY_SENTIMENT = TaskInfo("toy_sentiment", "single", "classification", ("negative", "positive"))
-
-
-def toy_data(name: str = "toy_sentiment") -> dict:
-    """The data config of a dataset of the tiny test data pack."""
-    return {"name": name, "data_dir": str(TOY_PACK)}
-
-
-def make_adapter(
-    path: Path,
-    encoder: Encoder,
-    method: str = "pfeiffer",
-    seed: int = 0,
-    info: TaskInfo | None = None,
-    scale: float = 0.1,
-    data: dict | None = None,
-    **method_kw: object,
-) -> Path:
-    """A random (seeded) adapter artefact; ``info`` defaults to a binary task named after the folder.
-
-    ``data`` (a DataConfig mapping) is recorded as the adapter's training data, which is what sweeps
-    evaluate a target on.
-    """
-    info = info or TaskInfo(path.name, "single", "classification", ("neg", "pos"))
-    mcfg = MethodConfig(name=method, bottleneck_size=8, rank=2, **method_kw)
-    model = new_model(encoder, mcfg, HeadConfig(), info)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in list(model.body.parameters()) + list(model.head.parameters()):
-            p.copy_(torch.randn(p.shape, generator=gen) * scale)
-    meta = AdapterMeta(method=mcfg.model_dump(mode="json"), head=HeadConfig().model_dump(),
-                       base_model=AdapterMeta.describe_base(encoder), task=task_to_dict(info),
-                       training={"data": data, "max_length": 32} if data is not None else None)
-    state = model.trainable_state()
-    model.detach_body()
-    return save_adapter(path, state, meta)
-
-
-def save_tiny_model(path: Path, arch: str = "bert") -> Path:
-    """Save a tiny random-init encoder and its tokenizer to ``path`` (for code that loads by path)."""
-    from tiny import tiny_encoder
-
-    tiny = tiny_encoder(arch)
-    tiny.model.save_pretrained(path)
-    tiny.tokenizer.save_pretrained(path)
-    return path
+__all__ = ["TOY_PACK", "TOY_SENTIMENT", "fake_adamix_executor", "kill_first_actor", "make_adapter",
+           "save_tiny_model", "toy_data"]
 
 
 def kill_first_actor(ray: object, killed: list[int]):

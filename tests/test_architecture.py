@@ -112,3 +112,12 @@ def test_the_guide_the_code_cites_exists() -> None:
         cited.update(re.findall(r"docs/architecture\.md, \"([^\"]+)\"", path.read_text(encoding="utf-8")))
     assert cited, "no citation of docs/architecture.md found"
     assert cited <= headings, f"cited sections missing from docs/architecture.md: {sorted(cited - headings)}"
+
+
+def test_nothing_in_the_package_imports_the_test_fixtures() -> None:
+    """``adaptermix.testing`` (layer 8) is for tests and benchmarks: the library itself never needs it."""
+    users = sorted(
+        a for a, targets in import_graph().items()
+        if unit_of(a) != "testing" and any(unit_of(b) == "testing" for b in targets)
+    )
+    assert not users, f"modules importing adaptermix.testing: {users}"

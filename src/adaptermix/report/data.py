@@ -18,17 +18,18 @@ from typing import Any
 
 from adaptermix.evaluations.registry import report_order
 from adaptermix.sweep.stats import (
-    SETTING_FIELDS,
     CorrelationRow,
     DropRow,
     GreedyRow,
     KStats,
     RuleRow,
     SelectionRow,
+    SettingKey,
     SoupChoiceRow,
     SweepStats,
-    _setting_labels,  # the labels compute_stats gives its settings (to select a setting's rows)
     compute_stats,
+    setting_key,
+    setting_labels,  # the labels compute_stats gives its settings (to select a setting's rows)
 )
 from adaptermix.sweep.store import ResultsStore
 from adaptermix.training.metrics import BASELINE_PREFIX, is_near
@@ -83,14 +84,22 @@ class MethodData:
     """Everything the report shows for one adapter method of a study."""
 
     label: str
-    rows: list[
-        dict[str, Any]
-    ]  # trials with a metric; "_label" is the setting label, "params" the rule params
+    rows: list[dict[str, Any]]  # the store's trials with a metric, as stored
     stats: SweepStats
     settings: dict[str, Setting]
     fsd: dict[str, Any] | None = None
     adversarial: list[dict[str, Any]] = field(default_factory=list)
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    #: setting (:func:`adaptermix.sweep.stats.setting_key`) -> its label; derived from ``rows`` when not given
+    labels: dict[SettingKey, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            self.labels = setting_labels(setting_key(r) for r in self.rows)
+
+    def label_of(self, row: Mapping[str, Any]) -> str:
+        """The label of a stored trial's setting (as in :attr:`settings` and the statistics tables)."""
+        return self.labels[setting_key(row)]
 
     # -- selecting one setting ------------------------------------------------------------------------
 
@@ -112,7 +121,7 @@ class MethodData:
     ) -> list[dict[str, Any]]:
         """The setting's population trials (tag ``""``), as store rows."""
         label = self.setting(evaluation, rule, params)
-        return [r for r in self.rows if r["_label"] == label and r["tag"] == ""]
+        return [r for r in self.rows if r["tag"] == "" and self.label_of(r) == label]
 
     def drops(self, rule: str = "average") -> dict[str, list[DropRow]]:
         """Evaluation -> Table 1 rows of that evaluation's setting."""
@@ -239,10 +248,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def settings_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], str], dict[str, Setting]]:
+def settings_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[SettingKey, str], dict[str, Setting]]:
     """(setting tuple -> label, label -> :class:`Setting`) for store rows with a metric."""
-    labels = _setting_labels(rows)
-    counts = Counter(tuple(r[f] for f in SETTING_FIELDS) for r in rows)
+    counts = Counter(setting_key(r) for r in rows)
+    labels = setting_labels(counts)
     settings = {
         label: Setting(label, key[0], key[2], json.loads(key[3]), counts[key])
         for key, label in labels.items()
@@ -285,11 +294,9 @@ def load_method(method_dir: Path, exclude_targets: Collection[str] = ()) -> Meth
             adversarial = adversarial_sample(store, {r["key"]: r for r in raw})
     rows = [r for r in raw if r["metric"] is not None]
     labels, settings = settings_of(rows)
-    for r in rows:
-        r["_label"] = labels[tuple(r[f] for f in SETTING_FIELDS)]
-        r["params"] = json.loads(r["rule_params_json"])
     return MethodData(
-        method_dir.name, rows, stats, settings, _read_json(method_dir / FSD_NAME), adversarial, provenance
+        method_dir.name, rows, stats, settings, _read_json(method_dir / FSD_NAME), adversarial, provenance,
+        labels,
     )
 
 

@@ -48,7 +48,8 @@ compare):
 A *setting* is everything that is not the mixture (evaluation and its parameters, rule and its parameters,
 split, example cap, seed, max length). ``per_k``, ``drops`` and ``correlations`` use the population trials
 (tag ``""``: the ``all`` / ``sample`` generators), so greedy picks never bias them; bounds use every
-evaluated subset.
+evaluated subset. The tables read the store's rows as typed :class:`TrialRow` (the setting, its label, the
+mixture, the metric and its FSD statistics as fields; :func:`trial_rows`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,74 @@ SETTING_FIELDS = (
 )
 FSD_STATS = ("mean_pairwise_fsd", "target_sign_change")
 ALL = "*"
+
+#: A setting's identity: the values of :data:`SETTING_FIELDS` of a trial, in that order.
+SettingKey = tuple[Any, ...]
+
+
+def setting_key(row: Mapping[str, Any]) -> SettingKey:
+    """The setting of a store row of the ``trials`` table (its :data:`SETTING_FIELDS` values, in order)."""
+    return tuple(row[f] for f in SETTING_FIELDS)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One stored trial with a metric, as the statistics read it: its setting and the setting's label as
+    fields (store rows carry neither), the mixture, the metric and its FSD statistics.
+
+    Values are the store's own (no conversion), so the tables and CSVs computed from them do not change.
+    Rows built by hand (e.g. for :func:`rule_comparison`) may leave out ``metric_name`` and the FSD
+    statistics.
+    """
+
+    setting: SettingKey
+    label: str  # the setting's short label (:func:`setting_labels`), "" where none is needed
+    target: str
+    k: int
+    tag: str
+    subset_json: str
+    metric: float
+    metric_name: str = ""
+    mean_pairwise_fsd: float | None = None
+    target_sign_change: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], label: str = "") -> TrialRow:
+        """A store row of the ``trials`` table (with a metric) as a typed row."""
+        return cls(setting_key(row), label, row["target"], row["k"], row["tag"], row["subset_json"],
+                   row["metric"], row.get("metric_name", ""), row.get("mean_pairwise_fsd"),
+                   row.get("target_sign_change"))
+
+    @property
+    def evaluation(self) -> str:
+        return str(self.setting[0])
+
+    @property
+    def rule(self) -> str:
+        return str(self.setting[2])
+
+    @property
+    def rule_params_json(self) -> str:
+        return str(self.setting[3])
+
+    @property
+    def base(self) -> SettingKey:
+        """The setting without the rule (:data:`BASE_FIELDS`)."""
+        return tuple(v for f, v in zip(SETTING_FIELDS, self.setting, strict=True) if f in BASE_FIELDS)
+
+    def fsd_stat(self, name: str) -> float | None:
+        """One of :data:`FSD_STATS` by name."""
+        if name not in FSD_STATS:
+            raise KeyError(name)
+        value: float | None = getattr(self, name)
+        return value
+
+
+def trial_rows(raw: Iterable[Mapping[str, Any]]) -> list[TrialRow]:
+    """The store rows that have a metric, as :class:`TrialRow` labelled by :func:`setting_labels`."""
+    kept = [r for r in raw if r["metric"] is not None]
+    label = setting_labels(setting_key(r) for r in kept)
+    return [TrialRow.from_row(r, label[setting_key(r)]) for r in kept]
 
 
 @dataclass(frozen=True)
@@ -249,14 +318,15 @@ OPTIONAL_TABLES = ("selections", "rules", "adaptersoup")
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _setting_labels(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], str]:
-    """Short labels: ``evaluation/rule/split``, plus any other field that tells apart two settings which
-    would otherwise get the same label (e.g. ``seed=1`` when a store holds two seeds)."""
+def setting_labels(keys: Iterable[SettingKey]) -> dict[SettingKey, str]:
+    """Short labels of settings (:func:`setting_key`): ``evaluation/rule/split``, plus any other field that
+    tells apart two settings which would otherwise get the same label (e.g. ``seed=1`` when a store holds
+    two seeds)."""
     base = (0, 2, 4)
-    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
-    for s in {tuple(r[f] for f in SETTING_FIELDS) for r in rows}:
+    groups: dict[tuple[Any, ...], list[SettingKey]] = defaultdict(list)
+    for s in set(keys):
         groups[tuple(s[i] for i in base)].append(s)
-    labels = {}
+    labels: dict[SettingKey, str] = {}
     for head, settings in groups.items():
         varying = [
             i for i in range(len(SETTING_FIELDS)) if i not in base and len({s[i] for s in settings}) > 1
@@ -325,10 +395,11 @@ def _mean(values: Iterable[float]) -> float:
 # -------------------------------------------------------------------------------------------- tables
 
 
-def _per_k(pop: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], str]) -> list[KStats]:
-    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+def _per_k(pop: Sequence[TrialRow]) -> list[KStats]:
+    groups: dict[tuple[SettingKey, str, str, int], list[float]] = defaultdict(list)
+    label = {r.setting: r.label for r in pop}
     for r in pop:
-        groups[(r["_setting"], r["target"], r["metric_name"], r["k"])].append(r["metric"])
+        groups[(r.setting, r.target, r.metric_name, r.k)].append(r.metric)
     out = []
     for (setting, target, metric_name, k), vals in sorted(groups.items(), key=lambda kv: str(kv[0])):
         a = np.asarray(vals, dtype=np.float64)
@@ -369,19 +440,18 @@ def _drops(per_k: Sequence[KStats]) -> list[DropRow]:
 K_RANGES = {"k=2": lambda k: k == 2, "k>2": lambda k: k > 2, "k>=2": lambda k: k >= 2}
 
 
-def _correlations(
-    pop: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], str]
-) -> list[CorrelationRow]:
+def _correlations(pop: Sequence[TrialRow]) -> list[CorrelationRow]:
     """Vectorised over one setting's rows: a boolean mask per (target, k range), NaN where FSD is missing."""
-    by_setting: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    by_setting: dict[SettingKey, list[TrialRow]] = defaultdict(list)
     for r in pop:
-        by_setting[r["_setting"]].append(r)
+        by_setting[r.setting].append(r)
     out = []
     for setting, rows in sorted(by_setting.items(), key=lambda kv: str(kv[0])):
-        targets = np.array([r["target"] for r in rows])
-        ks = np.array([r["k"] for r in rows])
-        metric = np.array([r["metric"] for r in rows], dtype=np.float64)
-        fsd = {stat: np.array([_nan(r[stat]) for r in rows], dtype=np.float64) for stat in FSD_STATS}
+        label = rows[0].label
+        targets = np.array([r.target for r in rows])
+        ks = np.array([r.k for r in rows])
+        metric = np.array([r.metric for r in rows], dtype=np.float64)
+        fsd = {stat: np.array([_nan(r.fsd_stat(stat)) for r in rows], dtype=np.float64) for stat in FSD_STATS}
         for target in [ALL, *sorted(set(targets.tolist()))]:
             in_target = np.ones(len(rows), bool) if target == ALL else targets == target
             for stat, x in fsd.items():
@@ -397,7 +467,7 @@ def _correlations(
                     )
                     out.append(
                         CorrelationRow(
-                            label[setting], setting[0], target, stat, name, int(mask.sum()), *corr, *rm
+                            label, setting[0], target, stat, name, int(mask.sum()), *corr, *rm
                         )
                     )
     return out
@@ -413,20 +483,20 @@ def _pick_matches(tag: str, target: str, subset_json: str, size: int,
     return sorted(json.loads(subset_json)) == sorted(list(sel["adapters"])[:size])
 
 
-def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], str],
+def _greedy(rows: Sequence[TrialRow],
             selections: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> list[GreedyRow]:
     # Distinct subsets per (setting, target, size): a greedy pick is usually also an `all` trial.
-    evaluated: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
-    population: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
-    picks: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
+    evaluated: dict[tuple[SettingKey, str, int], dict[str, float]] = defaultdict(dict)
+    population: dict[tuple[SettingKey, str, int], dict[str, float]] = defaultdict(dict)
+    picks: dict[tuple[SettingKey, str, int], dict[str, float]] = defaultdict(dict)
+    label = {r.setting: r.label for r in rows}
     for r in rows:
-        group = (r["_setting"], r["target"], r["k"])
-        evaluated[group][r["subset_json"]] = r["metric"]
-        if r["tag"] == "":
-            population[group][r["subset_json"]] = r["metric"]
-        elif r["tag"] in PICK_FIELDS and _pick_matches(r["tag"], r["target"], r["subset_json"], r["k"],
-                                                       selections or {}):
-            picks[group][PICK_FIELDS[r["tag"]]] = r["metric"]
+        group = (r.setting, r.target, r.k)
+        evaluated[group][r.subset_json] = r.metric
+        if r.tag == "":
+            population[group][r.subset_json] = r.metric
+        elif r.tag in PICK_FIELDS and _pick_matches(r.tag, r.target, r.subset_json, r.k, selections or {}):
+            picks[group][PICK_FIELDS[r.tag]] = r.metric
     out = []
     for (setting, target, size), pick in sorted(picks.items(), key=lambda kv: str(kv[0])):
         vals = list(evaluated[(setting, target, size)].values())
@@ -450,11 +520,11 @@ def _greedy(rows: Sequence[Mapping[str, Any]], label: Mapping[tuple[Any, ...], s
         )
     out.sort(key=lambda g: (g.setting, g.target, g.l))
     averages = []
-    for setting, size in sorted({(g.setting, g.l) for g in out}):
-        members = [g for g in out if g.setting == setting and g.l == size]
+    for name, size in sorted({(g.setting, g.l) for g in out}):
+        members = [g for g in out if g.setting == name and g.l == size]
         averages.append(
             GreedyRow(
-                setting,
+                name,
                 members[0].evaluation,
                 ALL,
                 size,
@@ -524,32 +594,37 @@ def rule_comparison(rows: Sequence[Mapping[str, Any]], singles: Sequence[Mapping
     is left out of that rule's rows. Where a rule has both an untagged and an ``all_domain`` trial at k = N
     (e.g. ``average`` in the study's sweep, raw, and in its rule comparison, in task-vector space), the
     comparison's trial is shown."""
-    def base(r: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(r[f] for f in BASE_FIELDS)
+    def typed(table: Sequence[Mapping[str, Any]]) -> list[TrialRow]:
+        return [TrialRow.from_row(r) for r in table if r["metric"] is not None]
 
-    pop = [r for r in rows if r["tag"] in ("", ALL_DOMAIN) and r["metric"] is not None
-           and r["target"] not in exclude_targets]
-    pop.sort(key=lambda r: r["tag"] == ALL_DOMAIN)  # stable: the comparison's own trials come last and win
-    single: dict[tuple[Any, ...], float] = {}
+    return compare_rules(typed(rows), typed(singles), exclude=exclude, exclude_targets=exclude_targets)
+
+
+def compare_rules(rows: Sequence[TrialRow], singles: Sequence[TrialRow] = (), *,
+                  exclude: Sequence[str] = RULES_NOT_COMPARED,
+                  exclude_targets: Sequence[str] = ()) -> list[RuleRow]:
+    """:func:`rule_comparison` over typed rows (trials with a metric)."""
+    pop = [r for r in rows if r.tag in ("", ALL_DOMAIN) and r.target not in exclude_targets]
+    pop.sort(key=lambda r: r.tag == ALL_DOMAIN)  # stable: the comparison's own trials come last and win
+    single: dict[tuple[SettingKey, str], float] = {}
     for r in [*singles, *pop]:  # the store's own singles win
-        if r["k"] == 1 and r["rule"] == "average" and r["tag"] == "" and r["metric"] is not None:
-            single[(base(r), r["target"])] = float(r["metric"])
-    n_of: dict[tuple[Any, ...], int] = defaultdict(int)
+        if r.k == 1 and r.rule == "average" and r.tag == "":
+            single[(r.base, r.target)] = float(r.metric)
+    n_of: dict[tuple[SettingKey, str], int] = defaultdict(int)
     for r in pop:
-        key = (base(r), r["target"])
-        n_of[key] = max(n_of[key], int(r["k"]))
-    compared = [r for r in pop if r["rule"] not in exclude and r["k"] > 1 and r["k"] == n_of[(base(r), r["target"])]]
-    label = _setting_labels([{**r, "_setting": None} for r in compared])
-    per: dict[tuple[Any, ...], dict[str, RuleRow]] = defaultdict(dict)
+        key = (r.base, r.target)
+        n_of[key] = max(n_of[key], int(r.k))
+    compared = [r for r in pop if r.rule not in exclude and r.k > 1 and r.k == n_of[(r.base, r.target)]]
+    label = setting_labels(r.setting for r in compared)
+    per: dict[SettingKey, dict[str, RuleRow]] = defaultdict(dict)
     for r in compared:
-        s = single.get((base(r), r["target"]))
+        s = single.get((r.base, r.target))
         if s is None:
             continue
-        setting = tuple(r[f] for f in SETTING_FIELDS)
-        bits, what = rule_storage(r["rule"])
-        metric = float(r["metric"])
-        per[setting][r["target"]] = RuleRow(
-            label[setting], r["evaluation"], rule_label(r["rule"], r["rule_params_json"]), r["target"], int(r["k"]),
+        bits, what = rule_storage(r.rule)
+        metric = float(r.metric)
+        per[r.setting][r.target] = RuleRow(
+            label[r.setting], r.evaluation, rule_label(r.rule, r.rule_params_json), r.target, int(r.k),
             s, metric, (s - metric) * 100.0, 100.0 * metric / s if s else math.nan, bits, what, 1)
     out: list[RuleRow] = []
     for _setting, by_target in sorted(per.items(), key=lambda kv: str(kv[0])):
@@ -564,9 +639,9 @@ def rule_comparison(rows: Sequence[Mapping[str, Any]], singles: Sequence[Mapping
     return sorted(out, key=lambda r: (r.evaluation, averages[r.setting], r.setting, r.target != ALL, r.target))
 
 
-def _rules_table(rows: Sequence[Mapping[str, Any]]) -> list[RuleRow]:
+def _rules_table(rows: Sequence[TrialRow]) -> list[RuleRow]:
     """:func:`rule_comparison` when the store holds two rules or more at k = N (a comparison), else []."""
-    table = rule_comparison(rows)
+    table = compare_rules(rows)
     return table if len({r.rule for r in table}) >= 2 else []
 
 
@@ -599,12 +674,11 @@ def compute_stats(store: ResultsStore | str | Path | Sequence[Mapping[str, Any]]
         with ResultsStore(store, readonly=True) as reader:
             raw = reader.rows("trials")
             selections = reader.selections() if selections is None else selections
-    rows = [{**r, "_setting": tuple(r[f] for f in SETTING_FIELDS)} for r in raw if r["metric"] is not None]
-    label = _setting_labels(rows)
-    pop = [r for r in rows if r["tag"] == ""]
-    per_k = _per_k(pop, label)
-    greedy = _greedy(rows, label, selections)
-    return SweepStats(per_k, _drops(per_k), _correlations(pop, label), greedy, _selection_rows(greedy),
+    rows = trial_rows(raw)
+    pop = [r for r in rows if r.tag == ""]
+    per_k = _per_k(pop)
+    greedy = _greedy(rows, selections)
+    return SweepStats(per_k, _drops(per_k), _correlations(pop), greedy, _selection_rows(greedy),
                       _rules_table(rows), soup_choices(selections or {}))
 
 
