@@ -12,13 +12,7 @@ from pathlib import Path
 from import_graph import SRC, build_graph, cycles, import_graph, path_between
 
 # Each entry: the modules of one strongly connected component (sorted), and why it is still there.
-KNOWN_CYCLES: list[tuple[list[str], str]] = [
-    (
-        ["adaptermix.recommend.live", "adaptermix.sweep.runner"],
-        "sweep's `adaptive` subset generator runs recommend's StoreEvaluator, which evaluates groups with "
-        "sweep.runner.evaluate_group (both imports lazy)",
-    ),
-]
+KNOWN_CYCLES: list[tuple[list[str], str]] = []  # none left: keep it that way
 
 
 def test_no_import_cycle_beyond_the_known_ones() -> None:

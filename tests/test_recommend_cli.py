@@ -114,7 +114,7 @@ def test_recommend_with_non_finite_metrics(pool, tmp_path, capsys, monkeypatch):
     candidate is evaluated again; a search whose evaluation gives no finite metric stops with one line."""
     import dataclasses
 
-    import adaptermix.sweep.runner as runner
+    import adaptermix.sweep.context as runner  # where the search evaluates (recommend.live)
 
     store, js = tmp_path / "s.sqlite", tmp_path / "r.json"
     assert main(_recommend(pool, store, "--budget", "1")) == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import adaptermix.sweep.runner as runner
+import adaptermix.sweep.context as runner  # SweepContext.mixture merges there
 from adaptermix.sweep.runner import SweepContext, run_sweep
 from adaptermix.sweep.spec import load_spec
 from adaptermix.sweep.store import ResultsStore

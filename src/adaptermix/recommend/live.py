@@ -69,7 +69,7 @@ class StoreEvaluator:
                                   space=self.spec.fsd_space).flipped)
 
     def __call__(self, cands: Sequence[Candidate]) -> list[Measured]:
-        from adaptermix.sweep.runner import evaluate_group
+        from adaptermix.sweep.context import evaluate_group
 
         out = []
         for c in cands:
@@ -106,7 +106,7 @@ def live_evaluator(spec: SweepSpec, store_path: str | Path, progress: bool = Tru
                    encoder: Any = None) -> Iterator[StoreEvaluator]:
     """Prepare the sweep context and open (or create) the store for a search outside a sweep; the store
     checks the pool's weights as a sweep does and records a run with the spec as provenance."""
-    from adaptermix.sweep.runner import SweepContext
+    from adaptermix.sweep.context import SweepContext
     from adaptermix.sweep.store import Provenance, ResultsStore
 
     ctx = SweepContext.prepare(spec, encoder)

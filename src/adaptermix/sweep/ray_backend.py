@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from adaptermix.core.raycluster import ActorPlan, import_ray, init_ray, pack_tree, unpack_tree
-from adaptermix.sweep.runner import Backend, SweepContext, evaluate_group
+from adaptermix.sweep.context import SweepContext, evaluate_group
+from adaptermix.sweep.runner import Backend
 from adaptermix.sweep.spec import SweepSpec, Trial
 from adaptermix.sweep.store import TrialResult
 
