@@ -1,7 +1,7 @@
 """The AdaMix GLUE experiment (Wang et al. 2022 Tables 1, 3, 4, 6) and evaluation under inference modes.
 
 The method itself (experts, routing, consistency loss, expert merging, inference modes) is the method
-package :mod:`adaptermix.methods.adamix`; merging artefacts is :func:`adaptermix.artefacts.transforms.merge_experts`.
+package :mod:`adaptermix.methods.adamix`; merging artefacts is :func:`adaptermix.artefacts.transforms.average_experts`.
 This package holds what runs on top of them: :mod:`~adaptermix.adamix.inference` (evaluate an unmerged
 checkpoint under a mode), :mod:`~adaptermix.adamix.experiment` (the grid, run by the job engine
 :mod:`adaptermix.core.jobs`), :mod:`~adaptermix.adamix.runner` and :mod:`~adaptermix.adamix.report`.
@@ -11,8 +11,8 @@ merge_artefact``); ``adaptermix.adamix.merge`` and ``adaptermix.adamix.consisten
 modules for the same reason.
 """
 
-from adaptermix.artefacts.transforms import merge_experts as merge_adapter
-from adaptermix.artefacts.transforms import merge_experts_artefact as merge_artefact
+from adaptermix.artefacts.transforms import average_experts as merge_adapter
+from adaptermix.artefacts.transforms import average_experts_artefact as merge_artefact
 from adaptermix.artefacts.transforms import merged_path
 from adaptermix.methods.adamix import (
     AdaMixBody,

@@ -7,7 +7,7 @@
   parameters, which space.
 - :func:`prune_adapter`: one adapter's body magnitude-pruned.
 - :func:`derive_adapter` / :func:`write_derived`: a method's :class:`~adaptermix.methods.base.Derivation`
-  applied to one adapter (AdaMix's expert merging: :func:`merge_experts`, :func:`merge_experts_artefact`).
+  applied to one adapter (AdaMix's expert merging: :func:`average_experts`, :func:`average_experts_artefact`).
 
 Every transform stamps its metadata the one way, :func:`derived_meta`: the source's metadata copied, the
 method config and provenance replaced, ``created_at`` now; metrics are dropped (a mixture or a pruned
@@ -184,12 +184,12 @@ def write_derived(src: str | Path, derivation: Derivation, out: str | Path | Non
     return save_adapter(derived_path(src, derivation) if out is None else out, derived.tensors, derived.meta, extra)
 
 
-def merge_experts(adapter: Adapter) -> Adapter:
+def average_experts(adapter: Adapter) -> Adapter:
     """AdaMix Eq. 6: the merged (ordinary houlsby/pfeiffer) adapter of an unmerged AdaMix adapter."""
     return derive_adapter(adapter, MERGE_EXPERTS)
 
 
-def merge_experts_artefact(src: str | Path, out: str | Path | None = None) -> Path:
+def average_experts_artefact(src: str | Path, out: str | Path | None = None) -> Path:
     """Read the unmerged AdaMix artefact ``src``, write its merged adapter to ``out`` (default
     :func:`merged_path`), atomically."""
     return write_derived(src, MERGE_EXPERTS, out)

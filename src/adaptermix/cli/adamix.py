@@ -72,11 +72,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from adaptermix.artefacts.transforms import merge_experts_artefact
+    from adaptermix.artefacts.transforms import average_experts_artefact
 
     stamp = output_stamp("adamix merge", command_inputs(args, skip=("output",)))
     check_output(args.output, stamp=stamp, overwrite=args.overwrite)
-    out = merge_experts_artefact(args.adapter, args.output)
+    out = average_experts_artefact(args.adapter, args.output)
     mark_output(out, stamp)
     print(json.dumps({"adapter": str(out), "source": args.adapter}, indent=2))
     return 0
