@@ -371,3 +371,13 @@ def test_export_errors(tmp_path: Path) -> None:
         export_store(tmp_path / "r.sqlite", tmp_path / "t.xlsx")
     with pytest.raises(AdapterMixError, match="export format"):
         export_store(tmp_path / "r.sqlite", tmp_path / "noext")
+
+
+def test_trial_record_names_every_trials_column_and_trials_reads_them(tmp_path) -> None:
+    """The typed row (``TrialRecord``) and the table's columns are one list: a column added to one and not the
+    other fails here; ``trials()`` returns exactly the rows ``rows("trials")`` does."""
+    from adaptermix.sweep.store import TRIAL_COLUMNS, TrialRecord
+
+    assert list(TrialRecord.__annotations__) == list(TRIAL_COLUMNS)
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        assert store.trials() == store.rows("trials") == []

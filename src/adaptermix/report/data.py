@@ -31,7 +31,7 @@ from adaptermix.sweep.stats import (
     setting_key,
     setting_labels,  # the labels compute_stats gives its settings (to select a setting's rows)
 )
-from adaptermix.sweep.store import ResultsStore
+from adaptermix.sweep.store import ResultsStore, TrialRecord
 from adaptermix.training.metrics import BASELINE_PREFIX, is_near
 
 # Evaluation kinds are shown in the registry's order with its labels and colours
@@ -84,7 +84,7 @@ class MethodData:
     """Everything the report shows for one adapter method of a study."""
 
     label: str
-    rows: list[dict[str, Any]]  # the store's trials with a metric, as stored
+    rows: list[TrialRecord]  # the store's trials with a metric, as stored
     stats: SweepStats
     settings: dict[str, Setting]
     fsd: dict[str, Any] | None = None
@@ -118,7 +118,7 @@ class MethodData:
 
     def population(
         self, evaluation: str = "clean", rule: str = "average", params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[TrialRecord]:
         """The setting's population trials (tag ``""``), as store rows."""
         label = self.setting(evaluation, rule, params)
         return [r for r in self.rows if r["tag"] == "" and self.label_of(r) == label]
@@ -280,14 +280,14 @@ def load_method(method_dir: Path, exclude_targets: Collection[str] = ()) -> Meth
     """One method's results store (if any), statistics and FSD matrix; trials whose target is in
     ``exclude_targets`` are left out of everything (rows and statistics)."""
     store_path = method_dir / STORE_NAME
-    raw: list[dict[str, Any]] = []
+    raw: list[TrialRecord] = []
     adversarial: list[dict[str, Any]] = []
     provenance: list[dict[str, Any]] = []
     stats = SweepStats([], [], [], [])
     if store_path.is_file():
         with ResultsStore(store_path, readonly=True) as store:
             # The pipeline has finished writing when the report is built, so these reads agree.
-            raw = [r for r in store.rows("trials") if r["target"] not in exclude_targets]
+            raw = [r for r in store.trials() if r["target"] not in exclude_targets]
             selections = {k: v for k, v in store.selections().items() if k[1] not in exclude_targets}
             stats = compute_stats(raw, selections)
             provenance = store.rows("provenance")

@@ -147,11 +147,12 @@ def finding_2(md: MethodData) -> Statement:
 
 def _gap(md: MethodData, evaluation: str) -> float:
     """Mean of (clean - attacked) metric over the mixtures evaluated both ways (paired by target and subset)."""
-    clean = {(r["target"], r["subset_json"]): r["metric"] for r in md.population("clean")}
+    # MethodData.rows hold only trials with a metric; the checks say so to the type checker too.
+    clean = {(r["target"], r["subset_json"]): r["metric"] for r in md.population("clean") if r["metric"] is not None}
     diffs = [
         clean[key] - r["metric"]
         for r in md.population(evaluation)
-        if (key := (r["target"], r["subset_json"])) in clean
+        if r["metric"] is not None and (key := (r["target"], r["subset_json"])) in clean
     ]
     return float(np.mean(diffs)) if diffs else math.nan
 

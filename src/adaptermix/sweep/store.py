@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from adaptermix._version import __version__
 from adaptermix.core.errors import AdapterMixError, ArtefactError, ResourceError
@@ -68,6 +68,36 @@ TRIAL_COLUMNS: dict[str, str] = {
     "created_at": "TEXT NOT NULL",
     "trial_json": "TEXT NOT NULL",
 }
+class TrialRecord(TypedDict):
+    """One row of the ``trials`` table as :meth:`ResultsStore.trials` returns it (the columns of
+    :data:`TRIAL_COLUMNS`, SQLite's values unconverted: JSON columns are strings, NULLs are None)."""
+
+    key: str
+    run_id: str | None
+    target: str
+    subset_json: str
+    k: int
+    tag: str
+    rule: str
+    rule_params_json: str
+    split: str
+    evaluation: str
+    eval_params_json: str
+    max_eval_examples: int | None
+    seed: int
+    max_length: int | None
+    metric_name: str
+    metric: float | None
+    metrics_json: str
+    mean_pairwise_fsd: float | None
+    target_sign_change: float | None
+    fsd_space: str | None
+    n_examples: int | None
+    seconds: float | None
+    created_at: str
+    trial_json: str
+
+
 PROVENANCE_COLUMNS: dict[str, str] = {
     "run_id": "TEXT PRIMARY KEY",
     "package_version": "TEXT NOT NULL",
@@ -470,6 +500,10 @@ class ResultsStore:
         with self._errors("read"):
             cur = self._conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}")
             return [dict(zip(cols, r, strict=True)) for r in cur]
+
+    def trials(self) -> list[TrialRecord]:
+        """Every trial, typed (:class:`TrialRecord`), in one query: :meth:`rows` of ``trials``."""
+        return cast("list[TrialRecord]", self.rows("trials"))
 
     def count(self, table: str = "trials") -> int:
         TABLES[table]  # noqa: B018 - only known table names reach the SQL text
