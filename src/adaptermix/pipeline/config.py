@@ -53,7 +53,9 @@ class SweepStage(EvaluationsModel):
     """The combinatorial in-domain sweep (Sec. 3.4)."""
 
     enabled: bool = True
-    generator: Literal["all", "sample", "adaptive"] = "all"
+    generator: str = Field(
+        "all", description="a population generator (untagged: all, sample, adaptive, ...; read from the registry)"
+    )
     per_k: int | None = Field(None, ge=1, description="subsets per k for generator=sample")
     budget: int | None = Field(None, ge=1, description="generator=adaptive: evaluations per target")
     strategy: str = Field("model", description="generator=adaptive: the search strategy (see docs/recommend.md)")
@@ -77,6 +79,16 @@ class SweepStage(EvaluationsModel):
         """The layout of before evaluation kinds (see adaptermix.evaluations.config.legacy_layout)."""
         legacy = {k: self.evaluation_params.get(k, {}) for k in LEGACY_KEYS}  # as given, as the old fields held
         return legacy_layout(handler(self), legacy, dict.fromkeys(LEGACY_KEYS, {}), info.exclude_defaults)
+
+    @field_validator("generator")
+    @classmethod
+    def _population_generator(cls, v: str) -> str:
+        """The sweep stage's population: a registered generator without a tag (greedy and AdapterSoup picks
+        have their own stages/sections), so a plug-in population generator needs no edit here."""
+        valid = [g for g in SUBSET_GENERATORS.names() if not SUBSET_GENERATORS.get(g).tag]
+        if v not in valid:
+            raise ValueError(f"sweep.generator: {v!r} is not a population generator; valid: {', '.join(valid)}")
+        return v
 
     @model_validator(mode="after")
     def _budget(self) -> SweepStage:
