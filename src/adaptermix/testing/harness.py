@@ -14,7 +14,6 @@ session id and killed by pid afterwards, without touching any other process on t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import yaml
 
 from adaptermix.backbone.loading import Encoder, load_encoder
 from adaptermix.core.errors import AdapterMixError
+from adaptermix.core.hashing import short_hash
 from adaptermix.sweep.store import ResultsStore
 from adaptermix.testing.tiny import save_encoder, tiny_encoder
 from adaptermix.testing.toy import TOY_SENTIMENT, make_adapter, toy_data
@@ -300,7 +300,7 @@ def same_result(a: dict[str, Any], b: dict[str, Any], tol: float = 1e-9) -> bool
 
 def row_is_whole(row: dict[str, Any]) -> bool:
     """A row a reader may see: its key is the hash of its own trial JSON and its JSON columns parse."""
-    key = hashlib.sha256(row["trial_json"].encode("ascii")).hexdigest()[:16]
+    key = short_hash(row["trial_json"])  # the trial key: the first 16 hex digits of its JSON's SHA-256
     try:
         metrics = json.loads(row["metrics_json"])
         trial = json.loads(row["trial_json"])
