@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from adaptermix.artefacts.artefact import AdapterMeta, load_adapter, new_model, save_adapter, task_to_dict  # noqa: E402
 from adaptermix.backbone import load_encoder  # noqa: E402
+from adaptermix.backbone.loading import set_attention
 from adaptermix.data import load_task  # noqa: E402
 from adaptermix.data.config import DataConfig  # noqa: E402
 from adaptermix.data.sampling import stratified_sample  # noqa: E402
@@ -69,13 +70,6 @@ def random_adapter(root: Path, encoder, task) -> Path:
     model.detach_body()
     return save_adapter(root / "a0", state, meta)
 
-
-def set_attention(model: torch.nn.Module, impl: str) -> None:
-    setter = getattr(model, "set_attn_implementation", None)
-    if setter is not None:
-        setter(impl)
-    else:
-        model.config._attn_implementation = impl
 
 
 def main() -> None:
@@ -106,11 +100,11 @@ def main() -> None:
         return model(**batch)
 
     def eager(batch):
-        set_attention(encoder.model, "eager")
+        set_attention(encoder, "eager")
         try:
             return model(**batch)
         finally:
-            set_attention(encoder.model, "sdpa")
+            set_attention(encoder, "sdpa")
 
     def two_threads(batch):
         torch.set_num_threads(2)

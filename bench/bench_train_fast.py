@@ -32,6 +32,7 @@ import torch
 
 from adaptermix.artefacts.artefact import new_model
 from adaptermix.backbone import load_encoder
+from adaptermix.backbone.loading import set_attention
 from adaptermix.data import load_task
 from adaptermix.data.config import DataConfig
 from adaptermix.methods import MethodConfig
@@ -48,13 +49,6 @@ def old_delta(self: Bottleneck, h: torch.Tensor) -> torch.Tensor:
     out: torch.Tensor = self.up(self.act(self.down(self.drop(h.to(self.down.weight.dtype)))))
     return out.to(h.dtype)
 
-
-def set_attention(model: torch.nn.Module, impl: str) -> None:
-    setter = getattr(model, "set_attn_implementation", None)
-    if setter is not None:
-        setter(impl)
-    else:
-        model.config._attn_implementation = impl
 
 
 def main() -> None:
@@ -92,7 +86,7 @@ def main() -> None:
 
             def step(model=model, opt=opt, batch=batch, labels=tset.labels, enc=enc, delta=delta, attn=attn) -> float:
                 setattr(Bottleneck, "delta", delta)  # noqa: B010 (swapped per variant)
-                set_attention(enc.model, attn)
+                set_attention(enc, attn)
                 model.body.attach(enc)
                 try:
                     t0 = time.perf_counter()
@@ -103,7 +97,7 @@ def main() -> None:
                     return time.perf_counter() - t0
                 finally:
                     model.detach_body()
-                    set_attention(enc.model, "sdpa")
+                    set_attention(enc, "sdpa")
                     setattr(Bottleneck, "delta", NEW_DELTA)  # noqa: B010
 
             steps[name] = step

@@ -37,6 +37,15 @@ import yaml
 from adaptermix.sweep.store import ResultsStore
 
 
+def _new_output(path: str | None, missing: str) -> Path:
+    """The output path, which must be given and must not exist (a user's earlier work is never replaced)."""
+    if not path:
+        sys.exit(f"tune_rules: {missing}")
+    if Path(path).exists():
+        sys.exit(f"tune_rules: {path} exists; remove it first")
+    return Path(path)
+
+
 def _settings(store: str) -> dict[tuple[str, str], dict[str, float]]:
     """(rule, params as sorted JSON) -> {target: validation metric}."""
     out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
@@ -63,11 +72,7 @@ def main() -> None:
     if args.per_target:
         per_target(args)
         return
-    if not args.out:
-        p.error("-o/--out is required")
-    out = Path(args.out)
-    if out.exists():
-        sys.exit(f"tune_rules: {out} exists; remove it first")
+    out = _new_output(args.out, "-o/--out is required")
     spec = yaml.safe_load(Path(args.spec).read_text())
     order = [(r["name"], json.dumps(r.get("params") or {}, sort_keys=True)) for r in spec["rules"]]
     grid = _settings(args.store)
@@ -131,11 +136,7 @@ def per_target(args: argparse.Namespace) -> None:
             print(f"{target:22s} {json.dumps(params):40s} single {single[target]:.3f} mixture {m:.3f} drop {drop:6.2f}")
         print(f"mean drop over {len(drops)} targets: {sum(drops) / len(drops):.2f} points")
         return
-    if not args.out:
-        sys.exit("tune_rules: --per-target needs -o DIR (or --per-target-report)")
-    out = Path(args.out)
-    if out.exists():
-        sys.exit(f"tune_rules: {out} exists; remove it first")
+    out = _new_output(args.out, "--per-target needs -o DIR (or --per-target-report)")
     out.mkdir(parents=True)
     spec = yaml.safe_load(Path(args.spec).read_text())
     spec["split"] = "test"
